@@ -1,0 +1,1 @@
+"""Till: commerce for independent shops and restaurants."""

@@ -1,0 +1,310 @@
+"""`till`: up, serve, worker, db, seed, user."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from app.config import ConfigError, Settings, load_settings, redact_url
+
+T = TypeVar("T")
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"till: {message}", err=True)
+    sys.exit(2)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(factory())  # type: ignore[arg-type]
+
+
+class Services:
+    """The database and Redis this command uses: from the URLs, or embedded ones it starts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: Any = None
+
+    def __enter__(self) -> Settings:
+        database_url, redis_url = self.settings.database_url, self.settings.redis_url
+        if database_url is None or redis_url is None:
+            from app.core.embedded import EmbeddedServers
+
+            self.embedded = EmbeddedServers(self.settings.data_dir)
+            if database_url is None:
+                database_url = self.embedded.start_postgres()
+            if redis_url is None:
+                redis_url = self.embedded.start_valkey()
+            # Children (the worker, uvicorn's app factory) read the same settings from the environment.
+            os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = database_url, redis_url
+            os.environ.setdefault("TILL_DATA_DIR", str(self.settings.data_dir))
+        return _settings()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+async def _check_database(settings: Settings, *, need_migrated: bool) -> None:
+    import asyncpg
+
+    from app.core.db import create_engine, migration_state
+
+    assert settings.database_url is not None
+    engine = create_engine(settings.database_url, pool_size=1)
+    where = redact_url(settings.database_url)
+    try:
+        current, head = await migration_state(engine)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        fail(f"cannot reach the database at {where}: {reason}")
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        fail(f"cannot reach the database at {where}: {reason}")
+    finally:
+        await engine.dispose()
+    if need_migrated and current != head:
+        fail(f"the database is at migration {current or 'none'} but this code needs {head}: run `till db upgrade`")
+
+
+async def _check_redis(settings: Settings) -> None:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(settings.redis_url or "", socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        fail(f"cannot reach Redis at {redact_url(settings.redis_url or '')}: {exc}")
+    finally:
+        await client.aclose()
+
+
+def _migrate(settings: Settings, revision: str = "head") -> None:
+    from alembic import command
+
+    from app.core.db import alembic_config
+
+    assert settings.database_url is not None
+    command.upgrade(alembic_config(settings.database_url), revision)
+
+
+async def _seed(settings: Settings) -> bool:
+    from app.core.db import create_engine, session_maker
+    from app.seed import seed_demo
+
+    assert settings.database_url is not None
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_maker(engine)() as session, session.begin():
+            return await seed_demo(session)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+@click.group()
+def main() -> None:
+    """Till: commerce for independent shops and restaurants."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def up(host: str, port: int) -> None:
+    """Start everything: embedded servers (unless URLs are set), migrate, seed, web app and a worker."""
+    started = time.monotonic()
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=False))
+        _run(lambda: _check_redis(settings))
+        _migrate(settings)
+        seeded = _run(lambda: _seed(settings))
+        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])  # noqa: S603
+        try:
+            from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
+
+            click.echo(
+                f"\nTill is starting on http://{host}:{port}  (ready in {time.monotonic() - started:.1f}s"
+                f"{', demo store seeded' if seeded else ''})\n"
+                f"  storefront  http://{host}:{port}/\n"
+                f"  staff       http://{host}:{port}/signin   e-mail {DEMO_ACCOUNTS[0].email}  "
+                f"password {DEMO_PASSWORD}\n"
+                f"  data        {settings.data_dir}{'' if settings.database_url else ''}\n"
+                "Press Ctrl-C to stop.\n"
+            )
+            _serve(settings, host, port)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            click.echo("Till stopped.")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="web processes")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the web app (no migrations, no worker)."""
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        _run(lambda: _check_redis(settings))
+        _serve(settings, host, port, workers)
+
+
+@main.command()
+@click.option("--concurrency", default=10, show_default=True, type=int)
+def worker(concurrency: int) -> None:
+    """Run a SAQ worker and the outbox relay."""
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        from app.core.logging import configure_logging
+        from workers.settings import build_worker
+
+        configure_logging(settings.log_level)
+        worker = build_worker(settings, concurrency=concurrency)
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            task = asyncio.create_task(worker.start())
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, task.cancel)
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            finally:
+                await worker.stop()
+
+        asyncio.run(run())
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=False))
+        _migrate(settings, revision)
+        click.echo(f"database upgraded to {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    from alembic import command
+
+    from app.core.db import alembic_config
+
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=False))
+        assert settings.database_url is not None
+        command.downgrade(alembic_config(settings.database_url), revision)
+        click.echo(f"database downgraded to {revision}")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True)
+@click.option("--autogenerate/--empty", default=True)
+def db_revision(message: str, autogenerate: bool) -> None:
+    from alembic import command
+
+    from app.core.db import alembic_config
+
+    with Services(_settings()) as settings:
+        assert settings.database_url is not None
+        command.revision(alembic_config(settings.database_url), message=message, autogenerate=autogenerate)
+
+
+@main.command()
+def seed() -> None:
+    """Create the demo store unless it exists."""
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        created = _run(lambda: _seed(settings))
+        click.echo("demo store created" if created else "demo store exists already")
+
+
+@main.group()
+def user() -> None:
+    """Staff accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--store", "store_slug", required=True, help="store slug")
+@click.option("--role", type=click.Choice(["owner", "manager", "staff", "cashier"]), default="staff", show_default=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def user_create(email: str, name: str, store_slug: str, role: str, password: str) -> None:
+    """Create a staff user and add them to a store."""
+    from sqlalchemy import select
+
+    from app.core.db import create_engine, session_maker
+    from app.core.errors import TillError
+    from app.core.rbac import Role
+    from app.stores.models import Store
+    from app.stores.services import UserService
+
+    async def create(settings: Settings) -> None:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            async with session_maker(engine)() as session, session.begin():
+                service = UserService(session)
+                store = await session.scalar(select(Store).where(Store.slug == store_slug))
+                if store is None:
+                    fail(f"no store with slug {store_slug!r}")
+                new_user = await service.create_user(email=email, name=name, password=password)
+                await service.add_member(store, new_user, Role(role))
+        except TillError as exc:
+            details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or exc.detail
+            fail(details)
+        finally:
+            await engine.dispose()
+
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        _run(lambda: create(settings))
+        click.echo(f"created {role} {email} in {store_slug}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Settings from the environment: the only place that reads ``os.environ``.
+
+With no ``DATABASE_URL`` / ``REDIS_URL`` the embedded servers under ``TILL_DATA_DIR``
+are used (``till up`` starts them and passes their URLs down to its children).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+Environment = Literal["dev", "test", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("dev", "test", "production")
+
+
+class ConfigError(Exception):
+    """A setting has a bad value. The message is one line a person can act on."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    redis_url: str | None
+    secret_key: str
+    data_dir: Path
+    env: Environment
+    default_store: str
+    log_level: str
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None or self.redis_url is None
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def normalise_database_url(raw: str) -> str:
+    """Validate a PostgreSQL URL and return it with the asyncpg driver."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL is not a valid URL ({redact_url(raw)!r}); "
+            "expected postgresql://user:password@host:5432/dbname"
+        ) from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {url.get_backend_name()!r}"
+        )
+    if url.get_driver_name() not in ("asyncpg", "psycopg2", "psycopg", ""):
+        raise ConfigError(f"DATABASE_URL driver {url.get_driver_name()!r} is not supported; use asyncpg")
+    if not url.database:
+        raise ConfigError("DATABASE_URL names no database (add /dbname at the end)")
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def normalise_redis_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"REDIS_URL must start with redis://, rediss:// or unix:// (got {redact_url(raw)!r})"
+        )
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"REDIS_URL names no host ({redact_url(raw)!r})")
+    return raw
+
+
+def redact_url(raw: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    parts = urlsplit(raw)
+    if parts.password:
+        return raw.replace(f":{parts.password}@", ":***@", 1)
+    return raw
+
+
+def _secret_key(env: Environment, raw: str | None, data_dir: Path) -> str:
+    if raw:
+        if len(raw) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters long")
+        return raw
+    if env == "production":
+        raise ConfigError("SECRET_KEY must be set when TILL_ENV=production")
+    # Development: one random key per data folder, kept so sessions survive restarts.
+    key_file = data_dir / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings; raise ConfigError with one clear line on a bad value."""
+    env_vars = os.environ if environ is None else environ
+    env = env_vars.get("TILL_ENV", "dev")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"TILL_ENV must be one of {', '.join(ENVIRONMENTS)} (got {env!r})")
+    data_dir = Path(env_vars.get("TILL_DATA_DIR", ".till")).expanduser().resolve()
+    database_url = env_vars.get("DATABASE_URL") or None
+    redis_url = env_vars.get("REDIS_URL") or None
+    log_level = env_vars.get("TILL_LOG_LEVEL", "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"TILL_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR (got {log_level!r})")
+    return Settings(
+        database_url=normalise_database_url(database_url) if database_url else None,
+        redis_url=normalise_redis_url(redis_url) if redis_url else None,
+        secret_key=_secret_key(env, env_vars.get("SECRET_KEY"), data_dir),  # type: ignore[arg-type]
+        data_dir=data_dir,
+        env=env,  # type: ignore[arg-type]
+        default_store=env_vars.get("TILL_DEFAULT_STORE", "demo"),
+        log_level=log_level,
+    )

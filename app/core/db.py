@@ -1,0 +1,77 @@
+"""Database wiring: the SQLAlchemy config, the base models, and the migration check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from advanced_alchemy.base import UUIDv7AuditBase, orm_registry
+from advanced_alchemy.extensions.litestar import (
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+    async_autocommit_handler_maker,
+)
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+__all__ = [
+    "VERSION_TABLE",
+    "MIGRATIONS_DIR",
+    "UUIDv7AuditBase",
+    "alembic_config",
+    "create_engine",
+    "make_sqlalchemy_config",
+    "metadata",
+    "migration_state",
+]
+
+metadata = orm_registry.metadata
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+VERSION_TABLE = "alembic_versions"
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=False,
+        connect_args={"timeout": 5, "server_settings": {"application_name": "till"}},
+    )
+
+
+def make_sqlalchemy_config(engine: AsyncEngine) -> SQLAlchemyAsyncConfig:
+    """One request = one transaction: 2xx and 3xx (POST → 303) commit, anything else rolls back."""
+    return SQLAlchemyAsyncConfig(
+        engine_instance=engine,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        engine_config=EngineConfig(),
+        before_send_handler=async_autocommit_handler_maker(commit_on_redirect=True),
+        session_dependency_key="db_session",
+        create_all=False,
+    )
+
+
+def session_maker(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
+    """Sessions outside a request (middleware lookups, workers, CLI)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.set_main_option("version_table", VERSION_TABLE)
+    cfg.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d_%%(slug)s_%%(rev)s")
+    return cfg
+
+
+async def migration_state(engine: AsyncEngine) -> tuple[str | None, str | None]:
+    """(revision the database is at, head revision of migrations/)."""
+    head = ScriptDirectory.from_config(alembic_config("postgresql://unused/x")).get_current_head()
+    async with engine.connect() as conn:
+        exists = await conn.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": VERSION_TABLE})
+        current = await conn.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}")) if exists else None  # noqa: S608
+    return current, head

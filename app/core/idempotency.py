@@ -1,0 +1,272 @@
+"""Idempotency for every mutating API call (Invariant 2).
+
+The first request with an ``Idempotency-Key`` claims the key (committed at once, in its own
+short transaction) with a hash of the request. Then:
+  same key + same request, finished  → the stored status and body again (``Idempotent-Replayed: true``)
+  same key + different request       → 422
+  same key while the first still runs → 409
+A first request that ends in a 5xx releases its key, so the retry runs for real. A claim whose
+process died is taken over once ``locked_until`` has passed. Keys expire after 24 h (swept by a
+worker job). HTML forms that move money carry a one-time key from ``form_key()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from advanced_alchemy.types import DateTimeUTC, JsonB
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import UUIDv7AuditBase
+from app.core.rbac import Principal
+from app.core.tenancy import TenantMixin, bind_store, system_scope
+
+HEADER = "idempotency-key"
+REPLAYED_HEADER = "idempotent-replayed"
+KEY_TTL = timedelta(hours=24)
+IN_FLIGHT_LEASE = timedelta(minutes=2)
+MAX_KEY_LENGTH = 255
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_KEPT_HEADERS = ("content-type", "location")
+
+
+class IdempotencyKey(TenantMixin, UUIDv7AuditBase):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("store_id", "scope", "key"),)
+
+    scope: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="in_flight")
+    locked_until: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    response_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JsonB, default=None)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
+def request_hash(method: str, path: str, query: bytes, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query, body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claiming a key."""
+
+    outcome: Literal["proceed", "replay", "mismatch", "in_flight"]
+    response: StoredResponse | None = None
+
+
+class IdempotencyStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def claim(self, store_id: uuid.UUID, scope: str, key: str, fingerprint: str) -> Claim:
+        now = datetime.now(UTC)
+        async with self.sessions() as session, session.begin():
+            bind_store(session, store_id)
+            inserted = await session.scalar(
+                insert(IdempotencyKey)
+                .values(
+                    id=uuid.uuid4(),
+                    store_id=store_id,
+                    scope=scope,
+                    key=key,
+                    request_hash=fingerprint,
+                    state="in_flight",
+                    locked_until=now + IN_FLIGHT_LEASE,
+                    expires_at=now + KEY_TTL,
+                )
+                .on_conflict_do_nothing(index_elements=["store_id", "scope", "key"])
+                .returning(IdempotencyKey.id)
+            )
+            if inserted is not None:
+                return Claim("proceed")
+            row = await session.scalar(
+                select(IdempotencyKey)
+                .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+                .with_for_update()
+            )
+            assert row is not None
+            if row.expires_at <= now:
+                row.request_hash = fingerprint
+                return self._take_over(row, now)
+            if row.request_hash != fingerprint:
+                return Claim("mismatch")
+            if row.state == "completed":
+                assert row.response_status is not None
+                return Claim(
+                    "replay",
+                    StoredResponse(row.response_status, dict(row.response_headers or {}), row.response_body or b""),
+                )
+            if row.locked_until > now:
+                return Claim("in_flight")
+            return self._take_over(row, now)
+
+    @staticmethod
+    def _take_over(row: IdempotencyKey, now: datetime) -> Claim:
+        row.state = "in_flight"
+        row.locked_until = now + IN_FLIGHT_LEASE
+        row.expires_at = now + KEY_TTL
+        row.response_status = row.response_headers = row.response_body = None
+        return Claim("proceed")
+
+    async def complete(self, store_id: uuid.UUID, scope: str, key: str, response: StoredResponse) -> None:
+        async with self.sessions() as session, session.begin():
+            bind_store(session, store_id)
+            await session.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+                .values(
+                    state="completed",
+                    response_status=response.status,
+                    response_headers=response.headers,
+                    response_body=response.body,
+                )
+            )
+
+    async def release(self, store_id: uuid.UUID, scope: str, key: str) -> None:
+        async with self.sessions() as session, session.begin():
+            bind_store(session, store_id)
+            await session.execute(
+                delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+            )
+
+    async def sweep_expired(self) -> int:
+        async with self.sessions() as session, session.begin():
+            system_scope(session)
+            result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < func.now()))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _problem(status: int, title: str, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail, "fields": {HEADER: detail}}
+    ).encode()
+    return status, [(b"content-type", b"application/problem+json")], body
+
+
+async def _send_whole(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class IdempotencyMiddleware(ASGIMiddleware):
+    """Applies to unsafe ``/api/`` requests that carry an ``Idempotency-Key`` and a signed-in principal."""
+
+    def __init__(self, store_state_key: str = "idempotency") -> None:
+        self.store_state_key = store_state_key
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS or not scope["path"].startswith("/api/"):
+            await next_app(scope, receive, send)
+            return
+        key = next((v.decode("latin-1") for k, v in scope["headers"] if k == HEADER.encode()), None)
+        principal = scope.get("user")
+        if key is None or not isinstance(principal, Principal):
+            await next_app(scope, receive, send)
+            return
+        if not key or len(key) > MAX_KEY_LENGTH:
+            await _send_whole(
+                send, *_problem(400, "Bad Idempotency-Key", f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} characters.")
+            )
+            return
+
+        body_chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            body_chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(body_chunks)
+        fingerprint = request_hash(scope["method"], scope["path"], scope.get("query_string", b""), body)
+        store: IdempotencyStore = scope["app"].state[self.store_state_key]
+        key_scope = principal.idempotency_scope
+        claim = await store.claim(principal.store_id, key_scope, key, fingerprint)
+
+        if claim.outcome == "mismatch":
+            await _send_whole(
+                send,
+                *_problem(422, "Idempotency-Key reused", "This Idempotency-Key was used for a different request."),
+            )
+            return
+        if claim.outcome == "in_flight":
+            await _send_whole(
+                send,
+                *_problem(409, "Request in progress", "A request with this Idempotency-Key is still running."),
+            )
+            return
+        if claim.outcome == "replay":
+            assert claim.response is not None
+            stored = claim.response
+            headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
+            headers.append((REPLAYED_HEADER.encode(), b"true"))
+            await _send_whole(send, stored.status, headers, stored.body)
+            return
+
+        delivered = False
+
+        async def replay_receive() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        status = 500
+        kept_headers: dict[str, str] = {}
+        response_body: list[bytes] = []
+
+        async def capture_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.decode("latin-1").lower() in _KEPT_HEADERS:
+                        kept_headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                response_body.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await next_app(scope, replay_receive, capture_send)
+        except BaseException:
+            await store.release(principal.store_id, key_scope, key)
+            raise
+        if status >= 500:
+            await store.release(principal.store_id, key_scope, key)
+        else:
+            await store.complete(
+                principal.store_id, key_scope, key, StoredResponse(status, kept_headers, b"".join(response_body))
+            )
+
+
+def form_key() -> str:
+    """A one-time key for an HTML form that moves money (rendered as a hidden field)."""
+    return str(uuid.uuid4())
+
+

@@ -1,0 +1,95 @@
+"""Money is integers (Invariant 1): minor units plus an ISO-4217 currency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from babel.numbers import format_currency, get_currency_precision
+
+__all__ = ["Money", "allocate", "minor_digits"]
+
+
+def minor_digits(currency: str) -> int:
+    """Digits after the decimal point for a currency (EUR 2, JPY 0, BHD 3)."""
+    return int(get_currency_precision(currency))
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount_minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount_minor, bool) or not isinstance(self.amount_minor, int):
+            raise TypeError("Money.amount_minor must be an int (minor units), never a float")
+        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
+            raise ValueError(f"not an ISO-4217 currency code: {self.currency!r}")
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(0, currency)
+
+    def _same(self, other: Money) -> None:
+        if self.currency != other.currency:
+            raise ValueError(f"cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount_minor + other.amount_minor, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount_minor - other.amount_minor, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount_minor, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount_minor < other.amount_minor
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount_minor <= other.amount_minor
+
+    def times(self, quantity: int) -> Money:
+        return Money(self.amount_minor * quantity, self.currency)
+
+    def allocate(self, weights: Sequence[int]) -> list[Money]:
+        return [Money(part, self.currency) for part in allocate(self.amount_minor, weights)]
+
+    def as_decimal(self) -> Decimal:
+        return Decimal(self.amount_minor).scaleb(-minor_digits(self.currency))
+
+    def format(self, locale: str = "en_US") -> str:
+        return str(format_currency(self.as_decimal(), self.currency, locale=locale))
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def allocate(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` minor units in proportion to ``weights``; the parts always sum to ``total``.
+
+    Largest-remainder method: each part gets the floor of its exact share, and the units
+    left over go one each to the parts with the largest remainders (earliest first on ties).
+    Negative totals are split like their absolute value, then negated.
+    """
+    if not weights:
+        raise ValueError("allocate needs at least one weight")
+    if any(w < 0 for w in weights):
+        raise ValueError("weights must not be negative")
+    weight_sum = sum(weights)
+    if weight_sum == 0:
+        raise ValueError("weights must not all be zero")
+    sign = -1 if total < 0 else 1
+    magnitude = abs(total)
+    shares = [divmod(magnitude * w, weight_sum) for w in weights]
+    parts = [q for q, _ in shares]
+    left_over = magnitude - sum(parts)
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-shares[i][1], i))
+    for i in by_remainder[:left_over]:
+        parts[i] += 1
+    return [sign * p for p in parts]

@@ -1,0 +1,48 @@
+"""Jinja2 setup: template folder, filters and globals shared by every page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+from markupsafe import Markup
+
+from app.core.idempotency import form_key
+from app.core.money import Money
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+
+def money_filter(value: Money | int | None, currency: str | None = None, locale: str = "en_US") -> str:
+    """``{{ price|money }}`` for a Money, ``{{ cents|money('EUR') }}`` for minor units."""
+    if value is None:
+        return ""
+    if isinstance(value, Money):
+        return value.format(locale)
+    if currency is None:
+        raise ValueError("money filter needs a currency for a plain integer amount")
+    return Money(value, currency).format(locale)
+
+
+def idempotency_input() -> Markup:
+    """Hidden one-time key for forms that move money: a resubmit reuses it, so it never charges twice."""
+    return Markup('<input type="hidden" name="idempotency_key" value="{}">').format(form_key())
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html", "xml"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = money_filter
+    env.globals["idempotency_input"] = idempotency_input
+    return env
+
+
+def make_template_config() -> TemplateConfig[Any]:
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(make_environment()))

@@ -1,0 +1,128 @@
+"""create_app(): plugins, routes, middleware — nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.plugins.flash import FlashConfig, FlashPlugin
+from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.static_files import create_static_files_router
+from litestar.stores.redis import RedisStore
+from redis.asyncio import Redis
+from saq import Queue
+
+from app.config import ConfigError, Settings, load_settings
+from app.core.db import create_engine, make_sqlalchemy_config, migration_state, session_maker
+from app.core.health import HealthController, MetricsController
+from app.core.http_errors import exception_handlers
+from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
+from app.core.logging import CorrelationIdMiddleware, configure_logging
+from app.core.security_headers import SecurityHeadersMiddleware
+from app.core.templating import make_template_config
+from app.storefront.controllers import StorefrontController
+from app.stores.access import AccessMiddleware
+from app.stores.controllers import SignInController, StaffController, StoreApiController
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+QUEUE_NAME = "till"
+
+
+def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> Litestar:
+    settings = settings or load_settings()
+    if settings.database_url is None or settings.redis_url is None:
+        raise ConfigError("DATABASE_URL and REDIS_URL must be set (`till up` sets them for the embedded servers)")
+    configure_logging(settings.log_level)
+
+    engine = create_engine(settings.database_url)
+    sessions = session_maker(engine)
+    redis = Redis.from_url(settings.redis_url)
+    queue = Queue.from_url(settings.redis_url, name=QUEUE_NAME)
+    channels = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=redis), arbitrary_channels_allowed=True)
+    template_config = make_template_config()
+    session_config = ServerSideSessionConfig(
+        store="sessions", key="till_session", max_age=12 * 3600, secure=settings.is_production, samesite="lax"
+    )
+    prometheus = PrometheusConfig(app_name="till", prefix="till", group_path=True, exclude=["/metrics"])
+
+    async def on_startup(app: Litestar) -> None:
+        if check_migrations:
+            current, head = await migration_state(engine)
+            if current != head:
+                raise ConfigError(
+                    f"database is at migration {current or 'none'}, code expects {head}: run `till db upgrade`"
+                )
+        await queue.connect()
+
+    async def on_shutdown(app: Litestar) -> None:
+        await queue.disconnect()
+        await redis.aclose()
+        await engine.dispose()
+
+    return Litestar(
+        route_handlers=[
+            HealthController,
+            MetricsController,
+            SignInController,
+            StaffController,
+            StoreApiController,
+            StorefrontController,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+        ],
+        plugins=[
+            SQLAlchemyPlugin(config=make_sqlalchemy_config(engine)),
+            HTMXPlugin(),
+            FlashPlugin(config=FlashConfig(template_config=template_config)),
+            channels,
+        ],
+        middleware=[
+            CorrelationIdMiddleware(),
+            SecurityHeadersMiddleware(),
+            prometheus.middleware,
+            session_config.middleware,
+            AccessMiddleware(),
+            IdempotencyMiddleware(),
+        ],
+        stores={"sessions": RedisStore(redis, namespace="till:session")},
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="till_csrf",
+            header_name="x-csrftoken",
+            cookie_secure=settings.is_production,
+            exclude=["^/api/", "^/webhooks/"],
+        ),
+        template_config=template_config,
+        request_class=HTMXRequest,
+        exception_handlers=exception_handlers,
+        openapi_config=OpenAPIConfig(
+            title="Till API",
+            version="1",
+            path="/schema",
+            description="Integrations API. Authenticate with `Authorization: Bearer till_…`; "
+            "mutating calls accept `Idempotency-Key`.",
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
+        ),
+        state=State(
+            {
+                "settings": settings,
+                "engine": engine,
+                "sessions": sessions,
+                "redis": redis,
+                "queue": queue,
+                "channels": channels,
+                "idempotency": IdempotencyStore(sessions),
+            }
+        ),
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        debug=False,
+    )

@@ -1,0 +1,1 @@
+"""Stores (tenants), staff users, memberships with roles, and API tokens."""

@@ -1,0 +1,63 @@
+"""Resolves who is calling: a staff session (pages) or a bearer API token (/api)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.rbac import Principal
+from app.stores.services import StaffAccessService
+
+SESSION_USER = "user_id"
+SESSION_STORE = "store_id"
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials:
+                return credentials.strip()
+    return None
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+class AccessMiddleware(ASGIMiddleware):
+    """Sets ``scope["user"]`` to a Principal, or None for anonymous callers. Guards decide the rest.
+
+    ``/api`` takes bearer tokens only (no cookies, so no CSRF); pages take the session cookie.
+    """
+
+    exclude_path_pattern = ("^/static/", "^/health$", "^/metrics$")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        scope["user"] = await self._resolve(scope)
+        await next_app(scope, receive, send)
+
+    async def _resolve(self, scope: Scope) -> Principal | None:
+        sessions: async_sessionmaker[AsyncSession] = scope["app"].state.sessions
+        if scope["path"].startswith("/api/"):
+            raw = _bearer(scope)
+            if raw is None:
+                return None
+            async with sessions() as session, session.begin():
+                return await StaffAccessService(session).principal_for_token(raw)
+        cookie_session = scope.get("session")
+        if not isinstance(cookie_session, dict):
+            return None
+        user_id = _uuid(cookie_session.get(SESSION_USER))
+        store_id = _uuid(cookie_session.get(SESSION_STORE))
+        if user_id is None or store_id is None:
+            return None
+        async with sessions() as session:
+            return await StaffAccessService(session).principal_for_session(user_id, store_id)

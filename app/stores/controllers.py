@@ -1,0 +1,236 @@
+"""Sign-in, the staff home, store settings and API tokens: pages and /api/v1 routes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.plugins.flash import flash
+from litestar.response import Redirect, Template
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import TillError, TooManyRequests, ValidationFailed
+from app.core.rbac import Principal, Role, principal_of, require_role
+from app.stores.access import SESSION_STORE, SESSION_USER
+from app.stores.schemas import ApiTokenCreate, ApiTokenIssued, ApiTokenOut, StoreOut, StoreUpdate
+from app.stores.services import ApiTokenService, StaffAccessService, StoreService
+
+FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/staff"
+
+
+def _client_ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class SignInController(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/signin", name="signin")
+    async def signin_page(self, request: Request[Any, Any, Any], next: str | None = None) -> Template:  # noqa: A002
+        return Template("auth/signin.html", context={"next": _safe_next(next), "values": {}, "errors": {}})
+
+    @post("/signin", status_code=303)
+    async def signin(self, request: Request[Any, Any, Any], data: FormData, db_session: AsyncSession) -> Any:
+        redis: Redis = request.app.state.redis
+        values = {"email": data.get("email", "")}
+        target = _safe_next(data.get("next"))
+        try:
+            result = await StaffAccessService(db_session).sign_in(
+                redis, data.get("email", ""), data.get("password", ""), _client_ip(request)
+            )
+        except (ValidationFailed, TooManyRequests) as exc:
+            errors = dict(exc.fields) or {"form": exc.detail}
+            errors.setdefault("form", exc.detail)
+            status = exc.status_code
+            return Template(
+                "auth/signin.html",
+                context={"next": target, "values": values, "errors": errors},
+                status_code=status,
+            )
+        request.set_session({SESSION_USER: str(result.user_id), SESSION_STORE: str(result.store_id)})
+        return Redirect(target, status_code=303)
+
+    @post("/signout", status_code=303)
+    async def signout(self, request: Request[Any, Any, Any]) -> Redirect:
+        request.clear_session()
+        flash(request, "You are signed out.", category="info")
+        return Redirect("/signin", status_code=303)
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    href: str
+    description: str
+    min_role: Role
+
+
+STAFF_SECTIONS = (
+    Section("Store settings", "/staff/settings", "Name and time zone of the store.", Role.MANAGER),
+    Section("API tokens", "/staff/api-tokens", "Keys for integrations using /api/v1.", Role.MANAGER),
+    Section("API reference", "/schema/openapi.json", "The OpenAPI description of /api/v1.", Role.MANAGER),
+    Section("Storefront", "/s/{slug}", "What shoppers see.", Role.CASHIER),
+)
+
+
+class StaffController(Controller):
+    path = "/staff"
+    guards = [require_role]
+    include_in_schema = False
+
+    @get("/", name="staff_home")
+    async def home(self, request: Request[Any, Any, Any]) -> Template:
+        me = principal_of(request)
+        sections = [
+            Section(s.title, s.href.format(slug=me.store_slug), s.description, s.min_role)
+            for s in STAFF_SECTIONS
+            if me.can(s.min_role)
+        ]
+        return Template("staff/home.html", context={"me": me, "sections": sections})
+
+    @post("/stores/{store_id:uuid}/switch", status_code=303)
+    async def switch_store(self, request: Request[Any, Any, Any], store_id: uuid.UUID) -> Redirect:
+        me = principal_of(request)
+        if all(s.id != store_id for s in me.stores):
+            flash(request, "You are not a member of that store.", category="error")
+            return Redirect("/staff", status_code=303)
+        request.set_session({SESSION_USER: str(me.user_id), SESSION_STORE: str(store_id)})
+        return Redirect("/staff", status_code=303)
+
+    @get("/settings", opt={"min_role": Role.MANAGER})
+    async def settings_page(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
+        me = principal_of(request)
+        store = await StoreService(db_session, me.store_id).get()
+        values = {"name": store.name, "timezone": store.timezone}
+        return Template("staff/settings.html", context={"me": me, "store": store, "values": values, "errors": {}})
+
+    @post("/settings", opt={"min_role": Role.MANAGER}, status_code=303)
+    async def save_settings(self, request: Request[Any, Any, Any], data: FormData, db_session: AsyncSession) -> Any:
+        me = principal_of(request)
+        service = StoreService(db_session, me.store_id)
+        try:
+            await service.update(name=data.get("name", ""), timezone=data.get("timezone", ""))
+        except ValidationFailed as exc:
+            store = await service.get()
+            return Template(
+                "staff/settings.html",
+                context={"me": me, "store": store, "values": data, "errors": {"form": exc.detail, **exc.fields}},
+                status_code=422,
+            )
+        flash(request, "Settings saved.", category="success")
+        return Redirect("/staff/settings", status_code=303)
+
+    @get("/api-tokens", opt={"min_role": Role.MANAGER})
+    async def tokens_page(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
+        return await self._tokens_page(request, db_session)
+
+    async def _tokens_page(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        *,
+        issued: str | None = None,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+        status_code: int = 200,
+    ) -> Template:
+        me = principal_of(request)
+        tokens = await ApiTokenService.for_store(db_session, me.store_id).list_tokens()
+        return Template(
+            "staff/api_tokens.html",
+            context={
+                "me": me,
+                "tokens": tokens,
+                "roles": list(Role),
+                "issued": issued,
+                "errors": errors or {},
+                "values": values or {"role": Role.STAFF.value},
+            },
+            status_code=status_code,
+        )
+
+    @post("/api-tokens", opt={"min_role": Role.OWNER}, status_code=200)
+    async def create_token(self, request: Request[Any, Any, Any], data: FormData, db_session: AsyncSession) -> Template:
+        me = principal_of(request)
+        service = ApiTokenService.for_store(db_session, me.store_id)
+        try:
+            _, secret = await service.issue(name=data.get("name", ""), role=data.get("role", ""), created_by=me.user_id)
+        except ValidationFailed as exc:
+            return await self._tokens_page(
+                request, db_session, errors={"form": exc.detail, **exc.fields}, values=data, status_code=422
+            )
+        # The secret is shown in this response only (no redirect: it must never sit in a session or URL).
+        return await self._tokens_page(request, db_session, issued=secret)
+
+    @post("/api-tokens/{token_id:uuid}/revoke", opt={"min_role": Role.OWNER}, status_code=303)
+    async def revoke_token(self, request: Request[Any, Any, Any], token_id: uuid.UUID, db_session: AsyncSession) -> Redirect:
+        me = principal_of(request)
+        token = await ApiTokenService.for_store(db_session, me.store_id).revoke(token_id)
+        flash(request, f"Token “{token.name}” revoked.", category="success")
+        return Redirect("/staff/api-tokens", status_code=303)
+
+
+class StoreApiController(Controller):
+    path = "/api/v1"
+    guards = [require_role]
+    tags = ["store"]
+
+    @get("/store", summary="The store this token belongs to")
+    async def get_store(self, request: Request[Principal, Any, Any], db_session: AsyncSession) -> StoreOut:
+        me = principal_of(request)
+        return StoreOut.of(await StoreService(db_session, me.store_id).get())
+
+    @patch("/store", opt={"min_role": Role.MANAGER}, summary="Change the store's name or time zone")
+    async def update_store(
+        self, request: Request[Principal, Any, Any], data: StoreUpdate, db_session: AsyncSession
+    ) -> StoreOut:
+        me = principal_of(request)
+        return StoreOut.of(await StoreService(db_session, me.store_id).update(name=data.name, timezone=data.timezone))
+
+    @get("/api-tokens", opt={"min_role": Role.MANAGER}, tags=["api tokens"], summary="List API tokens")
+    async def list_tokens(self, request: Request[Principal, Any, Any], db_session: AsyncSession) -> list[ApiTokenOut]:
+        me = principal_of(request)
+        return [ApiTokenOut.of(t) for t in await ApiTokenService.for_store(db_session, me.store_id).list_tokens()]
+
+    @post("/api-tokens", opt={"min_role": Role.OWNER}, tags=["api tokens"], summary="Issue an API token")
+    async def issue_token(
+        self, request: Request[Principal, Any, Any], data: ApiTokenCreate, db_session: AsyncSession
+    ) -> ApiTokenIssued:
+        me = principal_of(request)
+        token, secret = await ApiTokenService.for_store(db_session, me.store_id).issue(
+            name=data.name, role=data.role, created_by=me.user_id
+        )
+        return ApiTokenIssued(token=ApiTokenOut.of(token), secret=secret)
+
+    @get("/api-tokens/{token_id:uuid}", opt={"min_role": Role.MANAGER}, tags=["api tokens"], summary="One API token")
+    async def get_token(
+        self, request: Request[Principal, Any, Any], token_id: uuid.UUID, db_session: AsyncSession
+    ) -> ApiTokenOut:
+        me = principal_of(request)
+        return ApiTokenOut.of(await ApiTokenService.for_store(db_session, me.store_id).get_token(token_id))
+
+    @delete(
+        "/api-tokens/{token_id:uuid}",
+        opt={"min_role": Role.OWNER},
+        tags=["api tokens"],
+        summary="Revoke an API token",
+        status_code=204,
+    )
+    async def revoke_token(self, request: Request[Principal, Any, Any], token_id: uuid.UUID, db_session: AsyncSession) -> None:
+        me = principal_of(request)
+        await ApiTokenService.for_store(db_session, me.store_id).revoke(token_id)
+
+
+__all__ = ["SignInController", "StaffController", "StoreApiController", "TillError"]

@@ -1,0 +1,283 @@
+"""The stores domain's rules: stores, staff sign-in, memberships, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import available_timezones
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
+from app.core.outbox import emit
+from app.core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from app.core.ratelimit import SIGNIN_PER_EMAIL, SIGNIN_PER_IP
+from app.core.rbac import Principal, Role, StoreRef
+from app.core.tenancy import bind_store, system_scope
+from app.stores.models import ApiToken, Membership, Store, User
+
+TOKEN_PREFIX = "till_"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TIMEZONES = frozenset(available_timezones())
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _principal(membership: Membership, stores: tuple[StoreRef, ...]) -> Principal:
+    store, user = membership.store, membership.user
+    return Principal(
+        kind="staff",
+        store_id=store.id,
+        store_slug=store.slug,
+        store_name=store.name,
+        currency=store.currency,
+        timezone=store.timezone,
+        role=Role(membership.role),
+        display_name=user.name,
+        user_id=user.id,
+        email=user.email,
+        stores=stores,
+    )
+
+
+@dataclass(frozen=True)
+class SignIn:
+    user_id: uuid.UUID
+    store_id: uuid.UUID
+
+
+class StaffAccessService:
+    """Who may act, for which store. Reads across stores on purpose (system scope)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        system_scope(session)
+
+    async def sign_in(self, redis: Redis, email: str, password: str, client_ip: str) -> SignIn:
+        email = normalise_email(email)
+        fields: dict[str, str] = {}
+        if not email:
+            fields["email"] = "Enter your e-mail address."
+        if not password:
+            fields["password"] = "Enter your password."
+        if fields:
+            raise ValidationFailed("Enter your e-mail and password.", fields=fields)
+        wait = max(
+            await SIGNIN_PER_EMAIL.locked_for(redis, email), await SIGNIN_PER_IP.locked_for(redis, client_ip)
+        )
+        if wait:
+            minutes = max(1, round(wait / 60))
+            raise TooManyRequests(
+                f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                retry_after=wait,
+            )
+        user = await self.session.scalar(select(User).where(User.email == email))
+        if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
+            await SIGNIN_PER_EMAIL.record_failure(redis, email)
+            await SIGNIN_PER_IP.record_failure(redis, client_ip)
+            raise ValidationFailed("That e-mail and password do not match.", fields={"password": "Wrong e-mail or password."})
+        memberships = await self._memberships(user.id)
+        if not memberships:
+            raise ValidationFailed("Your account has no store yet. Ask the store owner to add you.")
+        await SIGNIN_PER_EMAIL.clear(redis, email)
+        user.last_signed_in_at = datetime.now(UTC)
+        return SignIn(user_id=user.id, store_id=memberships[0].store_id)
+
+    async def _memberships(self, user_id: uuid.UUID) -> list[Membership]:
+        rows = await self.session.scalars(
+            select(Membership).where(Membership.user_id == user_id).order_by(Membership.created_at)
+        )
+        return list(rows)
+
+    async def principal_for_session(self, user_id: uuid.UUID, store_id: uuid.UUID) -> Principal | None:
+        memberships = [m for m in await self._memberships(user_id) if m.user.is_active]
+        stores = tuple(StoreRef(m.store.id, m.store.slug, m.store.name, Role(m.role)) for m in memberships)
+        current = next((m for m in memberships if m.store_id == store_id), None)
+        return _principal(current, stores) if current else None
+
+    async def principal_for_token(self, raw_token: str) -> Principal | None:
+        if not raw_token.startswith(TOKEN_PREFIX):
+            return None
+        row = (
+            await self.session.execute(
+                select(ApiToken, Store)
+                .join(Store, Store.id == ApiToken.store_id)
+                .where(ApiToken.secret_hash == token_hash(raw_token), ApiToken.revoked_at.is_(None))
+            )
+        ).first()
+        if row is None:
+            return None
+        token, store = row
+        now = datetime.now(UTC)
+        if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
+            token.last_used_at = now
+        return Principal(
+            kind="token",
+            store_id=store.id,
+            store_slug=store.slug,
+            store_name=store.name,
+            currency=store.currency,
+            timezone=store.timezone,
+            role=Role(token.role),
+            display_name=f"API token {token.name}",
+            token_id=token.id,
+        )
+
+
+def token_hash(raw_token: str) -> str:
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+class UserService:
+    """Creating staff accounts (CLI, seed, owners adding staff)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        system_scope(session)
+
+    async def create_store(self, *, name: str, slug: str, currency: str, timezone: str = "UTC") -> Store:
+        validate_store_fields(name=name, timezone=timezone, currency=currency, slug=slug)
+        if await self.session.scalar(select(Store.id).where(Store.slug == slug)):
+            raise Conflict(f"A store with the address {slug!r} exists already.", fields={"slug": "Taken."})
+        store = Store(name=name.strip(), slug=slug, currency=currency, timezone=timezone, settings={})
+        self.session.add(store)
+        await self.session.flush()
+        return store
+
+    async def create_user(self, *, email: str, name: str, password: str) -> User:
+        email = normalise_email(email)
+        fields: dict[str, str] = {}
+        if not _EMAIL.match(email):
+            fields["email"] = "Enter a valid e-mail address."
+        if len(password) < MIN_PASSWORD_LENGTH:
+            fields["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        if not name.strip():
+            fields["name"] = "Enter a name."
+        if fields:
+            raise ValidationFailed("Check the highlighted fields.", fields=fields)
+        if await self.session.scalar(select(User.id).where(User.email == email)):
+            raise Conflict("A user with that e-mail exists already.", fields={"email": "Taken."})
+        user = User(email=email, name=name.strip(), password_hash=hash_password(password))
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def add_member(self, store: Store, user: User, role: Role) -> Membership:
+        membership = Membership(store_id=store.id, user_id=user.id, role=role)
+        self.session.add(membership)
+        await self.session.flush()
+        return membership
+
+
+def validate_store_fields(
+    *, name: str | None = None, timezone: str | None = None, currency: str | None = None, slug: str | None = None
+) -> None:
+    fields: dict[str, str] = {}
+    if name is not None and not (1 <= len(name.strip()) <= 120):
+        fields["name"] = "Enter a name of 1 to 120 characters."
+    if timezone is not None and timezone not in _TIMEZONES:
+        fields["timezone"] = "Choose a time zone such as Europe/Berlin."
+    if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
+        fields["currency"] = "Use a three-letter ISO-4217 code such as EUR."
+    if slug is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,62}", slug):
+        fields["slug"] = "Use 2–63 lowercase letters, digits and dashes."
+    if fields:
+        raise ValidationFailed("Check the highlighted fields.", fields=fields)
+
+
+class StoreService:
+    """The signed-in store's own settings. The session is bound to that store."""
+
+    def __init__(self, session: AsyncSession, store_id: uuid.UUID) -> None:
+        self.session = session
+        self.store_id = store_id
+        bind_store(session, store_id)
+
+    async def get(self) -> Store:
+        store = await self.session.get(Store, self.store_id)
+        if store is None:
+            raise NotFound("No such store.")
+        return store
+
+    async def update(self, *, name: str | None = None, timezone: str | None = None) -> Store:
+        validate_store_fields(name=name, timezone=timezone)
+        store = await self.get()
+        changed: dict[str, Any] = {}
+        if name is not None and name.strip() != store.name:
+            store.name = changed["name"] = name.strip()
+        if timezone is not None and timezone != store.timezone:
+            store.timezone = changed["timezone"] = timezone
+        if changed:
+            emit(self.session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload=changed)
+        return store
+
+
+class ApiTokenRepository(SQLAlchemyAsyncRepository[ApiToken]):
+    model_type = ApiToken
+
+
+class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken, ApiTokenRepository]):
+    """API tokens of the session's store. The secret is shown once; only its hash is kept."""
+
+    repository_type = ApiTokenRepository
+
+    @classmethod
+    def for_store(cls, session: AsyncSession, store_id: uuid.UUID) -> ApiTokenService:
+        bind_store(session, store_id)
+        return cls(session=session)
+
+    async def list_tokens(self) -> list[ApiToken]:
+        return list(await self.repository.list(order_by=[("created_at", True)]))
+
+    async def get_token(self, token_id: uuid.UUID) -> ApiToken:
+        token = await self.repository.get_one_or_none(id=token_id)
+        if token is None:
+            raise NotFound("No such API token.")
+        return token
+
+    async def issue(self, *, name: str, role: Role | str, created_by: uuid.UUID | None) -> tuple[ApiToken, str]:
+        name = name.strip()
+        fields: dict[str, str] = {}
+        if not (1 <= len(name) <= 80):
+            fields["name"] = "Enter a name of 1 to 80 characters."
+        try:
+            role = Role(role)
+        except ValueError:
+            fields["role"] = f"Choose one of: {', '.join(r.value for r in Role)}."
+        if fields:
+            raise ValidationFailed("Check the highlighted fields.", fields=fields)
+        prefix = secrets.token_hex(4)
+        raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+        token = await self.repository.add(
+            ApiToken(name=name, prefix=prefix, secret_hash=token_hash(raw), role=Role(role), created_by_id=created_by)
+        )
+        emit(self.repository.session, "api_token.issued", aggregate_type="api_token", aggregate_id=token.id)
+        return token, raw
+
+    async def revoke(self, token_id: uuid.UUID) -> ApiToken:
+        token = await self.get_token(token_id)
+        if token.revoked_at is None:
+            token.revoked_at = datetime.now(UTC)
+            emit(self.repository.session, "api_token.revoked", aggregate_type="api_token", aggregate_id=token.id)
+        return token
+
+
+async def store_by_slug(session: AsyncSession, slug: str) -> Store:
+    """Public lookup for the storefront; binds the session to that store."""
+    store = await session.scalar(select(Store).where(Store.slug == slug))
+    if store is None:
+        raise NotFound("No shop at this address.")
+    bind_store(session, store.id)
+    return store

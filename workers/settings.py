@@ -1,0 +1,68 @@
+"""Builds the SAQ worker. Startup puts engine, sessions and Redis into ``ctx`` and starts the outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+from redis.asyncio import Redis
+from saq import CronJob, Queue, Worker
+
+from app.config import Settings
+from app.core.db import create_engine, session_maker
+from app.core.idempotency import IdempotencyStore
+from app.core.logging import bind_correlation_id
+from app.core.outbox import OutboxRelay
+from app.main import QUEUE_NAME
+from workers import tasks
+
+log = structlog.get_logger(__name__)
+
+FUNCTIONS = [tasks.sweep_idempotency_keys]
+CRON_JOBS = [CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60)]
+
+
+def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool = True) -> Worker:
+    assert settings.database_url and settings.redis_url
+    queue = Queue.from_url(settings.redis_url, name=QUEUE_NAME)
+    database_url = settings.database_url
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(database_url, pool_size=5)
+        sessions = session_maker(engine)
+        redis = Redis.from_url(settings.redis_url or "")
+        ctx.update(engine=engine, sessions=sessions, redis=redis, idempotency=IdempotencyStore(sessions))
+        if run_relay:
+            relay = OutboxRelay(sessions, RedisChannelsPubSubBackend(redis=redis), queue)
+            listen_dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+            ctx["relay_task"] = asyncio.create_task(relay.run(listen_dsn))
+        log.info("worker.started", queue=QUEUE_NAME, relay=run_relay)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        task = ctx.get("relay_task")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await ctx["redis"].aclose()
+        await ctx["engine"].dispose()
+
+    async def before_process(ctx: dict[str, Any]) -> None:
+        job = ctx.get("job")
+        correlation_id = job.kwargs.get("correlation_id") if job is not None else None
+        bind_correlation_id(correlation_id)
+        if job is not None:
+            structlog.contextvars.bind_contextvars(job=job.function, job_key=job.key)
+
+    return Worker(
+        queue,
+        functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS,
+        concurrency=concurrency,
+        startup=startup,
+        shutdown=shutdown,
+        before_process=before_process,
+    )
