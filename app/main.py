@@ -35,6 +35,8 @@ from app.stores.controllers import SignInController, StaffController, StoreApiCo
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 QUEUE_NAME = "till"
+# Machine endpoints: no session cookie, no CSRF cookie (the API authenticates with bearer tokens).
+NO_COOKIE_PATHS = ["^/api/", "^/health$", "^/ready$", "^/metrics$", "^/static/", "^/schema"]
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> Litestar:
@@ -50,7 +52,12 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     channels = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=redis), arbitrary_channels_allowed=True)
     template_config = make_template_config()
     session_config = ServerSideSessionConfig(
-        store="sessions", key="till_session", max_age=12 * 3600, secure=settings.is_production, samesite="lax"
+        store="sessions",
+        key="till_session",
+        max_age=12 * 3600,
+        secure=settings.is_production,
+        samesite="lax",
+        exclude=NO_COOKIE_PATHS,
     )
     prometheus = PrometheusConfig(app_name="till", prefix="till", group_path=True, exclude=["/metrics"])
 
@@ -98,7 +105,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             cookie_name="till_csrf",
             header_name="x-csrftoken",
             cookie_secure=settings.is_production,
-            exclude=["^/api/", "^/webhooks/"],
+            exclude=[*NO_COOKIE_PATHS, "^/webhooks/"],
         ),
         template_config=template_config,
         request_class=HTMXRequest,

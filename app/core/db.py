@@ -9,7 +9,6 @@ from advanced_alchemy.extensions.litestar import (
     AsyncSessionConfig,
     EngineConfig,
     SQLAlchemyAsyncConfig,
-    async_autocommit_handler_maker,
 )
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
@@ -48,7 +47,10 @@ def make_sqlalchemy_config(engine: AsyncEngine) -> SQLAlchemyAsyncConfig:
         engine_instance=engine,
         session_config=AsyncSessionConfig(expire_on_commit=False),
         engine_config=EngineConfig(),
-        before_send_handler=async_autocommit_handler_maker(commit_on_redirect=True),
+        # The literal, not autocommit_handler_maker(...): advanced-alchemy makes the session scope key
+        # unique per config, and a handler built by hand keeps the default key, so a second app in one
+        # process (tests) would never close its request sessions.
+        before_send_handler="autocommit_include_redirects",
         session_dependency_key="db_session",
         create_all=False,
     )

@@ -38,7 +38,9 @@ class AccessMiddleware(ASGIMiddleware):
     ``/api`` takes bearer tokens only (no cookies, so no CSRF); pages take the session cookie.
     """
 
-    exclude_path_pattern = ("^/static/", "^/health$", "^/metrics$")
+    @staticmethod
+    def should_bypass_for_scope(scope: Scope) -> bool:
+        return scope["path"].startswith("/static/") or scope["path"] in ("/health", "/ready", "/metrics")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         scope["user"] = await self._resolve(scope)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, URLEncodedBody
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from redis.asyncio import Redis
@@ -20,7 +20,8 @@ from app.stores.access import SESSION_STORE, SESSION_USER
 from app.stores.schemas import ApiTokenCreate, ApiTokenIssued, ApiTokenOut, StoreOut, StoreUpdate
 from app.stores.services import ApiTokenService, StaffAccessService, StoreService
 
-FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+FormData = URLEncodedBody[dict[str, str]]
+DbSession = NamedDependency[AsyncSession]
 
 
 def _safe_next(target: str | None) -> str:
@@ -38,11 +39,11 @@ class SignInController(Controller):
     include_in_schema = False
 
     @get("/signin", name="signin")
-    async def signin_page(self, request: Request[Any, Any, Any], next: str | None = None) -> Template:  # noqa: A002
+    async def signin_page(self, request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template:  # noqa: A002
         return Template("auth/signin.html", context={"next": _safe_next(next), "values": {}, "errors": {}})
 
     @post("/signin", status_code=303)
-    async def signin(self, request: Request[Any, Any, Any], data: FormData, db_session: AsyncSession) -> Any:
+    async def signin(self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession) -> Any:
         redis: Redis = request.app.state.redis
         values = {"email": data.get("email", "")}
         target = _safe_next(data.get("next"))
@@ -64,7 +65,7 @@ class SignInController(Controller):
 
     @post("/signout", status_code=303)
     async def signout(self, request: Request[Any, Any, Any]) -> Redirect:
-        request.clear_session()
+        request.set_session({})
         flash(request, "You are signed out.", category="info")
         return Redirect("/signin", status_code=303)
 
@@ -101,7 +102,7 @@ class StaffController(Controller):
         return Template("staff/home.html", context={"me": me, "sections": sections})
 
     @post("/stores/{store_id:uuid}/switch", status_code=303)
-    async def switch_store(self, request: Request[Any, Any, Any], store_id: uuid.UUID) -> Redirect:
+    async def switch_store(self, request: Request[Any, Any, Any], store_id: FromPath[uuid.UUID]) -> Redirect:
         me = principal_of(request)
         if all(s.id != store_id for s in me.stores):
             flash(request, "You are not a member of that store.", category="error")
@@ -110,14 +111,14 @@ class StaffController(Controller):
         return Redirect("/staff", status_code=303)
 
     @get("/settings", opt={"min_role": Role.MANAGER})
-    async def settings_page(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
+    async def settings_page(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
         me = principal_of(request)
         store = await StoreService(db_session, me.store_id).get()
         values = {"name": store.name, "timezone": store.timezone}
         return Template("staff/settings.html", context={"me": me, "store": store, "values": values, "errors": {}})
 
     @post("/settings", opt={"min_role": Role.MANAGER}, status_code=303)
-    async def save_settings(self, request: Request[Any, Any, Any], data: FormData, db_session: AsyncSession) -> Any:
+    async def save_settings(self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession) -> Any:
         me = principal_of(request)
         service = StoreService(db_session, me.store_id)
         try:
@@ -133,13 +134,13 @@ class StaffController(Controller):
         return Redirect("/staff/settings", status_code=303)
 
     @get("/api-tokens", opt={"min_role": Role.MANAGER})
-    async def tokens_page(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
+    async def tokens_page(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
         return await self._tokens_page(request, db_session)
 
     async def _tokens_page(
         self,
         request: Request[Any, Any, Any],
-        db_session: AsyncSession,
+        db_session: DbSession,
         *,
         issued: str | None = None,
         errors: dict[str, str] | None = None,
@@ -162,7 +163,7 @@ class StaffController(Controller):
         )
 
     @post("/api-tokens", opt={"min_role": Role.OWNER}, status_code=200)
-    async def create_token(self, request: Request[Any, Any, Any], data: FormData, db_session: AsyncSession) -> Template:
+    async def create_token(self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession) -> Template:
         me = principal_of(request)
         service = ApiTokenService.for_store(db_session, me.store_id)
         try:
@@ -175,7 +176,7 @@ class StaffController(Controller):
         return await self._tokens_page(request, db_session, issued=secret)
 
     @post("/api-tokens/{token_id:uuid}/revoke", opt={"min_role": Role.OWNER}, status_code=303)
-    async def revoke_token(self, request: Request[Any, Any, Any], token_id: uuid.UUID, db_session: AsyncSession) -> Redirect:
+    async def revoke_token(self, request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID], db_session: DbSession) -> Redirect:
         me = principal_of(request)
         token = await ApiTokenService.for_store(db_session, me.store_id).revoke(token_id)
         flash(request, f"Token “{token.name}” revoked.", category="success")
@@ -188,25 +189,25 @@ class StoreApiController(Controller):
     tags = ["store"]
 
     @get("/store", summary="The store this token belongs to")
-    async def get_store(self, request: Request[Principal, Any, Any], db_session: AsyncSession) -> StoreOut:
+    async def get_store(self, request: Request[Principal, Any, Any], db_session: DbSession) -> StoreOut:
         me = principal_of(request)
         return StoreOut.of(await StoreService(db_session, me.store_id).get())
 
     @patch("/store", opt={"min_role": Role.MANAGER}, summary="Change the store's name or time zone")
     async def update_store(
-        self, request: Request[Principal, Any, Any], data: StoreUpdate, db_session: AsyncSession
+        self, request: Request[Principal, Any, Any], data: JSONBody[StoreUpdate], db_session: DbSession
     ) -> StoreOut:
         me = principal_of(request)
         return StoreOut.of(await StoreService(db_session, me.store_id).update(name=data.name, timezone=data.timezone))
 
     @get("/api-tokens", opt={"min_role": Role.MANAGER}, tags=["api tokens"], summary="List API tokens")
-    async def list_tokens(self, request: Request[Principal, Any, Any], db_session: AsyncSession) -> list[ApiTokenOut]:
+    async def list_tokens(self, request: Request[Principal, Any, Any], db_session: DbSession) -> list[ApiTokenOut]:
         me = principal_of(request)
         return [ApiTokenOut.of(t) for t in await ApiTokenService.for_store(db_session, me.store_id).list_tokens()]
 
     @post("/api-tokens", opt={"min_role": Role.OWNER}, tags=["api tokens"], summary="Issue an API token")
     async def issue_token(
-        self, request: Request[Principal, Any, Any], data: ApiTokenCreate, db_session: AsyncSession
+        self, request: Request[Principal, Any, Any], data: JSONBody[ApiTokenCreate], db_session: DbSession
     ) -> ApiTokenIssued:
         me = principal_of(request)
         token, secret = await ApiTokenService.for_store(db_session, me.store_id).issue(
@@ -216,7 +217,7 @@ class StoreApiController(Controller):
 
     @get("/api-tokens/{token_id:uuid}", opt={"min_role": Role.MANAGER}, tags=["api tokens"], summary="One API token")
     async def get_token(
-        self, request: Request[Principal, Any, Any], token_id: uuid.UUID, db_session: AsyncSession
+        self, request: Request[Principal, Any, Any], token_id: FromPath[uuid.UUID], db_session: DbSession
     ) -> ApiTokenOut:
         me = principal_of(request)
         return ApiTokenOut.of(await ApiTokenService.for_store(db_session, me.store_id).get_token(token_id))
@@ -228,7 +229,7 @@ class StoreApiController(Controller):
         summary="Revoke an API token",
         status_code=204,
     )
-    async def revoke_token(self, request: Request[Principal, Any, Any], token_id: uuid.UUID, db_session: AsyncSession) -> None:
+    async def revoke_token(self, request: Request[Principal, Any, Any], token_id: FromPath[uuid.UUID], db_session: DbSession) -> None:
         me = principal_of(request)
         await ApiTokenService.for_store(db_session, me.store_id).revoke(token_id)
 

@@ -239,7 +239,7 @@ class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken, ApiTokenReposit
         return cls(session=session)
 
     async def list_tokens(self) -> list[ApiToken]:
-        return list(await self.repository.list(order_by=[("created_at", True)]))
+        return list(await self.repository.get_many(order_by=[("created_at", True)]))
 
     async def get_token(self, token_id: uuid.UUID) -> ApiToken:
         token = await self.repository.get_one_or_none(id=token_id)
