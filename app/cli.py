@@ -64,7 +64,7 @@ class Services:
 async def _check_database(settings: Settings, *, need_migrated: bool) -> None:
     import asyncpg
 
-    from app.core.db import create_engine, migration_state
+    from app.core.db import create_engine, migration_problem, migration_state
 
     assert settings.database_url is not None
     engine = create_engine(settings.database_url, pool_size=1)
@@ -80,8 +80,9 @@ async def _check_database(settings: Settings, *, need_migrated: bool) -> None:
         fail(f"cannot reach the database at {where}: {reason}")
     finally:
         await engine.dispose()
-    if need_migrated and current != head:
-        fail(f"the database is at migration {current or 'none'} but this code needs {head}: run `till db upgrade`")
+    problem = migration_problem(current, head)
+    if need_migrated and problem:
+        fail(problem)
 
 
 async def _check_redis(settings: Settings) -> None:
@@ -90,7 +91,7 @@ async def _check_redis(settings: Settings) -> None:
 
     client = Redis.from_url(settings.redis_url or "", socket_connect_timeout=3)
     try:
-        await client.ping()
+        await client.ping()  # type: ignore[misc]  # redis-py types ping as sync-or-async
     except (RedisError, OSError) as exc:
         fail(f"cannot reach Redis at {redact_url(settings.redis_url or '')}: {exc}")
     finally:
@@ -150,7 +151,7 @@ def up(host: str, port: int) -> None:
         _run(lambda: _check_redis(settings))
         _migrate(settings)
         seeded = _run(lambda: _seed(settings))
-        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])  # noqa: S603
+        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
         try:
             from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
 
@@ -160,7 +161,7 @@ def up(host: str, port: int) -> None:
                 f"  storefront  http://{host}:{port}/\n"
                 f"  staff       http://{host}:{port}/signin   e-mail {DEMO_ACCOUNTS[0].email}  "
                 f"password {DEMO_PASSWORD}\n"
-                f"  data        {settings.data_dir}{'' if settings.database_url else ''}\n"
+                f"  data        {settings.data_dir}\n"
                 "Press Ctrl-C to stop.\n"
             )
             _serve(settings, host, port)

@@ -54,9 +54,7 @@ def normalise_database_url(raw: str) -> str:
             "expected postgresql://user:password@host:5432/dbname"
         ) from None
     if url.get_backend_name() != "postgresql":
-        raise ConfigError(
-            f"DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {url.get_backend_name()!r}"
-        )
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {url.get_backend_name()!r}")
     if url.get_driver_name() not in ("asyncpg", "psycopg2", "psycopg", ""):
         raise ConfigError(f"DATABASE_URL driver {url.get_driver_name()!r} is not supported; use asyncpg")
     if not url.database:
@@ -67,9 +65,7 @@ def normalise_database_url(raw: str) -> str:
 def normalise_redis_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(
-            f"REDIS_URL must start with redis://, rediss:// or unix:// (got {redact_url(raw)!r})"
-        )
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix:// (got {redact_url(raw)!r})")
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigError(f"REDIS_URL names no host ({redact_url(raw)!r})")
     return raw
@@ -116,9 +112,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=normalise_database_url(database_url) if database_url else None,
         redis_url=normalise_redis_url(redis_url) if redis_url else None,
-        secret_key=_secret_key(env, env_vars.get("SECRET_KEY"), data_dir),  # type: ignore[arg-type]
+        secret_key=_secret_key(env, env_vars.get("SECRET_KEY"), data_dir),
         data_dir=data_dir,
-        env=env,  # type: ignore[arg-type]
+        env=env,
         default_store=env_vars.get("TILL_DEFAULT_STORE", "demo"),
         log_level=log_level,
     )

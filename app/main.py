@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from saq import Queue
 
 from app.config import ConfigError, Settings, load_settings
-from app.core.db import create_engine, make_sqlalchemy_config, migration_state, session_maker
+from app.core.db import create_engine, make_sqlalchemy_config, migration_problem, migration_state, session_maker
 from app.core.health import HealthController, MetricsController
 from app.core.http_errors import exception_handlers
 from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
@@ -63,11 +63,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
 
     async def on_startup(app: Litestar) -> None:
         if check_migrations:
-            current, head = await migration_state(engine)
-            if current != head:
-                raise ConfigError(
-                    f"database is at migration {current or 'none'}, code expects {head}: run `till db upgrade`"
-                )
+            problem = migration_problem(*await migration_state(engine))
+            if problem:
+                raise ConfigError(problem)
         await queue.connect()
 
     async def on_shutdown(app: Litestar) -> None:

@@ -12,7 +12,7 @@ from app.stores.models import Store
 from app.stores.services import UserService
 
 DEMO_SLUG = "demo"
-DEMO_PASSWORD = "till-demo-2026"
+DEMO_PASSWORD = "till-demo-2026"  # noqa: S105  (the public demo account)
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,7 @@ async def seed_demo(session: AsyncSession) -> bool:
     if await session.scalar(select(Store.id).where(Store.slug == DEMO_SLUG)):
         return False
     users = UserService(session)
-    store = await users.create_store(
-        name="Corner Café", slug=DEMO_SLUG, currency="EUR", timezone="Europe/Berlin"
-    )
+    store = await users.create_store(name="Corner Café", slug=DEMO_SLUG, currency="EUR", timezone="Europe/Berlin")
     for account in DEMO_ACCOUNTS:
         user = await users.create_user(email=account.email, name=account.name, password=DEMO_PASSWORD)
         await users.add_member(store, user, account.role)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 import structlog
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
@@ -18,6 +17,7 @@ from app.core.logging import bind_correlation_id
 from app.core.outbox import OutboxRelay
 from app.main import QUEUE_NAME
 from workers import tasks
+from workers.context import TillContext
 
 log = structlog.get_logger(__name__)
 
@@ -25,23 +25,24 @@ FUNCTIONS = [tasks.sweep_idempotency_keys]
 CRON_JOBS = [CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60)]
 
 
-def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool = True) -> Worker:
+def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool = True) -> Worker[TillContext]:
     assert settings.database_url and settings.redis_url
     queue = Queue.from_url(settings.redis_url, name=QUEUE_NAME)
     database_url = settings.database_url
 
-    async def startup(ctx: dict[str, Any]) -> None:
+    async def startup(ctx: TillContext) -> None:
         engine = create_engine(database_url, pool_size=5)
         sessions = session_maker(engine)
         redis = Redis.from_url(settings.redis_url or "")
-        ctx.update(engine=engine, sessions=sessions, redis=redis, idempotency=IdempotencyStore(sessions))
+        ctx["engine"], ctx["sessions"], ctx["redis"] = engine, sessions, redis
+        ctx["idempotency"] = IdempotencyStore(sessions)
         if run_relay:
             relay = OutboxRelay(sessions, RedisChannelsPubSubBackend(redis=redis), queue)
             listen_dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
             ctx["relay_task"] = asyncio.create_task(relay.run(listen_dsn))
         log.info("worker.started", queue=QUEUE_NAME, relay=run_relay)
 
-    async def shutdown(ctx: dict[str, Any]) -> None:
+    async def shutdown(ctx: TillContext) -> None:
         task = ctx.get("relay_task")
         if task is not None:
             task.cancel()
@@ -50,9 +51,9 @@ def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool =
         await ctx["redis"].aclose()
         await ctx["engine"].dispose()
 
-    async def before_process(ctx: dict[str, Any]) -> None:
+    async def before_process(ctx: TillContext) -> None:
         job = ctx.get("job")
-        correlation_id = job.kwargs.get("correlation_id") if job is not None else None
+        correlation_id = job.meta.get("correlation_id") if job is not None else None
         bind_correlation_id(correlation_id)
         if job is not None:
             structlog.contextvars.bind_contextvars(job=job.function, job_key=job.key)

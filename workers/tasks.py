@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 
-from app.core.idempotency import IdempotencyStore
+from workers.context import TillContext
 
 log = structlog.get_logger(__name__)
 
 
-async def sweep_idempotency_keys(ctx: dict[str, Any]) -> int:
-    store: IdempotencyStore = ctx["idempotency"]
-    removed = await store.sweep_expired()
+async def sweep_idempotency_keys(ctx: TillContext) -> int:
+    removed = await ctx["idempotency"].sweep_expired()
     log.info("idempotency.swept", removed=removed)
     return removed

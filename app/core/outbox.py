@@ -30,6 +30,7 @@ from sqlalchemy import BigInteger, Index, Sequence, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.jobs import enqueue
 from app.core.logging import current_correlation_id
 from app.core.tenancy import TenantMixin, system_scope
 
@@ -187,14 +188,13 @@ class OutboxRelay:
     async def _deliver(self, event: PublishedEvent) -> None:
         await self.channels.publish(event.to_json(), [store_channel(event.store_id)])
         for task_name in self.consumers(event.type):
-            await self.queue.enqueue(
+            await enqueue(
+                self.queue,
                 task_name,
                 key=f"{task_name}:{event.id}",
-                event=event.__dict__,
                 correlation_id=event.correlation_id,
                 retries=5,
-                retry_delay=1.0,
-                retry_backoff=True,
+                event=event.__dict__,
             )
 
     async def drain(self) -> int:

@@ -37,7 +37,7 @@ class TenantMixin:
     """Adds ``store_id`` (indexed, FK to stores) to a model."""
 
     @declared_attr
-    def store_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805
+    def store_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), nullable=False, index=True)
 
 
@@ -59,10 +59,7 @@ def system_scope(session: AsyncSession | Session) -> None:
 
 
 def _touches_tenant_model(state: ORMExecuteState) -> bool:
-    for mapper in state.all_mappers:
-        if issubclass(mapper.class_, TenantMixin):
-            return True
-    return False
+    return any(issubclass(mapper.class_, TenantMixin) for mapper in state.all_mappers)
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.stores.services import store_by_slug
 
-
 DbSession = NamedDependency[AsyncSession]
 
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, MediaType, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, URLEncodedBody
 from litestar.plugins.flash import flash
@@ -21,6 +21,7 @@ from app.stores.schemas import ApiTokenCreate, ApiTokenIssued, ApiTokenOut, Stor
 from app.stores.services import ApiTokenService, StaffAccessService, StoreService
 
 FormData = URLEncodedBody[dict[str, str]]
+ISSUED_TOKEN_KEY = "issued_api_token"  # noqa: S105  (a session key name)
 DbSession = NamedDependency[AsyncSession]
 
 
@@ -39,11 +40,13 @@ class SignInController(Controller):
     include_in_schema = False
 
     @get("/signin", name="signin")
-    async def signin_page(self, request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template:  # noqa: A002
+    async def signin_page(self, request: Request[Any, Any, Any], next: FromQuery[str | None] = None) -> Template:
         return Template("auth/signin.html", context={"next": _safe_next(next), "values": {}, "errors": {}})
 
-    @post("/signin", status_code=303)
-    async def signin(self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession) -> Any:
+    @post("/signin", status_code=303, media_type=MediaType.HTML)
+    async def signin(
+        self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession
+    ) -> Template | Redirect:
         redis: Redis = request.app.state.redis
         values = {"email": data.get("email", "")}
         target = _safe_next(data.get("next"))
@@ -117,8 +120,10 @@ class StaffController(Controller):
         values = {"name": store.name, "timezone": store.timezone}
         return Template("staff/settings.html", context={"me": me, "store": store, "values": values, "errors": {}})
 
-    @post("/settings", opt={"min_role": Role.MANAGER}, status_code=303)
-    async def save_settings(self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession) -> Any:
+    @post("/settings", opt={"min_role": Role.MANAGER}, status_code=303, media_type=MediaType.HTML)
+    async def save_settings(
+        self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession
+    ) -> Template | Redirect:
         me = principal_of(request)
         service = StoreService(db_session, me.store_id)
         try:
@@ -127,7 +132,12 @@ class StaffController(Controller):
             store = await service.get()
             return Template(
                 "staff/settings.html",
-                context={"me": me, "store": store, "values": data, "errors": {"form": exc.detail, **exc.fields}},
+                context={
+                    "me": me,
+                    "store": store,
+                    "values": data,
+                    "errors": {"form": exc.detail, **exc.fields},
+                },
                 status_code=422,
             )
         flash(request, "Settings saved.", category="success")
@@ -135,7 +145,9 @@ class StaffController(Controller):
 
     @get("/api-tokens", opt={"min_role": Role.MANAGER})
     async def tokens_page(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
-        return await self._tokens_page(request, db_session)
+        # A new token's secret waits in the server-side session for exactly one page view.
+        issued = request.session.pop(ISSUED_TOKEN_KEY, None) if isinstance(request.session, dict) else None
+        return await self._tokens_page(request, db_session, issued=issued)
 
     async def _tokens_page(
         self,
@@ -162,8 +174,10 @@ class StaffController(Controller):
             status_code=status_code,
         )
 
-    @post("/api-tokens", opt={"min_role": Role.OWNER}, status_code=200)
-    async def create_token(self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession) -> Template:
+    @post("/api-tokens", opt={"min_role": Role.OWNER}, status_code=303, media_type=MediaType.HTML)
+    async def create_token(
+        self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession
+    ) -> Template | Redirect:
         me = principal_of(request)
         service = ApiTokenService.for_store(db_session, me.store_id)
         try:
@@ -172,11 +186,13 @@ class StaffController(Controller):
             return await self._tokens_page(
                 request, db_session, errors={"form": exc.detail, **exc.fields}, values=data, status_code=422
             )
-        # The secret is shown in this response only (no redirect: it must never sit in a session or URL).
-        return await self._tokens_page(request, db_session, issued=secret)
+        request.session[ISSUED_TOKEN_KEY] = secret
+        return Redirect("/staff/api-tokens", status_code=303)
 
     @post("/api-tokens/{token_id:uuid}/revoke", opt={"min_role": Role.OWNER}, status_code=303)
-    async def revoke_token(self, request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID], db_session: DbSession) -> Redirect:
+    async def revoke_token(
+        self, request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID], db_session: DbSession
+    ) -> Redirect:
         me = principal_of(request)
         token = await ApiTokenService.for_store(db_session, me.store_id).revoke(token_id)
         flash(request, f"Token “{token.name}” revoked.", category="success")
@@ -215,7 +231,12 @@ class StoreApiController(Controller):
         )
         return ApiTokenIssued(token=ApiTokenOut.of(token), secret=secret)
 
-    @get("/api-tokens/{token_id:uuid}", opt={"min_role": Role.MANAGER}, tags=["api tokens"], summary="One API token")
+    @get(
+        "/api-tokens/{token_id:uuid}",
+        opt={"min_role": Role.MANAGER},
+        tags=["api tokens"],
+        summary="One API token",
+    )
     async def get_token(
         self, request: Request[Principal, Any, Any], token_id: FromPath[uuid.UUID], db_session: DbSession
     ) -> ApiTokenOut:
@@ -229,7 +250,9 @@ class StoreApiController(Controller):
         summary="Revoke an API token",
         status_code=204,
     )
-    async def revoke_token(self, request: Request[Principal, Any, Any], token_id: FromPath[uuid.UUID], db_session: DbSession) -> None:
+    async def revoke_token(
+        self, request: Request[Principal, Any, Any], token_id: FromPath[uuid.UUID], db_session: DbSession
+    ) -> None:
         me = principal_of(request)
         await ApiTokenService.for_store(db_session, me.store_id).revoke(token_id)
 

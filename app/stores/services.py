@@ -25,7 +25,7 @@ from app.core.rbac import Principal, Role, StoreRef
 from app.core.tenancy import bind_store, system_scope
 from app.stores.models import ApiToken, Membership, Store, User
 
-TOKEN_PREFIX = "till_"
+TOKEN_PREFIX = "till_"  # noqa: S105
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TIMEZONES = frozenset(available_timezones())
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -71,12 +71,10 @@ class StaffAccessService:
         if not email:
             fields["email"] = "Enter your e-mail address."
         if not password:
-            fields["password"] = "Enter your password."
+            fields["password"] = "Enter your password."  # noqa: S105
         if fields:
             raise ValidationFailed("Enter your e-mail and password.", fields=fields)
-        wait = max(
-            await SIGNIN_PER_EMAIL.locked_for(redis, email), await SIGNIN_PER_IP.locked_for(redis, client_ip)
-        )
+        wait = max(await SIGNIN_PER_EMAIL.locked_for(redis, email), await SIGNIN_PER_IP.locked_for(redis, client_ip))
         if wait:
             minutes = max(1, round(wait / 60))
             raise TooManyRequests(
@@ -87,7 +85,9 @@ class StaffAccessService:
         if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
             await SIGNIN_PER_EMAIL.record_failure(redis, email)
             await SIGNIN_PER_IP.record_failure(redis, client_ip)
-            raise ValidationFailed("That e-mail and password do not match.", fields={"password": "Wrong e-mail or password."})
+            raise ValidationFailed(
+                "That e-mail and password do not match.", fields={"password": "Wrong e-mail or password."}
+            )
         memberships = await self._memberships(user.id)
         if not memberships:
             raise ValidationFailed("Your account has no store yet. Ask the store owner to add you.")
@@ -182,7 +182,11 @@ class UserService:
 
 
 def validate_store_fields(
-    *, name: str | None = None, timezone: str | None = None, currency: str | None = None, slug: str | None = None
+    *,
+    name: str | None = None,
+    timezone: str | None = None,
+    currency: str | None = None,
+    slug: str | None = None,
 ) -> None:
     fields: dict[str, str] = {}
     if name is not None and not (1 <= len(name.strip()) <= 120):
@@ -238,6 +242,12 @@ class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken, ApiTokenReposit
         bind_store(session, store_id)
         return cls(session=session)
 
+    @property
+    def _session(self) -> AsyncSession:
+        session = self.repository.session
+        assert isinstance(session, AsyncSession)
+        return session
+
     async def list_tokens(self) -> list[ApiToken]:
         return list(await self.repository.get_many(order_by=[("created_at", True)]))
 
@@ -261,16 +271,27 @@ class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken, ApiTokenReposit
         prefix = secrets.token_hex(4)
         raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
         token = await self.repository.add(
-            ApiToken(name=name, prefix=prefix, secret_hash=token_hash(raw), role=Role(role), created_by_id=created_by)
+            ApiToken(
+                name=name,
+                prefix=prefix,
+                secret_hash=token_hash(raw),
+                role=Role(role),
+                created_by_id=created_by,
+            )
         )
-        emit(self.repository.session, "api_token.issued", aggregate_type="api_token", aggregate_id=token.id)
+        emit(self._session, "api_token.issued", aggregate_type="api_token", aggregate_id=token.id)
         return token, raw
 
     async def revoke(self, token_id: uuid.UUID) -> ApiToken:
         token = await self.get_token(token_id)
         if token.revoked_at is None:
             token.revoked_at = datetime.now(UTC)
-            emit(self.repository.session, "api_token.revoked", aggregate_type="api_token", aggregate_id=token.id)
+            emit(
+                self._session,
+                "api_token.revoked",
+                aggregate_type="api_token",
+                aggregate_id=token.id,
+            )
         return token
 
 

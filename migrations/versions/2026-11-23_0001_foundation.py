@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from advanced_alchemy.types import GUID, DateTimeUTC
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0001"
@@ -134,9 +134,7 @@ def upgrade() -> None:
     op.execute(sa.schema.CreateSequence(sa.Sequence("outbox_publish_seq")))
     op.create_table(
         "outbox_events",
-        sa.Column(
-            "id", sa.BigInteger(), server_default=sa.text("nextval('outbox_events_id_seq')"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger(), server_default=sa.text("nextval('outbox_events_id_seq')"), nullable=False),
         sa.Column("type", sa.String(length=80), nullable=False),
         sa.Column("aggregate_type", sa.String(length=40), nullable=False),
         sa.Column("aggregate_id", sa.String(length=64), nullable=False),

@@ -14,9 +14,12 @@ async def test_owner_issues_a_token_on_the_page_shown_once_usable_then_revoked(
     owner = await world.staff(store, Role.OWNER)
     await sign_in(client, owner.email)
     csrf = csrf_from((await client.get("/staff/api-tokens")).text)
-    created = await client.post("/staff/api-tokens", data={"name": "Delivery app", "role": "staff", "_csrf_token": csrf})
-    assert created.status_code == 200
-    secret = created.text.split('<code class="secret">')[1].split("</code>")[0]
+    created = await client.post(
+        "/staff/api-tokens", data={"name": "Delivery app", "role": "staff", "_csrf_token": csrf}
+    )
+    assert created.status_code == 303
+    shown = await client.get("/staff/api-tokens")
+    secret = shown.text.split('<code class="secret">')[1].split("</code>")[0]
     assert secret.startswith("till_")
 
     listing = await client.get("/staff/api-tokens")
@@ -50,7 +53,9 @@ async def test_manager_sees_tokens_but_only_owner_issues(client: AsyncTestClient
     await sign_in(client, manager.email)
     page = await client.get("/staff/api-tokens")
     assert page.status_code == 200 and "New token" not in page.text
-    denied = await client.post("/staff/api-tokens", data={"name": "x", "role": "staff", "_csrf_token": csrf_from(page.text)})
+    denied = await client.post(
+        "/staff/api-tokens", data={"name": "x", "role": "staff", "_csrf_token": csrf_from(page.text)}
+    )
     assert denied.status_code == 403
 
 
@@ -77,7 +82,9 @@ async def test_api_problem_json_for_bad_input_unknown_token_and_low_role(
     assert unknown_field.status_code == 400
     assert unknown_field.headers["content-type"].startswith("application/problem+json")
 
-    issued = await client.post("/api/v1/api-tokens", json={"name": "CI", "role": "manager"}, headers=bearer(owner_secret))
+    issued = await client.post(
+        "/api/v1/api-tokens", json={"name": "CI", "role": "manager"}, headers=bearer(owner_secret)
+    )
     assert issued.status_code == 201
     assert issued.json()["secret"].startswith("till_")
     assert issued.json()["token"]["role"] == "manager"

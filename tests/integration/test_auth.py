@@ -33,7 +33,8 @@ async def test_wrong_password_is_an_inline_error_and_keeps_the_email(
     owner = await world.staff(store)
     page = await client.get("/signin")
     response = await client.post(
-        "/signin", data={"email": owner.email, "password": "nope-nope-nope", "_csrf_token": csrf_from(page.text)}
+        "/signin",
+        data={"email": owner.email, "password": "nope-nope-nope", "_csrf_token": csrf_from(page.text)},
     )
     assert response.status_code == 422
     assert "Wrong e-mail or password." in response.text
@@ -56,7 +57,9 @@ async def test_login_rate_limit_locks_out_even_the_right_password(
     owner = await world.staff(store)
     token = csrf_from((await client.get("/signin")).text)
     for _ in range(5):
-        bad = await client.post("/signin", data={"email": owner.email, "password": "wrong-guess!", "_csrf_token": token})
+        bad = await client.post(
+            "/signin", data={"email": owner.email, "password": "wrong-guess!", "_csrf_token": token}
+        )
         assert bad.status_code == 422
     locked = await client.post("/signin", data={"email": owner.email, "password": PASSWORD, "_csrf_token": token})
     assert locked.status_code == 429
@@ -70,7 +73,9 @@ async def test_a_member_of_no_store_cannot_sign_in(client: AsyncTestClient[Lites
     async with world.sessions() as session, session.begin():
         await UserService(session).create_user(email="lonely@example.com", name="Lonely", password=PASSWORD)
     token = csrf_from((await client.get("/signin")).text)
-    response = await client.post("/signin", data={"email": "lonely@example.com", "password": PASSWORD, "_csrf_token": token})
+    response = await client.post(
+        "/signin", data={"email": "lonely@example.com", "password": PASSWORD, "_csrf_token": token}
+    )
     assert response.status_code == 422
     assert "no store yet" in response.text
 
@@ -104,7 +109,11 @@ async def test_anonymous_staff_page_redirects_to_sign_in_with_next(client: Async
 
 
 async def test_store_switch_only_to_own_stores(client: AsyncTestClient[Litestar], world: World) -> None:
-    first, second, foreign = await world.store("first"), await world.store("second"), await world.store("foreign")
+    first, second, foreign = (
+        await world.store("first"),
+        await world.store("second"),
+        await world.store("foreign"),
+    )
     member = await world.staff(first, Role.OWNER, email="multi@example.com")
     async with world.sessions() as session, session.begin():
         from app.stores.services import UserService

@@ -16,7 +16,9 @@ async def test_form_post_without_csrf_token_is_rejected(client: AsyncTestClient[
     assert (await client.get("/staff")).status_code == 303
 
 
-async def test_forged_csrf_token_is_rejected_and_changes_nothing(client: AsyncTestClient[Litestar], world: World) -> None:
+async def test_forged_csrf_token_is_rejected_and_changes_nothing(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
     store = await world.store("csrf-shop")
     owner = await world.staff(store)
     await sign_in(client, owner.email)

@@ -117,18 +117,26 @@ async def test_errors_are_replayed_but_a_key_is_scoped_to_its_token(
 ) -> None:
     store = await world.store()
     secret_1, secret_2 = await issue_token(world, store), await issue_token(world, store)
-    bad = await client.patch("/api/v1/store", json={"timezone": "No/Where"}, headers={**bearer(secret_1), "Idempotency-Key": "tz"})
-    again = await client.patch("/api/v1/store", json={"timezone": "No/Where"}, headers={**bearer(secret_1), "Idempotency-Key": "tz"})
+    bad = await client.patch(
+        "/api/v1/store", json={"timezone": "No/Where"}, headers={**bearer(secret_1), "Idempotency-Key": "tz"}
+    )
+    again = await client.patch(
+        "/api/v1/store", json={"timezone": "No/Where"}, headers={**bearer(secret_1), "Idempotency-Key": "tz"}
+    )
     assert bad.status_code == again.status_code == 422
     assert again.headers["idempotent-replayed"] == "true"
-    other = await client.patch("/api/v1/store", json={"timezone": "UTC"}, headers={**bearer(secret_2), "Idempotency-Key": "tz"})
+    other = await client.patch(
+        "/api/v1/store", json={"timezone": "UTC"}, headers={**bearer(secret_2), "Idempotency-Key": "tz"}
+    )
     assert other.status_code == 200
 
 
 async def test_key_length_is_checked(client: AsyncTestClient[Litestar], world: World) -> None:
     store = await world.store()
     secret = await issue_token(world, store)
-    response = await client.post("/api/v1/api-tokens", json={"name": "x"}, headers={**bearer(secret), "Idempotency-Key": "k" * 256})
+    response = await client.post(
+        "/api/v1/api-tokens", json={"name": "x"}, headers={**bearer(secret), "Idempotency-Key": "k" * 256}
+    )
     assert response.status_code == 400
     assert await _token_count(world.sessions, store.id) == 1
 
@@ -143,7 +151,9 @@ async def test_expiry_sweep_removes_only_expired_keys(
     async with sessions() as session, session.begin():
         system_scope(session)
         await session.execute(
-            update(IdempotencyKey).where(IdempotencyKey.key == "old").values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == "old")
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
         )
     assert await IdempotencyStore(sessions).sweep_expired() == 1
     async with sessions() as session:

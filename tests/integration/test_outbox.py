@@ -26,7 +26,9 @@ async def relay_parts(
     queue = Queue.from_url(settings.redis_url or "", name=f"test-{uuid.uuid4().hex[:6]}")
     await queue.connect()
     consumers = {"store.updated": ["notify_loyalty"]}
-    relay = OutboxRelay(sessions, RedisChannelsPubSubBackend(redis=redis), queue, consumers=lambda t: consumers.get(t, []))
+    relay = OutboxRelay(
+        sessions, RedisChannelsPubSubBackend(redis=redis), queue, consumers=lambda t: consumers.get(t, [])
+    )
     yield relay, queue
     await queue.disconnect()
 
@@ -43,26 +45,35 @@ class Subscriber:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.pubsub.unsubscribe(self.channel)
-        await self.pubsub.aclose()
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def next(self, timeout: float = 2.0) -> PublishedEvent | None:
-        message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+    async def next(self, wait_s: float = 2.0) -> PublishedEvent | None:
+        message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=wait_s)
         return PublishedEvent.from_json(message["data"]) if message else None
 
 
 async def test_event_is_published_after_commit_and_not_before(
-    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, relay_parts: tuple[OutboxRelay, Queue]
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    relay_parts: tuple[OutboxRelay, Queue],
 ) -> None:
     relay, _ = relay_parts
     store = await world.store()
     async with Subscriber(redis, store_channel(store.id)) as sub:
         async with sessions() as session, session.begin():
             bind_store(session, store.id)
-            emit(session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload={"name": "New"})
+            emit(
+                session,
+                "store.updated",
+                aggregate_type="store",
+                aggregate_id=store.id,
+                payload={"name": "New"},
+            )
             await session.flush()
             # Flushed but not committed: the relay cannot see it.
             assert await relay.drain() == 0
-            assert await sub.next(timeout=0.2) is None
+            assert await sub.next(wait_s=0.2) is None
         assert await relay.drain() == 1
         event = await sub.next()
     assert event is not None
@@ -71,7 +82,10 @@ async def test_event_is_published_after_commit_and_not_before(
 
 
 async def test_rolled_back_event_is_never_published(
-    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, relay_parts: tuple[OutboxRelay, Queue]
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    relay_parts: tuple[OutboxRelay, Queue],
 ) -> None:
     relay, _ = relay_parts
     store = await world.store()
@@ -83,7 +97,7 @@ async def test_rolled_back_event_is_never_published(
                 await session.flush()
                 raise RuntimeError("the state change failed")
         assert await relay.drain() == 0
-        assert await sub.next(timeout=0.3) is None
+        assert await sub.next(wait_s=0.3) is None
     async with sessions() as session:
         system_scope(session)
         assert await session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
@@ -120,13 +134,16 @@ async def test_relay_enqueues_each_consumer_once_per_event(
         emit(session, "api_token.issued", aggregate_type="api_token", aggregate_id="t1")
     assert await relay.drain() == 2
     job = await queue.job(f"notify_loyalty:{event.id}")
-    assert job is not None
+    assert job is not None and job.kwargs is not None
     assert job.kwargs["event"]["type"] == "store.updated"
     assert await queue.count("queued") == 1
 
 
 async def test_relay_wakes_on_commit_through_notify(
-    settings: Settings, world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis,
+    settings: Settings,
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
     relay_parts: tuple[OutboxRelay, Queue],
 ) -> None:
     relay, _ = relay_parts
@@ -136,11 +153,17 @@ async def test_relay_wakes_on_commit_through_notify(
         runner = asyncio.create_task(relay.run(listen_dsn, poll_interval=60))
         try:
             await asyncio.sleep(0)  # let it LISTEN; the long poll interval means only NOTIFY can wake it
-            await sub.next(timeout=0.3)
+            await sub.next(wait_s=0.3)
             async with sessions() as session, session.begin():
                 bind_store(session, store.id)
-                emit(session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload={"live": True})
-            event = await sub.next(timeout=5)
+                emit(
+                    session,
+                    "store.updated",
+                    aggregate_type="store",
+                    aggregate_id=store.id,
+                    payload={"live": True},
+                )
+            event = await sub.next(wait_s=5)
         finally:
             runner.cancel()
     assert event is not None and event.payload == {"live": True}

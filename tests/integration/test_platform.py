@@ -23,12 +23,14 @@ async def test_request_id_is_echoed_or_made(client: AsyncTestClient[Litestar]) -
     assert made.headers["x-request-id"] not in ("", "bad id with spaces")
 
 
-async def test_metrics_expose_latency_by_route_in_flight_and_errors(client: AsyncTestClient[Litestar], world: World) -> None:
+async def test_metrics_expose_latency_by_route_in_flight_and_errors(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
     store = await world.store("metrics")
     await client.get("/s/metrics")
     await client.get("/s/no-such-shop")
     body = (await client.get("/metrics")).text
-    assert 'till_request_duration_seconds_bucket{' in body
+    assert "till_request_duration_seconds_bucket{" in body
     assert 'path="/s/{slug}"' in body
     assert "till_requests_in_progress" in body
     assert "till_requests_error_total" in body or 'status_code="404"' in body
@@ -58,7 +60,8 @@ async def test_friendly_404_page_and_problem_json_404(client: AsyncTestClient[Li
     assert missing.status_code == 404 and "We could not find that page." in missing.text
     store = await world.store()
     api = await client.get(
-        "/api/v1/api-tokens/0198a5a0-0000-7000-8000-000000000000", headers=bearer(await issue_token(world, store))
+        "/api/v1/api-tokens/0198a5a0-0000-7000-8000-000000000000",
+        headers=bearer(await issue_token(world, store)),
     )
     assert api.status_code == 404
     assert api.headers["content-type"].startswith("application/problem+json")

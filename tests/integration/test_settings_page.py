@@ -17,9 +17,7 @@ async def test_bad_settings_show_inline_errors_keep_values_and_write_nothing(
     manager = await world.staff(store, Role.MANAGER)
     await sign_in(client, manager.email)
     token = csrf_from((await client.get("/staff/settings")).text)
-    response = await client.post(
-        "/staff/settings", data={"name": "", "timezone": "Mars/Olympus", "_csrf_token": token}
-    )
+    response = await client.post("/staff/settings", data={"name": "", "timezone": "Mars/Olympus", "_csrf_token": token})
     assert response.status_code == 422
     assert "Enter a name of 1 to 120 characters." in response.text
     assert "Choose a time zone such as Europe/Berlin." in response.text

@@ -1,0 +1,102 @@
+"""The `till` command as a person runs it: clear one-line failures, migrations, seed, user create."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+
+TILL = [sys.executable, "-m", "app.cli"]
+
+
+def _run(
+    args: list[str], env: dict[str, str], tmp_path: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))}
+    full_env.update({"TILL_DATA_DIR": str(tmp_path), **env})
+    return subprocess.run([*TILL, *args], env=full_env, capture_output=True, text=True, timeout=60, input=stdin)
+
+
+def test_unreachable_database_fails_fast_with_one_line(settings: Settings, tmp_path: Path) -> None:
+    result = _run(
+        ["serve"],
+        {"DATABASE_URL": "postgresql://till:pw@127.0.0.1:1/till", "REDIS_URL": settings.redis_url or ""},
+        tmp_path,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("till: cannot reach the database at postgresql+asyncpg://till:***@127.0.0.1:1/till")
+    assert "pw" not in result.stderr
+
+
+def test_malformed_database_url_fails_with_one_line(tmp_path: Path) -> None:
+    result = _run(
+        ["serve"],
+        {"DATABASE_URL": "mysql://root@localhost/till", "REDIS_URL": "redis://127.0.0.1:6379/0"},
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "till: DATABASE_URL must be a PostgreSQL URL (postgresql://...), got 'mysql'"
+
+
+async def _create_db(url: str, name: str) -> str:
+    admin = make_url(url).set(drivername="postgresql")
+    conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def test_unmigrated_database_is_refused_then_upgrade_seed_and_user_create(settings: Settings, tmp_path: Path) -> None:
+    assert settings.database_url and settings.redis_url
+    fresh = asyncio.run(_create_db(settings.database_url, f"{make_url(settings.database_url).database}_cli"))
+    env = {"DATABASE_URL": fresh, "REDIS_URL": settings.redis_url}
+
+    refused = _run(["serve"], env, tmp_path)
+    assert refused.returncode == 2
+    assert "the database is at migration none but this code needs" in refused.stderr
+    assert "run `till db upgrade`" in refused.stderr
+
+    assert _run(["db", "upgrade"], env, tmp_path).returncode == 0
+    seeded = _run(["seed"], env, tmp_path)
+    assert seeded.returncode == 0 and "demo store created" in seeded.stdout
+    assert "exists already" in _run(["seed"], env, tmp_path).stdout
+
+    created = _run(
+        [
+            "user",
+            "create",
+            "--email",
+            "new@demo.till",
+            "--name",
+            "New Person",
+            "--store",
+            "demo",
+            "--role",
+            "manager",
+        ],
+        env,
+        tmp_path,
+        stdin="long-enough-pw\nlong-enough-pw\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created manager new@demo.till in demo" in created.stdout
+    duplicate = _run(
+        ["user", "create", "--email", "new@demo.till", "--name", "Again", "--store", "demo"],
+        env,
+        tmp_path,
+        stdin="long-enough-pw\nlong-enough-pw\n",
+    )
+    assert duplicate.returncode == 2
+    assert "till: email: Taken." in duplicate.stderr
