@@ -196,21 +196,8 @@ def worker(concurrency: int) -> None:
         from workers.settings import build_worker
 
         configure_logging(settings.log_level)
-        worker = build_worker(settings, concurrency=concurrency)
-
-        async def run() -> None:
-            loop = asyncio.get_running_loop()
-            task = asyncio.create_task(worker.start())
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, task.cancel)
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            finally:
-                await worker.stop()
-
-        asyncio.run(run())
+        # SAQ's worker stops itself on SIGINT / SIGTERM, letting running jobs finish for a grace period.
+        asyncio.run(build_worker(settings, concurrency=concurrency).start())
 
 
 @main.group()

@@ -66,4 +66,5 @@ def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool =
         startup=startup,
         shutdown=shutdown,
         before_process=before_process,
+        shutdown_grace_period_s=5,  # running jobs get 5 s to finish; the upkeep loops never do, so SAQ logs a warning
     )
