@@ -47,14 +47,14 @@ test-unit: install
 	$(BIN)/pytest -q tests/unit
 
 test-integration: install
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q tests/providers tests/integration
 
 # Playwright (sync) runs in its own pytest process: it cannot share a loop with pytest-asyncio.
 test-e2e: install browser
 	$(BIN)/pytest -q -p no:asyncio tests/e2e
 
 test: install browser lint
-	$(BIN)/pytest -q tests/unit tests/integration
+	$(BIN)/pytest -q tests/unit tests/providers tests/integration
 	$(BIN)/pytest -q -p no:asyncio tests/e2e
 
 bench: install

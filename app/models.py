@@ -1,7 +1,37 @@
 """Every model, imported once so Alembic and the mappers see the whole schema."""
 
+from app.cart.models import Cart, CartLine
+from app.catalog.models import Category, Product, Variant
+from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
 from app.core.idempotency import IdempotencyKey
 from app.core.outbox import OutboxEvent
+from app.customers.models import Customer
+from app.inventory.models import Location, Reservation, StockLevel, StockMovement
+from app.orders.models import Order, OrderLine
+from app.payments.models import PaymentIntent, PaymentTransaction
 from app.stores.models import ApiToken, Membership, Store, User
 
-__all__ = ["ApiToken", "IdempotencyKey", "Membership", "OutboxEvent", "Store", "User"]
+__all__ = [
+    "ApiToken",
+    "Cart",
+    "CartLine",
+    "Category",
+    "CheckoutAttempt",
+    "CheckoutSnapshot",
+    "Customer",
+    "IdempotencyKey",
+    "Location",
+    "Membership",
+    "Order",
+    "OrderLine",
+    "OutboxEvent",
+    "PaymentIntent",
+    "PaymentTransaction",
+    "Product",
+    "Reservation",
+    "StockLevel",
+    "StockMovement",
+    "Store",
+    "User",
+    "Variant",
+]

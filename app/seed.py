@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.demo_data import CATEGORIES, PRODUCTS
+from app.catalog.models import Product, Variant
+from app.catalog.services import CatalogService
 from app.core.rbac import Role
+from app.core.tenancy import bind_store
+from app.inventory.models import StockLevel
+from app.inventory.services import InventoryService
 from app.stores.models import Store
 from app.stores.services import UserService
 
@@ -39,4 +45,43 @@ async def seed_demo(session: AsyncSession) -> bool:
     for account in DEMO_ACCOUNTS:
         user = await users.create_user(email=account.email, name=account.name, password=DEMO_PASSWORD)
         await users.add_member(store, user, account.role)
+    await seed_catalog(session, store)
     return True
+
+
+async def seed_catalog(session: AsyncSession, store: Store) -> None:
+    """The café's demo catalog with stock on hand (see app/catalog/demo_data.py)."""
+    bind_store(session, store.id)
+    catalog = CatalogService(session, store.id)
+    categories = {}
+    for position, category in enumerate(CATEGORIES):
+        categories[category.slug] = await catalog.ensure_category(
+            category.slug, category.name, category.description, position
+        )
+    location = await InventoryService(session, store.id).default_location()
+    for item in PRODUCTS:
+        product = Product(
+            slug=item.slug,
+            name=item.name,
+            description=item.description,
+            category_id=categories[item.category].id,
+            tax_class=item.tax_class,
+            image=item.image,
+            variants=[
+                Variant(
+                    store_id=store.id,
+                    sku=v.sku,
+                    options=dict(v.options),
+                    price_minor=v.price_minor,
+                    compare_at_minor=v.compare_at_minor,
+                    weight_grams=v.weight_grams,
+                    position=i,
+                )
+                for i, v in enumerate(item.variants)
+            ],
+        )
+        session.add(product)
+        await session.flush()
+        for variant, demo in zip(product.variants, item.variants, strict=True):
+            session.add(StockLevel(variant_id=variant.id, location_id=location.id, on_hand=demo.stock, reserved=0))
+    await session.flush()

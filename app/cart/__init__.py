@@ -1,0 +1,1 @@
+"""Shopping carts: lines of variants and quantities, found by a random token (cookie or API)."""

@@ -1,0 +1,1 @@
+"""Quotes (frozen checkout snapshots) and the placing-the-order saga."""

@@ -1,0 +1,172 @@
+"""Quotes: freeze the cart's lines, discounts, tax, shipping and totals into a snapshot with an expiry."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cart.services import CartService, CartView, content_hash
+from app.checkout.models import CheckoutSnapshot
+from app.core.errors import NotFound, ValidationFailed
+from app.core.money import Money
+from app.core.tenancy import bind_store
+from app.customers.services import EMAIL, normalise_email
+from app.shipping.addresses import Address, parse_address
+from app.shipping.providers import BuiltinShipping, ShipmentItem, ShippingRate
+from app.stores.commerce import CommerceSettings
+from app.stores.models import Store
+from app.tax.providers import BuiltinTax, TaxableLine
+
+
+@dataclass(frozen=True)
+class QuoteRequest:
+    cart_token: str
+    email: str
+    phone: str = ""
+    shipping_code: str = "pickup"
+    address: Mapping[str, str] | None = None
+    customer_id: uuid.UUID | None = None
+
+
+class QuoteService:
+    def __init__(self, session: AsyncSession, store: Store) -> None:
+        self.session = session
+        self.store = store
+        self.settings = CommerceSettings.of(store.settings)
+        bind_store(session, store.id)
+
+    def shipping(self) -> BuiltinShipping:
+        return BuiltinShipping.from_settings(self.store.settings, self.store.currency)
+
+    def rates(self, cart: CartView, destination: Address | None) -> list[ShippingRate]:
+        items = [ShipmentItem(weight_grams=line.variant.weight_grams, quantity=line.quantity) for line in cart.lines]
+        return self.shipping().quote_rates(destination=destination, items=items, subtotal=cart.subtotal)
+
+    async def create(self, request: QuoteRequest, *, now: datetime | None = None) -> CheckoutSnapshot:
+        now = now or datetime.now(UTC)
+        cart = await CartService(self.session, self.store.id, self.store.currency).view(request.cart_token)
+        if cart.cart is None or not cart.lines:
+            raise ValidationFailed("Your cart is empty.", fields={"cart": "Your cart is empty."})
+        if cart.has_problems:
+            problems = {str(line.variant.id): line.problem for line in cart.lines if line.problem}
+            raise ValidationFailed(
+                "Some items in your cart are not available any more.",
+                fields={
+                    "cart": "; ".join(
+                        f"{line.variant.product.name}: {line.problem}" for line in cart.lines if line.problem
+                    )
+                }
+                | problems,
+            )
+        email = normalise_email(request.email)
+        fields: dict[str, str] = {}
+        if not EMAIL.match(email):
+            fields["email"] = "Enter a valid e-mail address."
+        if len(request.phone) > 40:
+            fields["phone"] = "Enter a phone number of up to 40 characters."
+        address: Address | None = None
+        rate_code = request.shipping_code or "pickup"
+        needs_address = rate_code != "pickup"
+        if needs_address:
+            try:
+                address = parse_address(request.address or {})
+            except ValidationFailed as exc:
+                fields.update({f"address.{k}": v for k, v in exc.fields.items()})
+        if fields:
+            raise ValidationFailed("Check the highlighted fields.", fields=fields)
+        items = [ShipmentItem(weight_grams=line.variant.weight_grams, quantity=line.quantity) for line in cart.lines]
+        if rate_code == "delivery":  # "deliver it": the cheapest rate for this address
+            offered = [r for r in self.rates(cart, address) if r.requires_address]
+            if not offered:
+                raise ValidationFailed(
+                    "We cannot deliver to this address.", fields={"address.country": "We do not deliver there yet."}
+                )
+            rate = offered[0]
+        else:
+            rate = self.shipping().rate(rate_code, destination=address, items=items, subtotal=cart.subtotal)
+
+        country = address.country if address else self.settings.country
+        region = address.region if address else ""
+        taxable = [
+            TaxableLine(
+                key=str(line.variant.id),
+                amount=Money(line.total, self.store.currency),
+                tax_class=line.variant.product.tax_class,
+            )
+            for line in cart.lines
+        ]
+        tax = BuiltinTax.from_settings(self.store.settings, self.store.currency).quote(
+            taxable, country=country, region=region, prices_include_tax=self.settings.prices_include_tax
+        )
+        tax_by_key = {t.key: t for t in tax.lines}
+        lines: list[dict[str, Any]] = []
+        for line in cart.lines:
+            tax_line = tax_by_key[str(line.variant.id)]
+            lines.append(
+                {
+                    "variant_id": str(line.variant.id),
+                    "sku": line.variant.sku,
+                    "name": line.variant.product.name,
+                    "variant_title": line.variant.title if line.variant.options else "",
+                    "quantity": line.quantity,
+                    "unit_price_minor": line.unit_price,
+                    "discount_minor": 0,
+                    "total_minor": line.total,
+                    "tax_class": tax_line.tax_class,
+                    "tax_rate_bps": tax_line.rate_bps,
+                    "tax_minor": tax_line.tax.amount_minor,
+                }
+            )
+        subtotal = cart.subtotal.amount_minor
+        tax_minor = tax.total_tax.amount_minor
+        total = subtotal + rate.amount.amount_minor + (0 if self.settings.prices_include_tax else tax_minor)
+        snapshot = CheckoutSnapshot(
+            cart_id=cart.cart.id,
+            customer_id=request.customer_id,
+            email=email,
+            phone=request.phone.strip(),
+            currency=self.store.currency,
+            prices_include_tax=self.settings.prices_include_tax,
+            lines=lines,
+            discounts=[],
+            tax_lines=[
+                {
+                    "key": t.key,
+                    "name": t.name,
+                    "rate_bps": t.rate_bps,
+                    "taxable_minor": t.taxable.amount_minor,
+                    "tax_minor": t.tax.amount_minor,
+                }
+                for t in tax.lines
+            ],
+            shipping={
+                "code": rate.code,
+                "label": rate.label,
+                "method": rate.method,
+                "amount_minor": rate.amount.amount_minor,
+            },
+            address=address.as_dict() if address else None,
+            subtotal_minor=subtotal,
+            discount_minor=0,
+            shipping_minor=rate.amount.amount_minor,
+            tax_minor=tax_minor,
+            total_minor=total,
+            content_hash=content_hash([(line.variant.id, line.quantity, line.unit_price) for line in cart.lines]),
+            expires_at=now + self.settings.quote_ttl,
+            status="open",
+        )
+        self.session.add(snapshot)
+        await self.session.flush()
+        return snapshot
+
+    async def get(self, snapshot_id: uuid.UUID) -> CheckoutSnapshot:
+        snapshot = await self.session.scalar(select(CheckoutSnapshot).where(CheckoutSnapshot.id == snapshot_id))
+        if snapshot is None:
+            raise NotFound("No such checkout.")
+        return snapshot

@@ -1,0 +1,461 @@
+"""Placing the order: a saga on a frozen snapshot (Invariant 6).
+
+Steps and their compensations, each in its own short transaction, never holding a
+transaction or a row lock across the provider call:
+
+  1. claim the attempt (unique per idempotency key and per live snapshot), check the snapshot,
+     reserve stock                                              ↺ release stock
+  2. authorise the card (capturing at once when the store captures at checkout)
+                                                                ↺ void the authorisation
+  3. record the payment, create the order and its lines, commit the stock, close the
+     snapshot and the cart, emit order.placed
+A failure undoes what was done. A crashed attempt is finished or compensated by ``recover``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cart.models import Cart, CartLine
+from app.cart.services import content_hash
+from app.catalog.models import Variant
+from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
+from app.core.errors import Conflict, TillError, ValidationFailed
+from app.core.money import Money
+from app.core.tenancy import bind_store, system_scope
+from app.customers.services import CustomerService
+from app.inventory.services import InventoryService, SoldOut
+from app.orders.models import Order
+from app.orders.services import OrderService
+from app.payments.models import PaymentIntent
+from app.payments.provider import (
+    AuthorizeRequest,
+    CardDetails,
+    PaymentError,
+    PaymentProvider,
+    PaymentStatus,
+    ProviderResult,
+    ProviderTimeout,
+    VoidRequest,
+)
+from app.payments.services import PaymentLedger, is_success, order_payment_status
+from app.stores.commerce import CommerceSettings
+from app.stores.models import Store
+
+TERMINAL = ("completed", "failed")
+STALL_AFTER = timedelta(seconds=60)
+WAIT_FOR_OTHER = 15.0
+
+
+class PaymentDeclined(TillError):
+    status_code = 402
+    title = "Payment declined"
+    code = "payment_declined"
+
+
+class CheckoutExpired(TillError):
+    status_code = 409
+    title = "Checkout expired"
+    code = "checkout_expired"
+
+
+@dataclass(frozen=True)
+class PaymentInput:
+    card: CardDetails | None = None
+    amount_minor: int | None = None  # what the client believes it pays; must equal the snapshot total
+    return_url: str = ""
+
+
+@dataclass
+class Outcome:
+    attempt_id: uuid.UUID
+    state: str
+    order: Order | None = None
+    action_url: str = ""
+    error_code: str = ""
+    message: str = ""
+    replayed: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class CheckoutSaga:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
+        provider: PaymentProvider,
+    ) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.provider = provider
+        self.settings = CommerceSettings.of(store.settings)
+
+    # ---- entry point ---------------------------------------------------------------------------
+
+    async def complete(
+        self, snapshot_id: uuid.UUID, idempotency_key: str, payment: PaymentInput, *, fingerprint: str
+    ) -> Outcome:
+        now = datetime.now(UTC)
+        attempt_id = uuid.uuid4()
+        async with self.sessions() as session, session.begin():
+            bind_store(session, self.store.id)
+            snapshot = await session.get(CheckoutSnapshot, snapshot_id)
+            if snapshot is None:
+                raise ValidationFailed("This checkout does not exist.", fields={"snapshot_id": "Unknown checkout."})
+            claimed = await session.scalar(
+                insert(CheckoutAttempt)
+                .values(
+                    id=attempt_id,
+                    store_id=self.store.id,
+                    snapshot_id=snapshot_id,
+                    idempotency_key=idempotency_key,
+                    request_hash=fingerprint,
+                    state="started",
+                    amount_minor=snapshot.total_minor,
+                    steps=[],
+                )
+                .on_conflict_do_nothing()
+                .returning(CheckoutAttempt.id)
+            )
+            if claimed is None:
+                existing = await self._existing(session, idempotency_key, snapshot_id)
+                if existing.request_hash != fingerprint and existing.idempotency_key == idempotency_key:
+                    raise ValidationFailed(
+                        "This payment key was used for a different checkout.",
+                        fields={"idempotency_key": "Used for a different checkout."},
+                    )
+                other_id = existing.id
+            else:
+                other_id = None
+                self._check_snapshot(snapshot, payment, now)
+                await self._check_cart(session, snapshot)
+                quantities: dict[uuid.UUID, int] = {}
+                for line in snapshot.lines:
+                    variant_id = uuid.UUID(line["variant_id"])
+                    quantities[variant_id] = quantities.get(variant_id, 0) + int(line["quantity"])
+                inventory = InventoryService(session, self.store.id)
+                location = await inventory.default_location()
+                await inventory.reserve(attempt_id, quantities, location.id, now=now)
+                await session.execute(
+                    update(CheckoutAttempt).where(CheckoutAttempt.id == attempt_id).values(state="reserved")
+                )
+        if other_id is not None:
+            outcome = await self.wait_for(other_id)
+            outcome.replayed = True
+            return outcome
+        return await self._authorize(attempt_id, snapshot, payment)
+
+    # ---- step 2: the provider call, outside any transaction ---------------------------------------
+
+    async def _authorize(self, attempt_id: uuid.UUID, snapshot: CheckoutSnapshot, payment: PaymentInput) -> Outcome:
+        key = f"checkout:{attempt_id}:authorize"
+        request = AuthorizeRequest(
+            amount=Money(snapshot.total_minor, snapshot.currency),
+            idempotency_key=key,
+            card=payment.card,
+            capture=self.settings.capture_policy == "at_checkout",
+            return_url=payment.return_url,
+            description=f"{self.store.name} checkout",
+            metadata={"attempt_id": str(attempt_id), "snapshot_id": str(snapshot.id)},
+        )
+        try:
+            result = await self.provider.authorize(request)
+        except ProviderTimeout as exc:
+            return await self._unknown_outcome(attempt_id, exc.provider_ref, key)
+        except PaymentError as exc:
+            return await self._fail(attempt_id, "payment_error", exc.message)
+        return await self._settle(attempt_id, result, key)
+
+    async def _unknown_outcome(self, attempt_id: uuid.UUID, provider_ref: str, key: str) -> Outcome:
+        """A timeout: ask the provider what happened, never guess. Money held for an unsure order is voided."""
+        try:
+            result = await self.provider.get_transaction(provider_ref) if provider_ref else None
+        except PaymentError:
+            result = None
+        if result is not None and is_success(result):
+            await self._void(result, attempt_id, reason="timeout")
+        return await self._fail(
+            attempt_id, "payment_unconfirmed", "The payment could not be confirmed, and you have not been charged."
+        )
+
+    async def _void(self, result: ProviderResult, attempt_id: uuid.UUID, *, reason: str) -> None:
+        voided = await self.provider.void(
+            VoidRequest(provider_ref=result.provider_ref, idempotency_key=f"checkout:{attempt_id}:void")
+        )
+        async with self.sessions() as session, session.begin():
+            ledger = PaymentLedger(session, self.store.id)
+            intent = await session.scalar(
+                select(PaymentIntent).where(PaymentIntent.provider_ref == result.provider_ref)
+            )
+            attempt = await session.get(CheckoutAttempt, attempt_id)
+            assert attempt is not None
+            if intent is None:
+                intent = ledger.open_intent(
+                    snapshot_id=attempt.snapshot_id,
+                    provider=self.provider.name,
+                    capture_method=self._capture_method(),
+                    result=result,
+                    idempotency_key=f"checkout:{attempt_id}:authorize",
+                )
+            ledger.record(intent, "void", voided, f"checkout:{attempt_id}:void")
+            attempt.steps = [*attempt.steps, {"step": "void", "reason": reason, "at": _now()}]
+
+    def _capture_method(self) -> str:
+        return "automatic" if self.settings.capture_policy == "at_checkout" else "manual"
+
+    # ---- step 3: record the answer and place the order -------------------------------------------
+
+    async def _settle(self, attempt_id: uuid.UUID, result: ProviderResult, key: str) -> Outcome:
+        if result.status in (PaymentStatus.DECLINED, PaymentStatus.FAILED):
+            return await self._fail(
+                attempt_id,
+                result.decline_code or "declined",
+                _decline_message(result.decline_code),
+                result=result,
+                key=key,
+            )
+        if result.status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PENDING):
+            state = "awaiting_action" if result.status == PaymentStatus.REQUIRES_ACTION else "awaiting_payment"
+            async with self.sessions() as session, session.begin():
+                attempt = await self._attempt(session, attempt_id)
+                intent = PaymentLedger(session, self.store.id).open_intent(
+                    snapshot_id=attempt.snapshot_id,
+                    provider=self.provider.name,
+                    capture_method=self._capture_method(),
+                    result=result,
+                    idempotency_key=key,
+                )
+                attempt.state, attempt.payment_intent_id = state, intent.id
+                attempt.card_brand, attempt.card_last4 = result.brand, result.last4
+            return Outcome(attempt_id, state, action_url=result.action_url)
+        return await self._place(attempt_id, result, key)
+
+    async def _place(self, attempt_id: uuid.UUID, result: ProviderResult, key: str) -> Outcome:
+        now = datetime.now(UTC)
+        async with self.sessions() as session, session.begin():
+            attempt = await self._attempt(session, attempt_id, lock=True)
+            if attempt.state in TERMINAL:
+                return await self._outcome_of(session, attempt)
+            snapshot = await session.get(CheckoutSnapshot, attempt.snapshot_id)
+            assert snapshot is not None
+            ledger = PaymentLedger(session, self.store.id)
+            intent = await session.get(PaymentIntent, attempt.payment_intent_id) if attempt.payment_intent_id else None
+            if intent is None:
+                intent = ledger.open_intent(
+                    snapshot_id=snapshot.id,
+                    provider=self.provider.name,
+                    capture_method=self._capture_method(),
+                    result=result,
+                    idempotency_key=key,
+                )
+            else:
+                ledger.record(intent, "action", result, key)
+            customer_id = await CustomerService(session, self.store.id).for_checkout(
+                email=snapshot.email, phone=snapshot.phone, customer_id=snapshot.customer_id
+            )
+            order = await OrderService(session, self.store.id).place(
+                snapshot, customer_id=customer_id, payment_status=order_payment_status(intent), now=now
+            )
+            intent.order_id = order.id
+            await InventoryService(session, self.store.id).commit(attempt_id)
+            snapshot.status = "completed"
+            await session.execute(update(Cart).where(Cart.id == snapshot.cart_id).values(status="converted"))
+            attempt.state, attempt.order_id, attempt.payment_intent_id = "completed", order.id, intent.id
+            attempt.card_brand, attempt.card_last4 = result.brand, result.last4
+            return Outcome(attempt_id, "completed", order=order)
+
+    async def _fail(
+        self,
+        attempt_id: uuid.UUID,
+        code: str,
+        message: str,
+        *,
+        result: ProviderResult | None = None,
+        key: str = "",
+    ) -> Outcome:
+        """Compensate: give the stock back and close the attempt. The cart stays as it was."""
+        async with self.sessions() as session, session.begin():
+            attempt = await self._attempt(session, attempt_id, lock=True)
+            if attempt.state in TERMINAL:
+                return await self._outcome_of(session, attempt)
+            await InventoryService(session, self.store.id).release(attempt_id)
+            if result is not None and attempt.payment_intent_id is None:
+                intent = PaymentLedger(session, self.store.id).open_intent(
+                    snapshot_id=attempt.snapshot_id,
+                    provider=self.provider.name,
+                    capture_method=self._capture_method(),
+                    result=result,
+                    idempotency_key=key,
+                )
+                attempt.payment_intent_id = intent.id
+            attempt.state, attempt.error_code, attempt.error_message = "failed", code, message[:300]
+        return Outcome(attempt_id, "failed", error_code=code, message=message)
+
+    # ---- resuming (3-D Secure return, delayed-success webhook, crash recovery) ---------------------
+
+    async def resume(self, attempt_id: uuid.UUID) -> Outcome:
+        """Ask the provider where the payment stands and finish or compensate accordingly."""
+        async with self.sessions() as session:
+            attempt = await self._attempt(session, attempt_id)
+            if attempt.state in TERMINAL:
+                return await self._outcome_of(session, attempt)
+            intent = await session.get(PaymentIntent, attempt.payment_intent_id) if attempt.payment_intent_id else None
+            provider_ref = intent.provider_ref if intent else ""
+            state = attempt.state
+        key = f"checkout:{attempt_id}:authorize"
+        if not provider_ref:
+            if state in ("started", "reserved"):
+                # Crashed before or during the provider call: ask by the deterministic key's reference.
+                return await self._unknown_outcome(attempt_id, _sandbox_style_ref(self.provider, key), key)
+            return await self._fail(attempt_id, "payment_missing", "The payment was not started.")
+        try:
+            result = await self.provider.get_transaction(provider_ref)
+        except PaymentError as exc:
+            return await self._fail(attempt_id, exc.code, exc.message)
+        if is_success(result):
+            return await self._place(attempt_id, result, f"checkout:{attempt_id}:resume")
+        if result.status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PENDING):
+            return Outcome(attempt_id, state, action_url=result.action_url)
+        return await self._fail(attempt_id, result.decline_code or "declined", _decline_message(result.decline_code))
+
+    async def wait_for(self, attempt_id: uuid.UUID, timeout_s: float = WAIT_FOR_OTHER) -> Outcome:
+        """The outcome of an attempt another request is running (a double click joins the first click)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            async with self.sessions() as session:
+                attempt = await self._attempt(session, attempt_id)
+                if attempt.state in (*TERMINAL, "awaiting_action", "awaiting_payment"):
+                    return await self._outcome_of(session, attempt)
+            if asyncio.get_running_loop().time() > deadline:
+                raise Conflict("This checkout is still being processed. Refresh in a moment.")
+            await asyncio.sleep(0.05)
+
+    async def snapshot_of(self, attempt_id: uuid.UUID) -> uuid.UUID:
+        async with self.sessions() as session:
+            return (await self._attempt(session, attempt_id)).snapshot_id
+
+    async def outcome(self, attempt_id: uuid.UUID) -> Outcome:
+        async with self.sessions() as session:
+            return await self._outcome_of(session, await self._attempt(session, attempt_id))
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    async def _attempt(self, session: AsyncSession, attempt_id: uuid.UUID, *, lock: bool = False) -> CheckoutAttempt:
+        bind_store(session, self.store.id)
+        stmt = select(CheckoutAttempt).where(CheckoutAttempt.id == attempt_id)
+        attempt = await session.scalar(stmt.with_for_update() if lock else stmt)
+        if attempt is None:
+            raise ValidationFailed("No such checkout attempt.")
+        return attempt
+
+    async def _existing(self, session: AsyncSession, key: str, snapshot_id: uuid.UUID) -> CheckoutAttempt:
+        attempt = await session.scalar(
+            select(CheckoutAttempt).where(
+                (CheckoutAttempt.idempotency_key == key)
+                | ((CheckoutAttempt.snapshot_id == snapshot_id) & (CheckoutAttempt.state != "failed"))
+            )
+        )
+        if attempt is None:  # the conflicting attempt failed between our insert and this read
+            raise Conflict("This checkout changed while paying. Please try again.")
+        return attempt
+
+    async def _outcome_of(self, session: AsyncSession, attempt: CheckoutAttempt) -> Outcome:
+        order = await session.get(Order, attempt.order_id) if attempt.order_id else None
+        action_url = ""
+        if attempt.state == "awaiting_action" and attempt.payment_intent_id:
+            intent = await session.get(PaymentIntent, attempt.payment_intent_id)
+            if intent is not None:
+                action_url = (await self.provider.get_transaction(intent.provider_ref)).action_url
+        return Outcome(
+            attempt.id,
+            attempt.state,
+            order=order,
+            action_url=action_url,
+            error_code=attempt.error_code,
+            message=attempt.error_message,
+        )
+
+    def _check_snapshot(self, snapshot: CheckoutSnapshot, payment: PaymentInput, now: datetime) -> None:
+        if snapshot.status != "open":
+            raise CheckoutExpired("This checkout was already completed.")
+        if snapshot.expires_at <= now:
+            raise CheckoutExpired("Your checkout expired. We have refreshed the prices for you.")
+        if payment.amount_minor is not None and payment.amount_minor != snapshot.total_minor:
+            raise ValidationFailed(
+                "The amount to pay does not match the checkout total.",
+                fields={"amount_minor": f"Expected {snapshot.total_minor}."},
+            )
+
+    async def _check_cart(self, session: AsyncSession, snapshot: CheckoutSnapshot) -> None:
+        rows = (
+            await session.execute(
+                select(CartLine.variant_id, CartLine.quantity, Variant.price_minor)
+                .join(Variant, Variant.id == CartLine.variant_id)
+                .where(CartLine.cart_id == snapshot.cart_id)
+            )
+        ).all()
+        if content_hash([(v, q, p) for v, q, p in rows]) != snapshot.content_hash:
+            raise CheckoutExpired("Your cart changed since the totals were calculated. Please review the new totals.")
+
+
+def _decline_message(code: str) -> str:
+    return {
+        "insufficient_funds": "Your card has insufficient funds. Try another card.",
+        "authentication_failed": "The card's security check failed. Try again or use another card.",
+        "expired_card": "Your card has expired.",
+        "invalid_number": "The card number is not valid.",
+        "invalid_cvc": "The security code is not valid.",
+    }.get(code, "Your card was declined. Try another card.")
+
+
+def _sandbox_style_ref(provider: PaymentProvider, key: str) -> str:
+    ref_for = getattr(provider, "ref_for", None)
+    return str(ref_for(key)) if callable(ref_for) else ""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+async def recover_stalled(
+    sessions: async_sessionmaker[AsyncSession],
+    provider_for: object,
+    *,
+    older_than: timedelta = STALL_AFTER,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """Sweeper: finish or compensate attempts stuck mid-saga (a process died)."""
+    now = now or datetime.now(UTC)
+    async with sessions() as session:
+        system_scope(session)
+        stalled = (
+            await session.execute(
+                select(CheckoutAttempt.id, Store)
+                .join(Store, Store.id == CheckoutAttempt.store_id)
+                .where(CheckoutAttempt.state.not_in(TERMINAL), CheckoutAttempt.updated_at < now - older_than)
+                .limit(100)
+            )
+        ).all()
+    outcomes = []
+    for attempt_id, store in stalled:
+        saga = CheckoutSaga(sessions, store, provider_for(store))  # type: ignore[operator]
+        outcomes.append(await saga.resume(attempt_id))
+    return outcomes
+
+
+__all__ = [
+    "CheckoutExpired",
+    "CheckoutSaga",
+    "Outcome",
+    "PaymentDeclined",
+    "PaymentInput",
+    "SoldOut",
+    "recover_stalled",
+]

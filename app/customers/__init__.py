@@ -1,0 +1,1 @@
+"""Shopper accounts (optional: guests check out with an e-mail)."""

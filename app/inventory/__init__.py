@@ -1,0 +1,1 @@
+"""Stock per variant per location, reservations with expiry, and the movement ledger."""

@@ -1,0 +1,1 @@
+"""Orders: what was sold, to whom, for how much, and where it stands."""

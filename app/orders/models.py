@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from advanced_alchemy.types import DateTimeUTC, JsonB
+from sqlalchemy import BigInteger, ForeignKey, Integer, Sequence, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.core.db import UUIDv7AuditBase, metadata
+from app.core.tenancy import TenantMixin
+
+# Human order numbers (#1001, ...) come from one sequence: no counter row to serialise checkouts on.
+# A store sees gaps where other stores' orders took numbers; numbers never repeat within a store.
+order_number_seq = Sequence("order_number_seq", start=1001, metadata=metadata)
+
+
+class Order(TenantMixin, UUIDv7AuditBase):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("store_id", "number"),)
+
+    number: Mapped[int] = mapped_column(BigInteger, order_number_seq, server_default=order_number_seq.next_value())
+    channel: Mapped[str] = mapped_column(String(16), default="web")  # web | pos | ingested
+    status: Mapped[str] = mapped_column(String(20), default="placed")
+    payment_status: Mapped[str] = mapped_column(String(20), default="unpaid")
+    fulfilment_status: Mapped[str] = mapped_column(String(20), default="unfulfilled")
+    fulfilment_method: Mapped[str] = mapped_column(String(20), default="pickup")  # pickup | shipping | local_delivery
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal_minor: Mapped[int] = mapped_column(Integer)
+    discount_minor: Mapped[int] = mapped_column(Integer, default=0)
+    shipping_minor: Mapped[int] = mapped_column(Integer)
+    tax_minor: Mapped[int] = mapped_column(Integer)
+    total_minor: Mapped[int] = mapped_column(Integer)
+    prices_include_tax: Mapped[bool] = mapped_column()
+    shipping: Mapped[dict[str, Any]] = mapped_column(JsonB)
+    address: Mapped[dict[str, Any] | None] = mapped_column(JsonB, default=None)
+    snapshot_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    access_token: Mapped[str] = mapped_column(String(64))
+    placed_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+
+    lines: Mapped[list[OrderLine]] = relationship(lazy="selectin", order_by="OrderLine.position")
+
+
+class OrderLine(TenantMixin, UUIDv7AuditBase):
+    __tablename__ = "order_lines"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    variant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(Integer)
+    discount_minor: Mapped[int] = mapped_column(Integer, default=0)
+    tax_minor: Mapped[int] = mapped_column(Integer)
+    tax_rate_bps: Mapped[int] = mapped_column(Integer)
+    total_minor: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,569 @@
+"""The built-in ``sandbox`` payment provider: a deterministic fake gateway that keeps its state in Redis.
+
+The web app and the workers share the state (``till:sandbox:pi:<ref>``, JSON, 7-day TTL), so a
+challenge completed on the web can be captured by a worker. It signs the webhooks it sends itself
+with Stripe's scheme (:mod:`app.payments.signing`), so the whole app works offline.
+
+Test cards (any future expiry, any 3-4 digit CVC):
+
+=====================  ==================================================================
+number                 outcome
+=====================  ==================================================================
+4242 4242 4242 4242    success (visa)
+5555 5555 5555 4444    success (mastercard)
+4000 0000 0000 0002    DECLINED, decline_code ``card_declined``
+4000 0000 0000 9995    DECLINED, decline_code ``insufficient_funds``
+4000 0000 0000 3220    REQUIRES_ACTION (3-D Secure); ``action_url`` = ``{base_url}/sandbox/3ds/{ref}``;
+                       :meth:`SandboxProvider.complete_challenge` approves (AUTHORIZED, or CAPTURED
+                       when the request asked to capture) or fails (DECLINED,
+                       ``authentication_failed``)
+4000 0000 0000 0077    PENDING; :meth:`SandboxProvider.settle_pending` moves it to AUTHORIZED/CAPTURED
+4000 0000 0000 0119    processing error: the authorization is recorded as succeeded, then
+                       :class:`ProviderTimeout` is raised; ``get_transaction(ref)`` reports it
+any other Luhn-valid   success (brand from the number's prefix)
+not Luhn-valid         DECLINED, ``invalid_number``
+expiry in the past     DECLINED, ``expired_card`` (month outside 1-12: ``invalid_expiry_month``)
+CVC not 3-4 digits     DECLINED, ``invalid_cvc``
+=====================  ==================================================================
+
+Instead of a card, ``payment_method_token`` may name a test card (as Stripe's ``pm_card_*``):
+``pm_card_visa``, ``pm_card_mastercard``, ``pm_card_chargeDeclined``,
+``pm_card_chargeDeclinedInsufficientFunds``, ``pm_card_threeDSecureRequired``,
+``pm_card_pending``, ``pm_card_processingError``.
+
+Rules:
+
+- ``provider_ref`` is ``"sb_" + sha256(idempotency_key)[:24]``, so a caller that timed out knows it
+  (:func:`provider_ref_for`).
+- Idempotency: the first call with a key stores its result (``till:sandbox:idem:<key>``) in the same
+  Redis transaction (WATCH/MULTI) as the state change, so concurrent duplicates produce exactly one
+  effect and all receive the first result. Reusing a key for a different request raises
+  ``PaymentError("idempotency_key_reused")``. Refusals (:class:`PaymentError`) are not stored: a
+  retry is evaluated again.
+- Capture only AUTHORIZED, at most the authorised amount, once (the rest of the authorization is
+  released). Refund only CAPTURED, several partial refunds up to the captured amount (status
+  becomes REFUNDED when all of it is refunded). Void AUTHORIZED, REQUIRES_ACTION or PENDING (never
+  captured money).
+- Card data (Invariant 9): only brand and last 4 are kept; the number and CVC never reach Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypedDict, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from app.core.money import Money
+from app.payments import signing
+from app.payments.provider import (
+    AuthorizeRequest,
+    CaptureRequest,
+    CardDetails,
+    PaymentError,
+    PaymentStatus,
+    ProviderResult,
+    ProviderTimeout,
+    RefundRequest,
+    VoidRequest,
+    WebhookEvent,
+)
+
+__all__ = ["STATE_TTL_S", "TEST_CARDS", "TEST_TOKENS", "SandboxProvider", "provider_ref_for"]
+
+STATE_TTL_S = 7 * 24 * 3600
+_PI_PREFIX = "till:sandbox:pi:"
+_IDEM_PREFIX = "till:sandbox:idem:"
+_MAX_ATTEMPTS = 200  # optimistic-transaction retries before giving up under contention
+
+# Behaviour of the special test cards (any other valid card: success); a decline's is its decline code.
+_SUCCESS, _THREE_DS, _DELAYED, _TIMEOUT = "success", "three_d_secure", "delayed", "processing_error"
+TEST_CARDS: Mapping[str, str] = {
+    "4242424242424242": _SUCCESS,
+    "5555555555554444": _SUCCESS,
+    "4000000000000002": "card_declined",
+    "4000000000009995": "insufficient_funds",
+    "4000000000003220": _THREE_DS,
+    "4000000000000077": _DELAYED,
+    "4000000000000119": _TIMEOUT,
+}
+TEST_TOKENS: Mapping[str, str] = {
+    "pm_card_visa": "4242424242424242",
+    "pm_card_mastercard": "5555555555554444",
+    "pm_card_chargeDeclined": "4000000000000002",
+    "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
+    "pm_card_threeDSecureRequired": "4000000000003220",
+    "pm_card_pending": "4000000000000077",
+    "pm_card_processingError": "4000000000000119",
+}
+
+_MESSAGES = {
+    "card_declined": "The card was declined.",
+    "insufficient_funds": "The card has insufficient funds.",
+    "invalid_number": "The card number is not valid.",
+    "expired_card": "The card has expired.",
+    "invalid_expiry_month": "The card's expiry month is not valid.",
+    "invalid_cvc": "The card's security code is not valid.",
+    "authentication_failed": "3-D Secure authentication failed.",
+}
+
+
+def provider_ref_for(idempotency_key: str) -> str:
+    """The sandbox reference an authorization with this idempotency key gets (or got)."""
+    return "sb_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _brand(digits: str) -> str:
+    two, four = int(digits[:2] or 0), int(digits[:4] or 0)
+    if digits.startswith("4"):
+        return "visa"
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return "mastercard"
+    if two in (34, 37):
+        return "amex"
+    if digits.startswith(("6011", "65")) or 644 <= int(digits[:3] or 0) <= 649:
+        return "discover"
+    if 3528 <= four <= 3589:
+        return "jcb"
+    if two in (36, 38, 39) or 300 <= int(digits[:3] or 0) <= 305:
+        return "diners"
+    if digits.startswith("62"):
+        return "unionpay"
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class _Screened:
+    """What is kept of a card after screening: never the number or the CVC."""
+
+    brand: str
+    last4: str
+    behaviour: str  # one of the _SUCCESS.. constants, or a decline code from validation
+    fingerprint: str  # request identity for idempotency (brand, last4, expiry; no PAN)
+
+
+def _screen(card: CardDetails, today: datetime) -> _Screened:
+    digits = "".join(ch for ch in card.number if ch not in " -")
+    last4 = digits[-4:] if digits.isdigit() else ""
+    brand = _brand(digits) if digits.isdigit() else "unknown"
+    fingerprint = f"{brand}:{last4}:{card.exp_month}:{card.exp_year}"
+    behaviour: str
+    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not _luhn_ok(digits):
+        behaviour = "invalid_number"
+    elif not 1 <= card.exp_month <= 12:
+        behaviour = "invalid_expiry_month"
+    elif (card.exp_year + 2000 if card.exp_year < 100 else card.exp_year, card.exp_month) < (today.year, today.month):
+        behaviour = "expired_card"
+    elif not (card.cvc.isdigit() and 3 <= len(card.cvc) <= 4):
+        behaviour = "invalid_cvc"
+    else:
+        behaviour = TEST_CARDS.get(digits, _SUCCESS)
+    return _Screened(brand=brand, last4=last4, behaviour=behaviour, fingerprint=fingerprint)
+
+
+class _State(TypedDict):
+    """One sandbox payment as stored in Redis (no card data beyond brand and last 4)."""
+
+    id: str
+    status: str
+    currency: str
+    amount: int
+    captured: int
+    refunded: int
+    capture: bool  # capture on authorization (also after a challenge or a delayed success)
+    flow: str  # "", "challenge" or "pending": how it got past REQUIRES_ACTION / PENDING
+    brand: str
+    last4: str
+    decline_code: str
+    message: str
+    action_url: str
+    created: int
+
+
+def _public(state: _State) -> dict[str, Any]:
+    """The redacted object shown in ``ProviderResult.raw`` and in webhooks."""
+    return {
+        "id": state["id"],
+        "object": "payment_intent",
+        "status": state["status"],
+        "amount": state["amount"],
+        "currency": state["currency"],
+        "amount_captured": state["captured"],
+        "amount_refunded": state["refunded"],
+        "brand": state["brand"],
+        "last4": state["last4"],
+        "decline_code": state["decline_code"],
+    }
+
+
+def _result(state: _State, **extra_raw: Any) -> ProviderResult:
+    currency = state["currency"]
+    return ProviderResult(
+        status=PaymentStatus(state["status"]),
+        provider_ref=state["id"],
+        amount=Money(state["amount"], currency),
+        captured=Money(state["captured"], currency),
+        refunded=Money(state["refunded"], currency),
+        brand=state["brand"],
+        last4=state["last4"],
+        decline_code=state["decline_code"],
+        message=state["message"],
+        action_url=state["action_url"],
+        raw={**_public(state), **extra_raw},
+    )
+
+
+def _check_amount(amount: Money, state: _State | None = None) -> None:
+    if amount.amount_minor <= 0:
+        raise PaymentError("invalid_amount", f"amount must be positive, got {amount.amount_minor}")
+    if state is not None and amount.currency != state["currency"]:
+        raise PaymentError(
+            "currency_mismatch",
+            f"payment is in {state['currency']}, request is in {amount.currency}",
+            provider_ref=state["id"],
+        )
+
+
+def _require(state: _State | None, ref: str) -> _State:
+    if state is None:
+        raise PaymentError("unknown_payment", f"no sandbox payment {ref}", provider_ref=ref)
+    return state
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+# A step computes the new state (and extra fields for ``raw``) from the current one, or raises PaymentError.
+_Step = Callable[[_State | None], tuple[_State, dict[str, Any]]]
+
+
+class SandboxProvider:
+    """Deterministic fake gateway; see the module docstring for the test cards and rules."""
+
+    def __init__(self, redis: Redis, *, webhook_secret: str, base_url: str = "", name: str = "sandbox") -> None:
+        self.name = name
+        self._redis = redis
+        self._webhook_secret = webhook_secret
+        self._base_url = base_url.rstrip("/")
+
+    # -- the PaymentProvider interface ---------------------------------------------------------
+
+    async def authorize(self, request: AuthorizeRequest) -> ProviderResult:
+        _check_amount(request.amount)
+        screened = self._screen_source(request)
+        ref = provider_ref_for(request.idempotency_key)
+        fingerprint = _dumps(
+            [request.amount.amount_minor, request.amount.currency, request.capture, screened.fingerprint]
+        )
+
+        def step(current: _State | None) -> tuple[_State, dict[str, Any]]:
+            if current is not None:  # the ref exists but the key's record expired or was lost
+                raise PaymentError("idempotency_key_reused", "this key already authorised a payment", provider_ref=ref)
+            state = self._new_state(ref, request, screened)
+            return state, {}
+
+        result, first = await self._transact(
+            ref=ref, idempotency_key=request.idempotency_key, op="authorize", fingerprint=fingerprint, step=step
+        )
+        if first and screened.behaviour == _TIMEOUT:
+            raise ProviderTimeout("sandbox processing error: outcome unknown", provider_ref=ref)
+        return result
+
+    async def capture(self, request: CaptureRequest) -> ProviderResult:
+        ref = request.provider_ref
+        _check_amount(request.amount)
+
+        def step(current: _State | None) -> tuple[_State, dict[str, Any]]:
+            state = _require(current, ref)
+            _check_amount(request.amount, state)
+            if state["status"] != PaymentStatus.AUTHORIZED:
+                raise PaymentError(
+                    "invalid_state", f"cannot capture a payment that is {state['status']}", provider_ref=ref
+                )
+            if request.amount.amount_minor > state["amount"]:
+                raise PaymentError(
+                    "amount_too_large",
+                    f"capture {request.amount.amount_minor} exceeds the authorised {state['amount']}",
+                    provider_ref=ref,
+                )
+            new: _State = {**state, "status": PaymentStatus.CAPTURED.value, "captured": request.amount.amount_minor}
+            return new, {}
+
+        fingerprint = _dumps(["capture", ref, request.amount.amount_minor, request.amount.currency])
+        result, _ = await self._transact(
+            ref=ref, idempotency_key=request.idempotency_key, op="capture", fingerprint=fingerprint, step=step
+        )
+        return result
+
+    async def void(self, request: VoidRequest) -> ProviderResult:
+        ref = request.provider_ref
+        voidable = {PaymentStatus.AUTHORIZED, PaymentStatus.REQUIRES_ACTION, PaymentStatus.PENDING}
+
+        def step(current: _State | None) -> tuple[_State, dict[str, Any]]:
+            state = _require(current, ref)
+            if state["status"] not in voidable:
+                raise PaymentError(
+                    "invalid_state", f"cannot void a payment that is {state['status']}", provider_ref=ref
+                )
+            new: _State = {**state, "status": PaymentStatus.VOIDED.value, "action_url": ""}
+            return new, {}
+
+        result, _ = await self._transact(
+            ref=ref, idempotency_key=request.idempotency_key, op="void", fingerprint=_dumps(["void", ref]), step=step
+        )
+        return result
+
+    async def refund(self, request: RefundRequest) -> ProviderResult:
+        ref = request.provider_ref
+        _check_amount(request.amount)
+        refund_id = "re_" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:24]
+
+        def step(current: _State | None) -> tuple[_State, dict[str, Any]]:
+            state = _require(current, ref)
+            _check_amount(request.amount, state)
+            if state["status"] not in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED):
+                raise PaymentError(
+                    "invalid_state", f"cannot refund a payment that is {state['status']}", provider_ref=ref
+                )
+            refundable = state["captured"] - state["refunded"]
+            if request.amount.amount_minor > refundable:
+                raise PaymentError(
+                    "amount_too_large",
+                    f"refund {request.amount.amount_minor} exceeds the refundable {refundable}",
+                    provider_ref=ref,
+                )
+            refunded = state["refunded"] + request.amount.amount_minor
+            status = PaymentStatus.REFUNDED if refunded == state["captured"] else PaymentStatus.CAPTURED
+            new: _State = {**state, "status": status.value, "refunded": refunded}
+            return new, {"refund_id": refund_id, "refund_amount": request.amount.amount_minor}
+
+        fingerprint = _dumps(["refund", ref, request.amount.amount_minor, request.amount.currency])
+        result, _ = await self._transact(
+            ref=ref, idempotency_key=request.idempotency_key, op="refund", fingerprint=fingerprint, step=step
+        )
+        return result
+
+    async def get_transaction(self, provider_ref: str) -> ProviderResult:
+        return _result(_require(self._load(await self._redis.get(_PI_PREFIX + provider_ref)), provider_ref))
+
+    def verify_webhook(self, payload: bytes, signature_header: str, *, now: int | None = None) -> WebhookEvent:
+        """Verify (raises ``signing.InvalidSignature``) then parse; a signed but malformed body raises ValueError."""
+        signing.verify(payload, signature_header, self._webhook_secret, now=now)
+        try:
+            body = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError("malformed webhook payload: not JSON") from exc
+        if not (
+            isinstance(body, dict)
+            and isinstance(body.get("id"), str)
+            and isinstance(body.get("type"), str)
+            and isinstance(body.get("created"), int)
+            and isinstance(body.get("data"), dict)
+        ):
+            raise ValueError("malformed webhook payload: needs id, type, created and data")
+        return WebhookEvent(id=body["id"], type=body["type"], created=body["created"], data=body["data"])
+
+    # -- sandbox-only controls -------------------------------------------------------------------
+
+    def ref_for(self, idempotency_key: str) -> str:
+        """The reference an authorisation with this key has (or would have): lets a crashed caller ask."""
+        return provider_ref_for(idempotency_key)
+
+    async def complete_challenge(self, provider_ref: str, approve: bool) -> ProviderResult:
+        """The shopper passed (``approve``) or failed the 3-D Secure challenge.
+
+        Repeating it once resolved is a no-op that returns the current state (a double click on the
+        challenge page changes nothing).
+        """
+
+        def step(current: _State | None) -> tuple[_State, dict[str, Any]]:
+            state = _require(current, provider_ref)
+            if state["flow"] != "challenge":
+                raise PaymentError(
+                    "invalid_state", "this payment has no 3-D Secure challenge", provider_ref=provider_ref
+                )
+            if state["status"] != PaymentStatus.REQUIRES_ACTION:
+                return state, {}
+            if approve:
+                new = self._succeeded(state)
+            else:
+                new = {
+                    **state,
+                    "status": PaymentStatus.DECLINED.value,
+                    "decline_code": "authentication_failed",
+                    "message": _MESSAGES["authentication_failed"],
+                    "action_url": "",
+                }
+            return new, {}
+
+        result, _ = await self._transact(
+            ref=provider_ref, idempotency_key=None, op="challenge", fingerprint="", step=step
+        )
+        return result
+
+    async def settle_pending(self, provider_ref: str) -> ProviderResult:
+        """A delayed success (card ...0077) goes through. Repeating it is a no-op."""
+
+        def step(current: _State | None) -> tuple[_State, dict[str, Any]]:
+            state = _require(current, provider_ref)
+            if state["flow"] != "pending":
+                raise PaymentError("invalid_state", "this payment was never pending", provider_ref=provider_ref)
+            if state["status"] != PaymentStatus.PENDING:
+                return state, {}
+            new = self._succeeded(state)
+            return new, {}
+
+        result, _ = await self._transact(ref=provider_ref, idempotency_key=None, op="settle", fingerprint="", step=step)
+        return result
+
+    def event_for(self, result: ProviderResult, type: str, *, created: int | None = None) -> tuple[bytes, str]:
+        """A signed webhook about ``result``: (raw JSON body, ``Stripe-Signature``-style header).
+
+        The event id is derived from the type and the object's state, so resending the same event
+        (a retried job) carries the same id and the receiver's dedupe catches it.
+        """
+        ts = int(time.time()) if created is None else created
+        obj = {
+            "id": result.provider_ref,
+            "object": "payment_intent",
+            "status": result.status.value,
+            "amount": result.amount.amount_minor,
+            "currency": result.amount.currency,
+            "amount_captured": result.captured.amount_minor,
+            "amount_refunded": result.refunded.amount_minor,
+            "decline_code": result.decline_code,
+        }
+        event_id = "evt_" + hashlib.sha256(_dumps([type, obj]).encode()).hexdigest()[:24]
+        payload = _dumps({"id": event_id, "type": type, "created": ts, "data": {"object": obj}}).encode()
+        return payload, signing.sign(payload, self._webhook_secret, ts)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _screen_source(self, request: AuthorizeRequest) -> _Screened:
+        if request.card is not None and request.payment_method_token is not None:
+            raise PaymentError("invalid_request", "give either a card or a payment method token, not both")
+        if request.card is not None:
+            return _screen(request.card, datetime.now(UTC))
+        if request.payment_method_token is None:
+            raise PaymentError("missing_payment_method", "a card or a payment method token is required")
+        number = TEST_TOKENS.get(request.payment_method_token)
+        if number is None:
+            raise PaymentError("unknown_payment_method", f"unknown sandbox token {request.payment_method_token!r}")
+        screened = _screen(CardDetails(number, 12, datetime.now(UTC).year + 5, "123"), datetime.now(UTC))
+        return _Screened(
+            brand=screened.brand,
+            last4=screened.last4,
+            behaviour=screened.behaviour,
+            fingerprint=request.payment_method_token,
+        )
+
+    def _new_state(self, ref: str, request: AuthorizeRequest, screened: _Screened) -> _State:
+        state: _State = {
+            "id": ref,
+            "status": PaymentStatus.AUTHORIZED.value,
+            "currency": request.amount.currency,
+            "amount": request.amount.amount_minor,
+            "captured": 0,
+            "refunded": 0,
+            "capture": request.capture,
+            "flow": "",
+            "brand": screened.brand,
+            "last4": screened.last4,
+            "decline_code": "",
+            "message": "",
+            "action_url": "",
+            "created": int(time.time()),
+        }
+        behaviour = screened.behaviour
+        if behaviour in (_SUCCESS, _TIMEOUT):
+            return self._succeeded(state)
+        if behaviour == _THREE_DS:
+            return {
+                **state,
+                "status": PaymentStatus.REQUIRES_ACTION.value,
+                "flow": "challenge",
+                "action_url": f"{self._base_url}/sandbox/3ds/{ref}",
+            }
+        if behaviour == _DELAYED:
+            return {**state, "status": PaymentStatus.PENDING.value, "flow": "pending"}
+        return {
+            **state,
+            "status": PaymentStatus.DECLINED.value,
+            "decline_code": behaviour,
+            "message": _MESSAGES.get(behaviour, "The card was declined."),
+        }
+
+    @staticmethod
+    def _succeeded(state: _State) -> _State:
+        if state["capture"]:
+            return {**state, "status": PaymentStatus.CAPTURED.value, "captured": state["amount"], "action_url": ""}
+        return {**state, "status": PaymentStatus.AUTHORIZED.value, "action_url": ""}
+
+    @staticmethod
+    def _load(raw: bytes | str | None) -> _State | None:
+        return None if raw is None else cast(_State, json.loads(raw))
+
+    async def _transact(
+        self, *, ref: str, idempotency_key: str | None, op: str, fingerprint: str, step: _Step
+    ) -> tuple[ProviderResult, bool]:
+        """Apply ``step`` to the payment and store its result under the idempotency key, atomically.
+
+        Optimistic transaction: WATCH the state and idempotency keys, compute, then MULTI/EXEC both
+        writes; a concurrent writer makes EXEC fail and we start again (seeing its result). Returns
+        the result and whether this call made the change (False: a replay of an earlier call).
+        """
+        pi_key = _PI_PREFIX + ref
+        idem_key = _IDEM_PREFIX + idempotency_key if idempotency_key is not None else None
+        watched = [pi_key] if idem_key is None else [pi_key, idem_key]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _attempt in range(_MAX_ATTEMPTS):
+                try:
+                    await pipe.watch(*watched)
+                    if idem_key is not None:
+                        stored = await pipe.get(idem_key)
+                        if stored is not None:  # leaving the block resets the pipeline (UNWATCH)
+                            return self._replay(stored, op, fingerprint, ref), False
+                    current = self._load(await pipe.get(pi_key))
+                    new_state, extra = step(current)
+                    if new_state == current and idem_key is None:  # a no-op: a repeated challenge answer
+                        return _result(new_state, **extra), False
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
+                    if new_state != current:
+                        pipe.set(pi_key, _dumps(new_state), ex=STATE_TTL_S)
+                    if idem_key is not None:  # the answer, as of this change, for replays
+                        record = {"op": op, "fingerprint": fingerprint, "state": new_state, "extra": extra}
+                        pipe.set(idem_key, _dumps(record), ex=STATE_TTL_S)
+                    await pipe.execute()
+                    return _result(new_state, **extra), True
+                except WatchError:
+                    await asyncio.sleep(0)
+        raise PaymentError("busy", "too many concurrent changes to this payment; try again", provider_ref=ref)
+
+    @staticmethod
+    def _replay(stored: bytes | str, op: str, fingerprint: str, ref: str) -> ProviderResult:
+        record = json.loads(stored)
+        if record["op"] != op or record["fingerprint"] != fingerprint:
+            raise PaymentError(
+                "idempotency_key_reused",
+                "this idempotency key was used for a different request",
+                provider_ref=ref,
+            )
+        return _result(cast(_State, record["state"]), **record["extra"])

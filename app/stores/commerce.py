@@ -1,0 +1,30 @@
+"""A store's commerce settings (kept in ``stores.settings``), read in one place with defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+CapturePolicy = Literal["at_checkout", "at_fulfilment"]
+
+
+@dataclass(frozen=True)
+class CommerceSettings:
+    country: str = "DE"
+    prices_include_tax: bool = True
+    capture_policy: CapturePolicy = "at_checkout"
+    quote_ttl: timedelta = timedelta(minutes=15)
+    payment_provider: str = "sandbox"
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> CommerceSettings:
+        policy = settings.get("capture_policy", "at_checkout")
+        return cls(
+            country=str(settings.get("country", "DE")),
+            prices_include_tax=bool(settings.get("prices_include_tax", True)),
+            capture_policy="at_fulfilment" if policy == "at_fulfilment" else "at_checkout",
+            quote_ttl=timedelta(minutes=int(settings.get("quote_ttl_minutes", 15))),
+            payment_provider=str(settings.get("payment_provider", "sandbox")),
+        )
