@@ -43,9 +43,10 @@ from app.payments.provider import (
     PaymentStatus,
     ProviderResult,
     ProviderTimeout,
+    RefundRequest,
     VoidRequest,
 )
-from app.payments.services import PaymentLedger, is_success, order_payment_status
+from app.payments.services import PaymentLedger, TxKind, is_success, order_payment_status
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
@@ -180,22 +181,33 @@ class CheckoutSaga:
         except PaymentError:
             result = None
         if result is not None and is_success(result):
-            await self._void(result, attempt_id, reason="timeout")
+            await self._reverse(result, attempt_id, reason="timeout")
         return await self._fail(
             attempt_id, "payment_unconfirmed", "The payment could not be confirmed, and you have not been charged."
         )
 
-    async def _void(self, result: ProviderResult, attempt_id: uuid.UUID, *, reason: str) -> None:
-        voided = await self.provider.void(
-            VoidRequest(provider_ref=result.provider_ref, idempotency_key=f"checkout:{attempt_id}:void")
-        )
+    async def _reverse(self, result: ProviderResult, attempt_id: uuid.UUID, *, reason: str) -> None:
+        """Give held money back: void an authorisation, refund a capture. Both keyed, so a retry is a no-op."""
+        kind: TxKind
+        if result.captured.amount_minor > result.refunded.amount_minor:
+            kind, key = "refund", f"checkout:{attempt_id}:refund"
+            reversed_ = await self.provider.refund(
+                RefundRequest(
+                    provider_ref=result.provider_ref,
+                    amount=Money(result.captured.amount_minor - result.refunded.amount_minor, result.amount.currency),
+                    idempotency_key=key,
+                    reason=reason,
+                )
+            )
+        else:
+            kind, key = "void", f"checkout:{attempt_id}:void"
+            reversed_ = await self.provider.void(VoidRequest(provider_ref=result.provider_ref, idempotency_key=key))
         async with self.sessions() as session, session.begin():
             ledger = PaymentLedger(session, self.store.id)
             intent = await session.scalar(
                 select(PaymentIntent).where(PaymentIntent.provider_ref == result.provider_ref)
             )
-            attempt = await session.get(CheckoutAttempt, attempt_id)
-            assert attempt is not None
+            attempt = await self._attempt(session, attempt_id)
             if intent is None:
                 intent = ledger.open_intent(
                     snapshot_id=attempt.snapshot_id,
@@ -204,8 +216,9 @@ class CheckoutSaga:
                     result=result,
                     idempotency_key=f"checkout:{attempt_id}:authorize",
                 )
-            ledger.record(intent, "void", voided, f"checkout:{attempt_id}:void")
-            attempt.steps = [*attempt.steps, {"step": "void", "reason": reason, "at": _now()}]
+                attempt.payment_intent_id = intent.id
+            ledger.record(intent, kind, reversed_, key)
+            attempt.steps = [*attempt.steps, {"step": kind, "reason": reason, "at": _now()}]
 
     def _capture_method(self) -> str:
         return "automatic" if self.settings.capture_policy == "at_checkout" else "manual"
@@ -286,15 +299,22 @@ class CheckoutSaga:
             if attempt.state in TERMINAL:
                 return await self._outcome_of(session, attempt)
             await InventoryService(session, self.store.id).release(attempt_id)
-            if result is not None and attempt.payment_intent_id is None:
-                intent = PaymentLedger(session, self.store.id).open_intent(
-                    snapshot_id=attempt.snapshot_id,
-                    provider=self.provider.name,
-                    capture_method=self._capture_method(),
-                    result=result,
-                    idempotency_key=key,
+            if result is not None:
+                ledger = PaymentLedger(session, self.store.id)
+                intent = (
+                    await session.get(PaymentIntent, attempt.payment_intent_id) if attempt.payment_intent_id else None
                 )
-                attempt.payment_intent_id = intent.id
+                if intent is None:
+                    intent = ledger.open_intent(
+                        snapshot_id=attempt.snapshot_id,
+                        provider=self.provider.name,
+                        capture_method=self._capture_method(),
+                        result=result,
+                        idempotency_key=key,
+                    )
+                    attempt.payment_intent_id = intent.id
+                else:
+                    ledger.record(intent, "action", result, key)
             attempt.state, attempt.error_code, attempt.error_message = "failed", code, message[:300]
         return Outcome(attempt_id, "failed", error_code=code, message=message)
 
@@ -323,7 +343,13 @@ class CheckoutSaga:
             return await self._place(attempt_id, result, f"checkout:{attempt_id}:resume")
         if result.status in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PENDING):
             return Outcome(attempt_id, state, action_url=result.action_url)
-        return await self._fail(attempt_id, result.decline_code or "declined", _decline_message(result.decline_code))
+        return await self._fail(
+            attempt_id,
+            result.decline_code or "declined",
+            _decline_message(result.decline_code),
+            result=result,
+            key=f"checkout:{attempt_id}:resume",
+        )
 
     async def wait_for(self, attempt_id: uuid.UUID, timeout_s: float = WAIT_FOR_OTHER) -> Outcome:
         """The outcome of an attempt another request is running (a double click joins the first click)."""

@@ -1,0 +1,254 @@
+"""The saga under races, double submits, stale quotes, provider timeouts and crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.cart.services import CartService
+from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
+from app.checkout.quotes import QuoteRequest, QuoteService
+from app.checkout.saga import CheckoutExpired, CheckoutSaga, PaymentInput, recover_stalled
+from app.config import Settings
+from app.core.errors import ValidationFailed
+from app.core.tenancy import bind_store, system_scope
+from app.inventory.models import StockLevel
+from app.inventory.services import SoldOut
+from app.orders.models import Order
+from app.payments.models import PaymentIntent
+from app.payments.provider import CardDetails, PaymentStatus
+from app.payments.registry import provider_for
+from app.payments.sandbox import SandboxProvider
+from tests.integration.conftest import World
+from tests.integration.shop import Shop, Shopper, make_shop
+
+VISA = CardDetails("4242424242424242", 12, 2034, "123")
+
+
+async def _quote(
+    sessions: async_sessionmaker[AsyncSession], shop: Shop, lines: dict[str, int], email: str = "a@example.com"
+) -> CheckoutSnapshot:
+    async with sessions() as session, session.begin():
+        carts = CartService(session, shop.store.id, shop.store.currency)
+        cart = await carts.get_or_create(None)
+        for sku, quantity in lines.items():
+            await carts.add(cart, shop.variants[sku], quantity)
+        return await QuoteService(session, shop.store).create(QuoteRequest(cart_token=cart.token, email=email))
+
+
+@pytest.fixture
+def saga_for(sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings):  # type: ignore[no-untyped-def]
+    def make(shop: Shop) -> CheckoutSaga:
+        return CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
+
+    return make
+
+
+async def _counts(sessions: async_sessionmaker[AsyncSession], shop: Shop, sku: str) -> tuple[int, int, int, int]:
+    """(orders, open authorisations, on hand, reserved)."""
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        orders = await session.scalar(select(func.count()).select_from(Order))
+        open_auths = await session.scalar(
+            select(func.count())
+            .select_from(PaymentIntent)
+            .where(PaymentIntent.status.in_(["authorized", "requires_action", "pending"]))
+        )
+        level = await session.scalar(select(StockLevel).where(StockLevel.variant_id == shop.variants[sku]))
+        assert level is not None
+        return int(orders or 0), int(open_auths or 0), level.on_hand, level.reserved
+
+
+async def test_last_unit_race_twenty_shoppers_one_order(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+    shop = await make_shop(world, stock={"BEAN-1": 1})
+    snapshots = [await _quote(sessions, shop, {"BEAN-1": 1}, email=f"s{i}@example.com") for i in range(20)]
+    saga = saga_for(shop)
+
+    async def attempt(snapshot: CheckoutSnapshot) -> str:
+        try:
+            outcome = await saga.complete(snapshot.id, f"key-{snapshot.id}", PaymentInput(card=VISA), fingerprint="f")
+        except SoldOut:
+            return "sold_out"
+        return outcome.state
+
+    results = await asyncio.gather(*(attempt(s) for s in snapshots))
+    assert sorted(results).count("completed") == 1
+    assert results.count("sold_out") == 19
+    assert await _counts(sessions, shop, "BEAN-1") == (1, 0, 0, 0)
+
+
+async def test_double_submit_same_key_ten_at_once_one_order(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"MUG-1": 1})
+    saga = saga_for(shop)
+    outcomes = await asyncio.gather(
+        *(saga.complete(snapshot.id, "same-key", PaymentInput(card=VISA), fingerprint="f") for _ in range(10))
+    )
+    order_ids = {o.order.id for o in outcomes if o.order is not None}
+    assert len(order_ids) == 1 and all(o.state == "completed" for o in outcomes)
+    assert await _counts(sessions, shop, "MUG-1") == (1, 0, 49, 0)
+
+
+async def test_double_click_on_the_page_returns_the_same_order(client: AsyncTestClient[Litestar], world: World) -> None:
+    shop = await make_shop(world)
+    shopper = Shopper(client, shop)
+    await shopper.open()
+    await shopper.add("CRO-1", 3)
+    snapshot_id = await shopper.quote()
+    first = await shopper.pay(snapshot_id, key="form-key-1")
+    second = await shopper.pay(snapshot_id, key="form-key-1")
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+
+
+async def test_expired_snapshot_is_rejected_with_a_fresh_quote(
+    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    shop = await make_shop(world)
+    shopper = Shopper(client, shop)
+    await shopper.open()
+    await shopper.add("BEAN-1", 1)
+    snapshot_id = await shopper.quote()
+    async with sessions() as session, session.begin():
+        system_scope(session)
+        await session.execute(update(CheckoutSnapshot).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    response = await shopper.pay(snapshot_id)
+    assert response.status_code == 409
+    assert "Your checkout expired" in response.text
+    assert f"/checkout/{snapshot_id}/pay" not in response.text  # the form now pays a new snapshot
+    assert await _counts(sessions, shop, "BEAN-1") == (0, 0, 50, 0)
+
+
+async def test_changed_cart_invalidates_the_quote(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"BEAN-1": 1})
+    async with sessions() as session, session.begin():
+        carts = CartService(session, shop.store.id, shop.store.currency)
+        cart = await session.get(__import__("app.cart.models", fromlist=["Cart"]).Cart, snapshot.cart_id)
+        await carts.add(cart, shop.variants["MUG-1"], 1)
+    with pytest.raises(CheckoutExpired, match="Your cart changed"):
+        await saga_for(shop).complete(snapshot.id, "k", PaymentInput(card=VISA), fingerprint="f")
+    assert await _counts(sessions, shop, "BEAN-1") == (0, 0, 50, 0)
+
+
+async def test_amount_mismatch_is_rejected(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"BEAN-1": 1})
+    with pytest.raises(ValidationFailed, match="does not match the checkout total"):
+        await saga_for(shop).complete(
+            snapshot.id, "k", PaymentInput(card=VISA, amount_minor=snapshot.total_minor - 1), fingerprint="f"
+        )
+    assert await _counts(sessions, shop, "BEAN-1") == (0, 0, 50, 0)
+
+
+async def test_provider_timeout_means_no_order_stock_released_and_nothing_left_authorised(
+    world: World,
+    sessions,
+    saga_for,  # type: ignore[no-untyped-def]
+) -> None:
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"BEAN-1": 2})
+    saga = saga_for(shop)
+    outcome = await saga.complete(
+        snapshot.id, "k", PaymentInput(card=CardDetails("4000000000000119", 12, 2034, "123")), fingerprint="f"
+    )
+    assert outcome.state == "failed" and outcome.error_code == "payment_unconfirmed"
+    assert await _counts(sessions, shop, "BEAN-1") == (0, 0, 50, 0)
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        intent = await session.scalar(select(PaymentIntent))
+    # The store captures at checkout, so the charge that went through is refunded in full.
+    assert intent is not None and intent.status == "refunded" and intent.refunded_minor == intent.captured_minor > 0
+    remote = await saga.provider.get_transaction(intent.provider_ref)
+    assert remote.status == PaymentStatus.REFUNDED
+
+
+async def test_three_d_secure_challenge_then_order(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"CRO-1": 2})
+    saga = saga_for(shop)
+    card = CardDetails("4000000000003220", 12, 2034, "123")
+    outcome = await saga.complete(snapshot.id, "k3ds", PaymentInput(card=card), fingerprint="f")
+    assert outcome.state == "awaiting_action" and "/sandbox/3ds/" in outcome.action_url
+    assert await _counts(sessions, shop, "CRO-1") == (0, 1, 50, 2)  # held while the shopper answers the bank
+    provider = saga.provider
+    assert isinstance(provider, SandboxProvider)
+    await provider.complete_challenge(outcome.action_url.rsplit("/", 1)[1], approve=True)
+    done = await saga.resume(outcome.attempt_id)
+    assert done.state == "completed" and done.order is not None
+    assert await _counts(sessions, shop, "CRO-1") == (1, 0, 48, 0)
+
+
+async def test_failed_three_d_secure_releases_stock(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"CRO-1": 2})
+    saga = saga_for(shop)
+    outcome = await saga.complete(
+        snapshot.id, "k3ds-fail", PaymentInput(card=CardDetails("4000000000003220", 12, 2034, "123")), fingerprint="f"
+    )
+    provider = saga.provider
+    assert isinstance(provider, SandboxProvider)
+    await provider.complete_challenge(outcome.action_url.rsplit("/", 1)[1], approve=False)
+    failed = await saga.resume(outcome.attempt_id)
+    assert failed.state == "failed" and "security check" in failed.message
+    assert await _counts(sessions, shop, "CRO-1") == (0, 0, 50, 0)
+
+
+async def test_crash_after_authorise_is_finished_by_the_sweeper(
+    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+) -> None:
+    """The process dies right after the provider authorised: no order yet, stock still reserved."""
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"MUG-1": 1})
+    provider = provider_for(shop.store, redis, settings)
+
+    class CrashAfterAuthorise(CheckoutSaga):
+        async def _settle(self, attempt_id, result, key):  # type: ignore[no-untyped-def]
+            raise SystemExit("killed")  # the worker process is gone before it records anything
+
+    with pytest.raises(SystemExit):
+        await CrashAfterAuthorise(sessions, shop.store, provider).complete(
+            snapshot.id, "crash-key", PaymentInput(card=VISA), fingerprint="f"
+        )
+    assert await _counts(sessions, shop, "MUG-1") == (0, 0, 50, 1)
+    async with sessions() as session, session.begin():
+        system_scope(session)
+        await session.execute(update(CheckoutAttempt).values(updated_at=datetime.now(UTC) - timedelta(minutes=5)))
+    outcomes = await recover_stalled(sessions, lambda store: provider_for(store, redis, settings))
+    assert [o.state for o in outcomes] == ["failed"]
+    # The charge was found by its deterministic reference and given back; the stock came back.
+    assert await _counts(sessions, shop, "MUG-1") == (0, 0, 50, 0)
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        intent = await session.scalar(select(PaymentIntent))
+    assert intent is not None and intent.status == "refunded"
+
+
+async def test_completing_a_three_line_checkout_stays_within_the_sql_budget(
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    saga_for,  # type: ignore[no-untyped-def]
+) -> None:
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"BEAN-1": 1, "MUG-1": 2, "CRO-1": 3})
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        outcome = await saga_for(shop).complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=VISA), fingerprint="f")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert outcome.state == "completed"
+    assert len(statements) <= 25, "\n".join(statements)
