@@ -29,6 +29,7 @@ from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
+from app.catalog.controllers import CatalogAdminController
 from app.payments.controllers import SandboxController
 from app.storefront.controllers import StorefrontController
 from app.stores.access import AccessMiddleware
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             StaffController,
             StoreApiController,
             StorefrontController,
+            CatalogAdminController,
             SandboxController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],

@@ -82,6 +82,7 @@ class Section:
 
 
 STAFF_SECTIONS = (
+    Section("Products", "/staff/products", "Catalog, variants, prices and stock.", Role.MANAGER),
     Section("Store settings", "/staff/settings", "Name and time zone of the store.", Role.MANAGER),
     Section("API tokens", "/staff/api-tokens", "Keys for integrations using /api/v1.", Role.MANAGER),
     Section("API reference", "/schema/openapi.json", "The OpenAPI description of /api/v1.", Role.MANAGER),
