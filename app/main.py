@@ -30,6 +30,7 @@ from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
 from app.catalog.controllers import CatalogAdminController
+from app.checkout.controllers import CheckoutApiController
 from app.payments.controllers import SandboxController
 from app.storefront.controllers import StorefrontController
 from app.stores.access import AccessMiddleware
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             StoreApiController,
             StorefrontController,
             CatalogAdminController,
+            CheckoutApiController,
             SandboxController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],

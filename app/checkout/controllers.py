@@ -1,0 +1,170 @@
+"""/api/v1/checkout: carts, quotes and completion for headless storefronts (bearer token of the store)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cart.services import CartService
+from app.checkout.quotes import QuoteRequest, QuoteService
+from app.checkout.saga import CheckoutSaga, Outcome, PaymentInput
+from app.checkout.schemas import (
+    AttemptOut,
+    CartLineIn,
+    CartOut,
+    CompleteIn,
+    OrderOut,
+    QuantityIn,
+    QuoteIn,
+    QuoteOut,
+)
+from app.core.errors import NotFound, ValidationFailed
+from app.core.idempotency import HEADER, request_hash
+from app.core.rbac import principal_of, require_role
+from app.payments.provider import CardDetails
+from app.payments.registry import provider_for
+from app.stores.models import Store
+
+DbSession = NamedDependency[AsyncSession]
+
+
+async def _store(db_session: AsyncSession, request: Request[Any, Any, Any]) -> Store:
+    store = await db_session.get(Store, principal_of(request).store_id)
+    assert store is not None
+    return store
+
+
+def _attempt_out(outcome: Outcome) -> AttemptOut:
+    return AttemptOut(
+        attempt_id=outcome.attempt_id,
+        state=outcome.state,
+        order=OrderOut.of(outcome.order) if outcome.order else None,
+        action_url=outcome.action_url,
+        error_code=outcome.error_code,
+        message=outcome.message,
+    )
+
+
+class CheckoutApiController(Controller):
+    path = "/api/v1/checkout"
+    guards = [require_role]
+    tags = ["checkout"]
+
+    @post("/carts", summary="Start a cart", status_code=201)
+    async def create_cart(self, request: Request[Any, Any, Any], db_session: DbSession) -> CartOut:
+        store = await _store(db_session, request)
+        service = CartService(db_session, store.id, store.currency)
+        cart = await service.get_or_create(None)
+        return CartOut.of(await service.view(cart.token))
+
+    @get("/carts/{token:str}", summary="A cart with stock-aware lines")
+    async def get_cart(self, request: Request[Any, Any, Any], token: FromPath[str], db_session: DbSession) -> CartOut:
+        store = await _store(db_session, request)
+        view = await CartService(db_session, store.id, store.currency).view(token)
+        if view.cart is None:
+            raise NotFound("No such cart.")
+        return CartOut.of(view)
+
+    @post("/carts/{token:str}/lines", summary="Add a variant", status_code=200)
+    async def add_line(
+        self, request: Request[Any, Any, Any], token: FromPath[str], data: JSONBody[CartLineIn], db_session: DbSession
+    ) -> CartOut:
+        store = await _store(db_session, request)
+        service = CartService(db_session, store.id, store.currency)
+        cart = await service.find(token)
+        if cart is None:
+            raise NotFound("No such cart.")
+        await service.add(cart, data.variant_id, data.quantity)
+        return CartOut.of(await service.view(token))
+
+    @patch("/carts/{token:str}/lines/{variant_id:uuid}", summary="Change a line's quantity (0 removes it)")
+    async def change_line(
+        self,
+        request: Request[Any, Any, Any],
+        token: FromPath[str],
+        variant_id: FromPath[uuid.UUID],
+        data: JSONBody[QuantityIn],
+        db_session: DbSession,
+    ) -> CartOut:
+        store = await _store(db_session, request)
+        service = CartService(db_session, store.id, store.currency)
+        cart = await service.find(token)
+        if cart is None:
+            raise NotFound("No such cart.")
+        await service.set_quantity(cart, variant_id, data.quantity)
+        return CartOut.of(await service.view(token))
+
+    @delete("/carts/{token:str}/lines/{variant_id:uuid}", summary="Remove a line", status_code=200)
+    async def remove_line(
+        self,
+        request: Request[Any, Any, Any],
+        token: FromPath[str],
+        variant_id: FromPath[uuid.UUID],
+        db_session: DbSession,
+    ) -> CartOut:
+        store = await _store(db_session, request)
+        service = CartService(db_session, store.id, store.currency)
+        cart = await service.find(token)
+        if cart is None:
+            raise NotFound("No such cart.")
+        await service.remove(cart, variant_id)
+        return CartOut.of(await service.view(token))
+
+    @post("/quote", summary="Freeze a quote (snapshot) for a cart", status_code=201)
+    async def quote(self, request: Request[Any, Any, Any], data: JSONBody[QuoteIn], db_session: DbSession) -> QuoteOut:
+        store = await _store(db_session, request)
+        address = {f: getattr(data.address, f) for f in data.address.__struct_fields__} if data.address else None
+        snapshot = await QuoteService(db_session, store).create(
+            QuoteRequest(
+                cart_token=data.cart_token,
+                email=data.email,
+                phone=data.phone,
+                shipping_code=data.shipping,
+                address=address,
+            )
+        )
+        return QuoteOut.of(snapshot)
+
+    @post(
+        "/complete",
+        summary="Pay a quote and place the order (requires Idempotency-Key)",
+        description="201 with the order; 202 when the card needs 3-D Secure (follow action_url) or the payment is "
+        "pending; 402 when declined; 409 when the quote expired or the cart changed; 422 for an amount mismatch.",
+    )
+    async def complete(
+        self, request: Request[Any, Any, Any], data: JSONBody[CompleteIn], db_session: DbSession
+    ) -> Response[AttemptOut]:
+        key = request.headers.get(HEADER)
+        if not key:
+            raise ValidationFailed(
+                "Completing a checkout needs an Idempotency-Key header.", fields={HEADER: "Required."}
+            )
+        store = await _store(db_session, request)
+        state = request.app.state
+        saga = CheckoutSaga(state.sessions, store, provider_for(store, state.redis, state.settings))
+        card = CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
+        fingerprint = request_hash(
+            "POST", "/api/v1/checkout/complete", b"", f"{data.snapshot_id}:{data.amount_minor}".encode()
+        )
+        outcome = await saga.complete(
+            data.snapshot_id,
+            key,
+            PaymentInput(card=card, amount_minor=data.amount_minor, return_url=data.return_url),
+            fingerprint=fingerprint,
+        )
+        status = {"completed": 201, "failed": 402}.get(outcome.state, 202)
+        return Response(_attempt_out(outcome), status_code=status)
+
+    @get("/attempts/{attempt_id:uuid}", summary="Where a checkout attempt stands")
+    async def attempt(
+        self, request: Request[Any, Any, Any], attempt_id: FromPath[uuid.UUID], db_session: DbSession
+    ) -> AttemptOut:
+        store = await _store(db_session, request)
+        state = request.app.state
+        saga = CheckoutSaga(state.sessions, store, provider_for(store, state.redis, state.settings))
+        return _attempt_out(await saga.outcome(attempt_id))

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from app.cart.services import CartView
+from app.checkout.models import CheckoutSnapshot
+from app.orders.models import Order
+
+
+class CartLineOut(msgspec.Struct):
+    variant_id: uuid.UUID
+    sku: str
+    name: str
+    quantity: int
+    unit_price_minor: int
+    total_minor: int
+    problem: str
+
+
+class CartOut(msgspec.Struct):
+    token: str
+    currency: str
+    lines: list[CartLineOut]
+    subtotal_minor: int
+
+    @classmethod
+    def of(cls, view: CartView) -> CartOut:
+        assert view.cart is not None
+        return cls(
+            token=view.cart.token,
+            currency=view.currency,
+            subtotal_minor=view.subtotal.amount_minor,
+            lines=[
+                CartLineOut(
+                    variant_id=line.variant.id,
+                    sku=line.variant.sku,
+                    name=line.variant.product.name,
+                    quantity=line.quantity,
+                    unit_price_minor=line.unit_price,
+                    total_minor=line.total,
+                    problem=line.problem,
+                )
+                for line in view.lines
+            ],
+        )
+
+
+class CartLineIn(msgspec.Struct, forbid_unknown_fields=True):
+    variant_id: uuid.UUID
+    quantity: int = 1
+
+
+class QuantityIn(msgspec.Struct, forbid_unknown_fields=True):
+    quantity: int
+
+
+class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str = ""
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+    phone: str = ""
+
+
+class QuoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    cart_token: str
+    email: str
+    phone: str = ""
+    shipping: str = "pickup"
+    address: AddressIn | None = None
+
+
+class QuoteOut(msgspec.Struct):
+    id: uuid.UUID
+    currency: str
+    lines: list[dict[str, Any]]
+    tax_lines: list[dict[str, Any]]
+    shipping: dict[str, Any]
+    subtotal_minor: int
+    discount_minor: int
+    shipping_minor: int
+    tax_minor: int
+    total_minor: int
+    prices_include_tax: bool
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, s: CheckoutSnapshot) -> QuoteOut:
+        return cls(
+            id=s.id,
+            currency=s.currency,
+            lines=s.lines,
+            tax_lines=s.tax_lines,
+            shipping=s.shipping,
+            subtotal_minor=s.subtotal_minor,
+            discount_minor=s.discount_minor,
+            shipping_minor=s.shipping_minor,
+            tax_minor=s.tax_minor,
+            total_minor=s.total_minor,
+            prices_include_tax=s.prices_include_tax,
+            expires_at=s.expires_at,
+        )
+
+
+class CardIn(msgspec.Struct, forbid_unknown_fields=True):
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+    holder: str = ""
+
+    def __repr__(self) -> str:  # never print a card number
+        return "CardIn(****)"
+
+
+class CompleteIn(msgspec.Struct, forbid_unknown_fields=True):
+    snapshot_id: uuid.UUID
+    amount_minor: int
+    card: CardIn
+    return_url: str = ""
+
+
+class OrderOut(msgspec.Struct):
+    id: uuid.UUID
+    number: int
+    status: str
+    payment_status: str
+    fulfilment_status: str
+    currency: str
+    total_minor: int
+    email: str
+
+    @classmethod
+    def of(cls, o: Order) -> OrderOut:
+        return cls(
+            id=o.id,
+            number=o.number,
+            status=o.status,
+            payment_status=o.payment_status,
+            fulfilment_status=o.fulfilment_status,
+            currency=o.currency,
+            total_minor=o.total_minor,
+            email=o.email,
+        )
+
+
+class AttemptOut(msgspec.Struct):
+    attempt_id: uuid.UUID
+    state: str
+    order: OrderOut | None = None
+    action_url: str = ""
+    error_code: str = ""
+    message: str = ""
