@@ -21,6 +21,8 @@ from litestar.stores.redis import RedisStore
 from redis.asyncio import Redis
 from saq import Queue
 
+from app.catalog.controllers import CatalogAdminController
+from app.checkout.controllers import CheckoutApiController
 from app.config import ConfigError, Settings, load_settings
 from app.core.db import create_engine, make_sqlalchemy_config, migration_problem, migration_state, session_maker
 from app.core.health import HealthController, MetricsController
@@ -29,12 +31,11 @@ from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
-from app.catalog.controllers import CatalogAdminController
-from app.checkout.controllers import CheckoutApiController
 from app.payments.controllers import SandboxController
 from app.storefront.controllers import StorefrontController
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
+from app.webhooks.controllers import WebhookController
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 QUEUE_NAME = "till"
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             StorefrontController,
             CatalogAdminController,
             CheckoutApiController,
+            WebhookController,
             SandboxController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],

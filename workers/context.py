@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from saq.types import Context
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.config import Settings
 from app.core.idempotency import IdempotencyStore
 
 
@@ -17,3 +18,4 @@ class TillContext(Context, total=False):
     redis: Redis
     idempotency: IdempotencyStore
     relay_task: asyncio.Task[None]
+    settings: Settings

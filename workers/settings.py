@@ -9,6 +9,7 @@ import structlog
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from redis.asyncio import Redis
 from saq import CronJob, Queue, Worker
+from saq.types import Function
 
 from app.config import Settings
 from app.core.db import create_engine, session_maker
@@ -21,8 +22,11 @@ from workers.context import TillContext
 
 log = structlog.get_logger(__name__)
 
-FUNCTIONS = [tasks.sweep_idempotency_keys]
-CRON_JOBS = [CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60)]
+FUNCTIONS: list[Function[TillContext]] = [tasks.sweep_idempotency_keys, tasks.sandbox_settle, tasks.recover_checkouts]
+CRON_JOBS = [
+    CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),
+    CronJob(tasks.recover_checkouts, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
+]
 
 
 def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool = True) -> Worker[TillContext]:
@@ -36,6 +40,7 @@ def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool =
         redis = Redis.from_url(settings.redis_url or "")
         ctx["engine"], ctx["sessions"], ctx["redis"] = engine, sessions, redis
         ctx["idempotency"] = IdempotencyStore(sessions)
+        ctx["settings"] = settings
         if run_relay:
             relay = OutboxRelay(sessions, RedisChannelsPubSubBackend(redis=redis), queue)
             listen_dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)

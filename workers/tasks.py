@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import structlog
 
+from app.checkout.saga import recover_stalled
+from app.core.tenancy import system_scope
+from app.inventory.services import release_expired_reservations
+from app.payments.registry import provider_for, sandbox_webhook_secret
+from app.payments.sandbox import SandboxProvider
+from app.webhooks.intake import receive
 from workers.context import TillContext
 
 log = structlog.get_logger(__name__)
@@ -13,3 +19,25 @@ async def sweep_idempotency_keys(ctx: TillContext) -> int:
     removed = await ctx["idempotency"].sweep_expired()
     log.info("idempotency.swept", removed=removed)
     return removed
+
+
+async def sandbox_settle(ctx: TillContext, *, provider_ref: str) -> str:
+    """The sandbox bank confirms a delayed payment and sends its signed webhook through our intake."""
+    provider = SandboxProvider(ctx["redis"], webhook_secret=sandbox_webhook_secret(ctx["settings"]))
+    result = await provider.settle_pending(provider_ref)
+    payload, signature = provider.event_for(result, "payment_intent.succeeded")
+    outcome = await receive(
+        "sandbox", payload, signature, sessions=ctx["sessions"], redis=ctx["redis"], settings=ctx["settings"]
+    )
+    return str(outcome.get("state", ""))
+
+
+async def recover_checkouts(ctx: TillContext) -> int:
+    """Finish or compensate checkouts stuck mid-saga; release reservations nobody will use."""
+    redis, settings = ctx["redis"], ctx["settings"]
+    outcomes = await recover_stalled(ctx["sessions"], lambda store: provider_for(store, redis, settings))
+    async with ctx["sessions"]() as session, session.begin():
+        system_scope(session)
+        released = await release_expired_reservations(session)
+    log.info("checkouts.recovered", attempts=len(outcomes), reservations_released=released)
+    return len(outcomes)

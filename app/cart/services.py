@@ -84,7 +84,8 @@ class CartService:
     async def find(self, token: str | None) -> Cart | None:
         if not token:
             return None
-        return await self.session.scalar(select(Cart).where(Cart.token == token, Cart.status == "open"))
+        cart: Cart | None = await self.session.scalar(select(Cart).where(Cart.token == token, Cart.status == "open"))
+        return cart
 
     async def get_or_create(self, token: str | None, customer_id: uuid.UUID | None = None) -> Cart:
         cart = await self.find(token)

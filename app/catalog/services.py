@@ -231,7 +231,10 @@ def variant_inputs_from_form(form: Mapping[str, str]) -> list[VariantInput]:
     indexes = sorted({int(m.group(1)) for key in form if (m := re.match(r"variants-(\d+)-", key))})
     rows: list[VariantInput] = []
     for i in indexes:
-        get = lambda name, i=i: form.get(f"variants-{i}-{name}", "").strip()  # noqa: E731
+
+        def get(name: str, i: int = i) -> str:
+            return form.get(f"variants-{i}-{name}", "").strip()
+
         if not any(get(n) for n in ("sku", "price", "options")):
             continue
         options: dict[str, str] = {}

@@ -11,8 +11,9 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cart.services import CartService
+from app.checkout.factory import checkout_saga
 from app.checkout.quotes import QuoteRequest, QuoteService
-from app.checkout.saga import CheckoutSaga, Outcome, PaymentInput
+from app.checkout.saga import Outcome, PaymentInput
 from app.checkout.schemas import (
     AttemptOut,
     CartLineIn,
@@ -27,7 +28,6 @@ from app.core.errors import NotFound, ValidationFailed
 from app.core.idempotency import HEADER, request_hash
 from app.core.rbac import principal_of, require_role
 from app.payments.provider import CardDetails
-from app.payments.registry import provider_for
 from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
@@ -145,8 +145,7 @@ class CheckoutApiController(Controller):
                 "Completing a checkout needs an Idempotency-Key header.", fields={HEADER: "Required."}
             )
         store = await _store(db_session, request)
-        state = request.app.state
-        saga = CheckoutSaga(state.sessions, store, provider_for(store, state.redis, state.settings))
+        saga = checkout_saga(request.app.state, store)
         card = CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
         fingerprint = request_hash(
             "POST", "/api/v1/checkout/complete", b"", f"{data.snapshot_id}:{data.amount_minor}".encode()
@@ -165,6 +164,5 @@ class CheckoutApiController(Controller):
         self, request: Request[Any, Any, Any], attempt_id: FromPath[uuid.UUID], db_session: DbSession
     ) -> AttemptOut:
         store = await _store(db_session, request)
-        state = request.app.state
-        saga = CheckoutSaga(state.sessions, store, provider_for(store, state.redis, state.settings))
+        saga = checkout_saga(request.app.state, store)
         return _attempt_out(await saga.outcome(attempt_id))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -92,10 +93,13 @@ class CheckoutSaga:
         sessions: async_sessionmaker[AsyncSession],
         store: Store,
         provider: PaymentProvider,
+        *,
+        on_pending: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.provider = provider
+        self.on_pending = on_pending  # told the provider_ref of a payment that completes later (webhook)
         self.settings = CommerceSettings.of(store.settings)
 
     # ---- entry point ---------------------------------------------------------------------------
@@ -247,6 +251,8 @@ class CheckoutSaga:
                 )
                 attempt.state, attempt.payment_intent_id = state, intent.id
                 attempt.card_brand, attempt.card_last4 = result.brand, result.last4
+            if result.status == PaymentStatus.PENDING and self.on_pending is not None:
+                await self.on_pending(result.provider_ref)
             return Outcome(attempt_id, state, action_url=result.action_url)
         return await self._place(attempt_id, result, key)
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cart.services import CartService
 from app.catalog.services import CatalogService
+from app.checkout.factory import checkout_saga
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import CheckoutExpired, CheckoutSaga, Outcome, PaymentInput
 from app.config import Settings
@@ -23,7 +24,6 @@ from app.core.money import Money
 from app.customers.services import CustomerService
 from app.orders.services import OrderService
 from app.payments.provider import CardDetails
-from app.payments.registry import provider_for
 from app.shipping.providers import BuiltinShipping
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
@@ -320,8 +320,7 @@ class StorefrontController(Controller):
         return Template("storefront/review.html", context=context, status_code=402)
 
     def _saga(self, request: Request[Any, Any, Any], store: Store) -> CheckoutSaga:
-        state = request.app.state
-        return CheckoutSaga(state.sessions, store, provider_for(store, state.redis, state.settings))
+        return checkout_saga(request.app.state, store)
 
     @get("/s/{slug:str}/checkout/attempts/{attempt_id:uuid}")
     async def attempt_page(

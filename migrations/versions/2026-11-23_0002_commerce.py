@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from advanced_alchemy.types import GUID, DateTimeUTC
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0002"

@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
+import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -79,7 +80,7 @@ class Shopper:
 
     async def pay(
         self, snapshot_id: str, card: str = "4242424242424242", *, key: str | None = None, amount: str | None = None
-    ):  # type: ignore[no-untyped-def]
+    ) -> httpx.Response:
         review = await self.client.get(f"{self.base}/checkout/{snapshot_id}")
         form_key = key or re.search(r'name="idempotency_key" value="([^"]+)"', review.text).group(1)  # type: ignore[union-attr]
         total = amount or re.search(r'name="amount_minor" value="(\d+)"', review.text).group(1)  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,10 +14,11 @@ from redis.asyncio import Redis
 from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.cart.models import Cart
 from app.cart.services import CartService
 from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
 from app.checkout.quotes import QuoteRequest, QuoteService
-from app.checkout.saga import CheckoutExpired, CheckoutSaga, PaymentInput, recover_stalled
+from app.checkout.saga import CheckoutExpired, CheckoutSaga, Outcome, PaymentInput, recover_stalled
 from app.config import Settings
 from app.core.errors import ValidationFailed
 from app.core.tenancy import bind_store, system_scope
@@ -24,13 +26,15 @@ from app.inventory.models import StockLevel
 from app.inventory.services import SoldOut
 from app.orders.models import Order
 from app.payments.models import PaymentIntent
-from app.payments.provider import CardDetails, PaymentStatus
+from app.payments.provider import CardDetails, PaymentStatus, ProviderResult
 from app.payments.registry import provider_for
 from app.payments.sandbox import SandboxProvider
 from tests.integration.conftest import World
 from tests.integration.shop import Shop, Shopper, make_shop
 
 VISA = CardDetails("4242424242424242", 12, 2034, "123")
+Sessions = async_sessionmaker[AsyncSession]
+SagaFor = Callable[[Shop], CheckoutSaga]
 
 
 async def _quote(
@@ -45,7 +49,7 @@ async def _quote(
 
 
 @pytest.fixture
-def saga_for(sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings):  # type: ignore[no-untyped-def]
+def saga_for(sessions: Sessions, redis: Redis, settings: Settings) -> SagaFor:
     def make(shop: Shop) -> CheckoutSaga:
         return CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
 
@@ -67,7 +71,7 @@ async def _counts(sessions: async_sessionmaker[AsyncSession], shop: Shop, sku: s
         return int(orders or 0), int(open_auths or 0), level.on_hand, level.reserved
 
 
-async def test_last_unit_race_twenty_shoppers_one_order(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+async def test_last_unit_race_twenty_shoppers_one_order(world: World, sessions: Sessions, saga_for: SagaFor) -> None:
     shop = await make_shop(world, stock={"BEAN-1": 1})
     snapshots = [await _quote(sessions, shop, {"BEAN-1": 1}, email=f"s{i}@example.com") for i in range(20)]
     saga = saga_for(shop)
@@ -77,7 +81,7 @@ async def test_last_unit_race_twenty_shoppers_one_order(world: World, sessions, 
             outcome = await saga.complete(snapshot.id, f"key-{snapshot.id}", PaymentInput(card=VISA), fingerprint="f")
         except SoldOut:
             return "sold_out"
-        return outcome.state
+        return str(outcome.state)
 
     results = await asyncio.gather(*(attempt(s) for s in snapshots))
     assert sorted(results).count("completed") == 1
@@ -85,7 +89,9 @@ async def test_last_unit_race_twenty_shoppers_one_order(world: World, sessions, 
     assert await _counts(sessions, shop, "BEAN-1") == (1, 0, 0, 0)
 
 
-async def test_double_submit_same_key_ten_at_once_one_order(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+async def test_double_submit_same_key_ten_at_once_one_order(
+    world: World, sessions: Sessions, saga_for: SagaFor
+) -> None:
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"MUG-1": 1})
     saga = saga_for(shop)
@@ -127,19 +133,20 @@ async def test_expired_snapshot_is_rejected_with_a_fresh_quote(
     assert await _counts(sessions, shop, "BEAN-1") == (0, 0, 50, 0)
 
 
-async def test_changed_cart_invalidates_the_quote(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+async def test_changed_cart_invalidates_the_quote(world: World, sessions: Sessions, saga_for: SagaFor) -> None:
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"BEAN-1": 1})
     async with sessions() as session, session.begin():
         carts = CartService(session, shop.store.id, shop.store.currency)
-        cart = await session.get(__import__("app.cart.models", fromlist=["Cart"]).Cart, snapshot.cart_id)
+        cart = await session.get(Cart, snapshot.cart_id)
+        assert cart is not None
         await carts.add(cart, shop.variants["MUG-1"], 1)
     with pytest.raises(CheckoutExpired, match="Your cart changed"):
         await saga_for(shop).complete(snapshot.id, "k", PaymentInput(card=VISA), fingerprint="f")
     assert await _counts(sessions, shop, "BEAN-1") == (0, 0, 50, 0)
 
 
-async def test_amount_mismatch_is_rejected(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+async def test_amount_mismatch_is_rejected(world: World, sessions: Sessions, saga_for: SagaFor) -> None:
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"BEAN-1": 1})
     with pytest.raises(ValidationFailed, match="does not match the checkout total"):
@@ -151,8 +158,8 @@ async def test_amount_mismatch_is_rejected(world: World, sessions, saga_for) -> 
 
 async def test_provider_timeout_means_no_order_stock_released_and_nothing_left_authorised(
     world: World,
-    sessions,
-    saga_for,  # type: ignore[no-untyped-def]
+    sessions: Sessions,
+    saga_for: SagaFor,
 ) -> None:
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"BEAN-1": 2})
@@ -171,7 +178,7 @@ async def test_provider_timeout_means_no_order_stock_released_and_nothing_left_a
     assert remote.status == PaymentStatus.REFUNDED
 
 
-async def test_three_d_secure_challenge_then_order(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+async def test_three_d_secure_challenge_then_order(world: World, sessions: Sessions, saga_for: SagaFor) -> None:
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"CRO-1": 2})
     saga = saga_for(shop)
@@ -187,7 +194,7 @@ async def test_three_d_secure_challenge_then_order(world: World, sessions, saga_
     assert await _counts(sessions, shop, "CRO-1") == (1, 0, 48, 0)
 
 
-async def test_failed_three_d_secure_releases_stock(world: World, sessions, saga_for) -> None:  # type: ignore[no-untyped-def]
+async def test_failed_three_d_secure_releases_stock(world: World, sessions: Sessions, saga_for: SagaFor) -> None:
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"CRO-1": 2})
     saga = saga_for(shop)
@@ -211,7 +218,7 @@ async def test_crash_after_authorise_is_finished_by_the_sweeper(
     provider = provider_for(shop.store, redis, settings)
 
     class CrashAfterAuthorise(CheckoutSaga):
-        async def _settle(self, attempt_id, result, key):  # type: ignore[no-untyped-def]
+        async def _settle(self, attempt_id: uuid.UUID, result: ProviderResult, key: str) -> Outcome:
             raise SystemExit("killed")  # the worker process is gone before it records anything
 
     with pytest.raises(SystemExit):
@@ -236,13 +243,13 @@ async def test_completing_a_three_line_checkout_stays_within_the_sql_budget(
     world: World,
     sessions: async_sessionmaker[AsyncSession],
     engine: AsyncEngine,
-    saga_for,  # type: ignore[no-untyped-def]
+    saga_for: SagaFor,
 ) -> None:
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"BEAN-1": 1, "MUG-1": 2, "CRO-1": 3})
     statements: list[str] = []
 
-    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
         statements.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
