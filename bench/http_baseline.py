@@ -19,9 +19,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def own_server(workers: int) -> Iterator[str]:
+def own_server(workers: int, on_database: Callable[[str], Any] | None = None) -> Iterator[Any]:
+    """A seeded `till serve` on a fresh database. With ``on_database``, yields (url, its result)."""
     import httpx
 
     from tests.servers import provision_servers
@@ -88,6 +90,7 @@ def own_server(workers: int) -> Iterator[str]:
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "TILL_LOG_LEVEL": "WARNING"}
         till = [sys.executable, "-m", "app.cli"]
         subprocess.run([*till, "seed"], env=env, check=True, capture_output=True)
+        prepared = on_database(database_url) if on_database else None
         port = _free_port()
         server = subprocess.Popen([*till, "serve", "--port", str(port), "--workers", str(workers)], env=env)
         url = f"http://127.0.0.1:{port}"
@@ -98,7 +101,7 @@ def own_server(workers: int) -> Iterator[str]:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            yield url
+            yield (url, prepared) if on_database else url
         finally:
             server.terminate()
             server.wait(timeout=15)

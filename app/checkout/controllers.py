@@ -145,6 +145,7 @@ class CheckoutApiController(Controller):
                 "Completing a checkout needs an Idempotency-Key header.", fields={HEADER: "Required."}
             )
         store = await _store(db_session, request)
+        await db_session.commit()  # the saga runs its own short transactions; hold none across the provider call
         saga = checkout_saga(request.app.state, store)
         card = CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
         fingerprint = request_hash(

@@ -147,10 +147,11 @@ class CheckoutSaga:
                     quantities[variant_id] = quantities.get(variant_id, 0) + int(line["quantity"])
                 inventory = InventoryService(session, self.store.id)
                 location = await inventory.default_location()
-                await inventory.reserve(attempt_id, quantities, location.id, now=now)
                 await session.execute(
                     update(CheckoutAttempt).where(CheckoutAttempt.id == attempt_id).values(state="reserved")
                 )
+                # Last statement before COMMIT: the stock rows stay locked for one round trip only.
+                await inventory.reserve(attempt_id, quantities, location.id, now=now)
         if other_id is not None:
             outcome = await self.wait_for(other_id)
             outcome.replayed = True
@@ -283,11 +284,12 @@ class CheckoutSaga:
                 snapshot, customer_id=customer_id, payment_status=order_payment_status(intent), now=now
             )
             intent.order_id = order.id
-            await InventoryService(session, self.store.id).commit(attempt_id)
             snapshot.status = "completed"
             await session.execute(update(Cart).where(Cart.id == snapshot.cart_id).values(status="converted"))
             attempt.state, attempt.order_id, attempt.payment_intent_id = "completed", order.id, intent.id
             attempt.card_brand, attempt.card_last4 = result.brand, result.last4
+            # Last statement before COMMIT (after the flush of everything above): hot stock rows are locked briefly.
+            await InventoryService(session, self.store.id).commit(attempt_id)
             return Outcome(attempt_id, "completed", order=order)
 
     async def _fail(

@@ -101,22 +101,12 @@ class InventoryService:
     async def reserve(
         self, holder_id: uuid.UUID, quantities: Mapping[uuid.UUID, int], location_id: uuid.UUID, *, now: datetime
     ) -> None:
-        """Reserve every line or none: raises SoldOut naming the variants that fell short."""
+        """Reserve every line or none: raises SoldOut naming the variants that fell short.
+
+        The reservation rows go in first; the stock UPDATE (which takes the row locks, in variant order)
+        comes last, so the caller can commit right after it.
+        """
         ordered = sorted(quantities.items())
-        reserved = (
-            await self.session.scalars(
-                _RESERVE,
-                {
-                    "variant_ids": [v for v, _ in ordered],
-                    "quantities": [q for _, q in ordered],
-                    "location_id": location_id,
-                    "store_id": self.store_id,
-                },
-            )
-        ).all()
-        if len(reserved) != len(ordered):
-            short = sorted(set(quantities) - set(reserved))
-            raise SoldOut(short)  # the caller's transaction rolls back the partial reservation
         await self.session.execute(
             insert(Reservation),
             [
@@ -133,6 +123,20 @@ class InventoryService:
                 for variant_id, quantity in ordered
             ],
         )
+        reserved = (
+            await self.session.scalars(
+                _RESERVE,
+                {
+                    "variant_ids": [v for v, _ in ordered],
+                    "quantities": [q for _, q in ordered],
+                    "location_id": location_id,
+                    "store_id": self.store_id,
+                },
+            )
+        ).all()
+        if len(reserved) != len(ordered):
+            short = sorted(set(quantities) - set(reserved))
+            raise SoldOut(short)  # the caller's transaction rolls back the partial reservation
 
     async def commit(self, holder_id: uuid.UUID) -> int:
         """Turn a holder's reservations into sold stock (on hand goes down)."""

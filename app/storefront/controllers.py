@@ -279,6 +279,7 @@ class StorefrontController(Controller):
             context.update(snapshot=snapshot, errors=errors, values=values)
             return Template("storefront/review.html", context=context, status_code=422)
         saga = self._saga(request, store)
+        await db_session.commit()  # the saga runs its own short transactions; hold none across the provider call
         amount = data.get("amount_minor", "")
         payment = PaymentInput(
             card=card,
@@ -352,6 +353,7 @@ class StorefrontController(Controller):
         """Where the 3-D Secure challenge sends the shopper back."""
         store = await store_by_slug(db_session, slug)
         saga = self._saga(request, store)
+        await db_session.commit()
         outcome = await saga.resume(attempt_id)
         if outcome.state == "failed":
             snapshot_id = await saga.snapshot_of(attempt_id)

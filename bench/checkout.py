@@ -1,0 +1,140 @@
+"""Checkout throughput: N concurrent shoppers (closed loop), each doing quote + complete via /api/v1.
+
+    .venv/bin/python bench/checkout.py [--levels 1,10,20,50] [--seconds 15] [--workers 2]
+
+Starts its own `till serve` (TEST_DATABASE_URL / TEST_REDIS_URL, or embedded servers) on a fresh
+database with the demo store and plenty of stock, and an API token. Per shopper iteration: a cart with
+3 lines is prepared (not timed), then quote + complete with the sandbox provider are timed together.
+Prints completions/s and p50/p95/p99 of quote+complete per concurrency level; writes
+bench/results/checkout.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.http_baseline import own_server  # noqa: E402
+
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}
+
+
+async def prepare(database_url: str) -> tuple[str, list[str]]:
+    """Lots of stock for the demo store's variants, and an owner API token."""
+    from sqlalchemy import select, update
+
+    from app.catalog.models import Variant
+    from app.core.db import create_engine, session_maker
+    from app.core.rbac import Role
+    from app.core.tenancy import bind_store
+    from app.inventory.models import StockLevel
+    from app.stores.models import Store
+    from app.stores.services import ApiTokenService
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with session_maker(engine)() as session, session.begin():
+            store = await session.scalar(select(Store).where(Store.slug == "demo"))
+            assert store is not None
+            bind_store(session, store.id)
+            await session.execute(update(StockLevel).values(on_hand=10_000_000))
+            variants = [str(v) for v in (await session.scalars(select(Variant.id).limit(12))).all()]
+            _, secret = await ApiTokenService.for_store(session, store.id).issue(
+                name="bench", role=Role.OWNER, created_by=None
+            )
+    finally:
+        await engine.dispose()
+    return secret, variants
+
+
+async def shopper(
+    client: httpx.AsyncClient, variants: list[str], n: int, deadline: float, latencies: list[float], errors: list[str]
+) -> None:
+    i = n
+    while time.perf_counter() < deadline:
+        cart = (await client.post("/api/v1/checkout/carts")).json()["token"]
+        for k in range(3):
+            await client.post(
+                f"/api/v1/checkout/carts/{cart}/lines",
+                json={"variant_id": variants[(i + k) % len(variants)], "quantity": 1},
+            )
+        started = time.perf_counter()
+        quote = await client.post("/api/v1/checkout/quote", json={"cart_token": cart, "email": f"bench{i}@example.com"})
+        if quote.status_code != 201:
+            errors.append(f"quote {quote.status_code}")
+            continue
+        body = quote.json()
+        done = await client.post(
+            "/api/v1/checkout/complete",
+            json={"snapshot_id": body["id"], "amount_minor": body["total_minor"], "card": CARD},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+        if done.status_code == 201:
+            latencies.append(time.perf_counter() - started)
+        else:
+            errors.append(f"complete {done.status_code}")
+        i += 1
+
+
+async def level(url: str, secret: str, variants: list[str], concurrency: int, seconds: float) -> dict[str, float]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"authorization": f"Bearer {secret}"}, limits=limits, timeout=30
+    ) as client:
+        latencies: list[float] = []
+        errors: list[str] = []
+        started = time.perf_counter()
+        deadline = started + seconds
+        await asyncio.gather(
+            *(shopper(client, variants, n * 1000, deadline, latencies, errors) for n in range(concurrency))
+        )
+        elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return {
+        "concurrency": concurrency,
+        "completions": len(latencies),
+        "errors": len(errors),
+        "completions_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(cuts[49] * 1000, 1),
+        "p95_ms": round(cuts[94] * 1000, 1),
+        "p99_ms": round(cuts[98] * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", default="1,10,20,50")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=2, help="web processes")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    results = []
+    with own_server(args.workers, on_database=lambda url: asyncio.run(prepare(url))) as (url, prepared):
+        secret, variants = prepared
+        for concurrency in levels:
+            results.append(asyncio.run(level(url, secret, variants, concurrency, args.seconds)))
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "checkout.json").write_text(
+        json.dumps({"workers": args.workers, "seconds": args.seconds, "levels": results}, indent=2)
+    )
+    print(f"quote + complete, sandbox provider, {args.workers} web process(es), {args.seconds:.0f} s per level")
+    print(f"{'shoppers':>8} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for r in results:
+        cells = [r["concurrency"], r["completions_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"]]
+        print(" ".join(f"{c:>8}" for c in cells), f"{r['errors']:>7}")
+
+
+if __name__ == "__main__":
+    main()
