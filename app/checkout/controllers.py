@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cart.models import Cart
 from app.cart.services import CartService
 from app.checkout.factory import checkout_saga
 from app.checkout.quotes import QuoteRequest, QuoteService
@@ -37,6 +38,15 @@ async def _store(db_session: AsyncSession, request: Request[Any, Any, Any]) -> S
     store = await db_session.get(Store, principal_of(request).store_id)
     assert store is not None
     return store
+
+
+async def _cart(db_session: AsyncSession, request: Request[Any, Any, Any], token: str) -> tuple[CartService, Cart]:
+    store = await _store(db_session, request)
+    service = CartService(db_session, store.id, store.currency)
+    cart = await service.find(token)
+    if cart is None:
+        raise NotFound("No such cart.")
+    return service, cart
 
 
 def _attempt_out(outcome: Outcome) -> AttemptOut:
@@ -74,11 +84,7 @@ class CheckoutApiController(Controller):
     async def add_line(
         self, request: Request[Any, Any, Any], token: FromPath[str], data: JSONBody[CartLineIn], db_session: DbSession
     ) -> CartOut:
-        store = await _store(db_session, request)
-        service = CartService(db_session, store.id, store.currency)
-        cart = await service.find(token)
-        if cart is None:
-            raise NotFound("No such cart.")
+        service, cart = await _cart(db_session, request, token)
         await service.add(cart, data.variant_id, data.quantity)
         return CartOut.of(await service.view(token))
 
@@ -91,11 +97,7 @@ class CheckoutApiController(Controller):
         data: JSONBody[QuantityIn],
         db_session: DbSession,
     ) -> CartOut:
-        store = await _store(db_session, request)
-        service = CartService(db_session, store.id, store.currency)
-        cart = await service.find(token)
-        if cart is None:
-            raise NotFound("No such cart.")
+        service, cart = await _cart(db_session, request, token)
         await service.set_quantity(cart, variant_id, data.quantity)
         return CartOut.of(await service.view(token))
 
@@ -107,11 +109,7 @@ class CheckoutApiController(Controller):
         variant_id: FromPath[uuid.UUID],
         db_session: DbSession,
     ) -> CartOut:
-        store = await _store(db_session, request)
-        service = CartService(db_session, store.id, store.currency)
-        cart = await service.find(token)
-        if cart is None:
-            raise NotFound("No such cart.")
+        service, cart = await _cart(db_session, request, token)
         await service.remove(cart, variant_id)
         return CartOut.of(await service.view(token))
 

@@ -208,22 +208,27 @@ class CheckoutSaga:
             kind, key = "void", f"checkout:{attempt_id}:void"
             reversed_ = await self.provider.void(VoidRequest(provider_ref=result.provider_ref, idempotency_key=key))
         async with self.sessions() as session, session.begin():
-            ledger = PaymentLedger(session, self.store.id)
-            intent = await session.scalar(
-                select(PaymentIntent).where(PaymentIntent.provider_ref == result.provider_ref)
-            )
             attempt = await self._attempt(session, attempt_id)
-            if intent is None:
-                intent = ledger.open_intent(
-                    snapshot_id=attempt.snapshot_id,
-                    provider=self.provider.name,
-                    capture_method=self._capture_method(),
-                    result=result,
-                    idempotency_key=f"checkout:{attempt_id}:authorize",
-                )
-                attempt.payment_intent_id = intent.id
-            ledger.record(intent, kind, reversed_, key)
+            intent, _ = await self._intent(session, attempt, result, f"checkout:{attempt_id}:authorize")
+            PaymentLedger(session, self.store.id).record(intent, kind, reversed_, key)
             attempt.steps = [*attempt.steps, {"step": kind, "reason": reason, "at": _now()}]
+
+    async def _intent(
+        self, session: AsyncSession, attempt: CheckoutAttempt, result: ProviderResult, key: str
+    ) -> tuple[PaymentIntent, bool]:
+        """The attempt's payment intent, opened from ``result`` when it has none yet. (intent, newly opened)"""
+        intent = await session.get(PaymentIntent, attempt.payment_intent_id) if attempt.payment_intent_id else None
+        if intent is not None:
+            return intent, False
+        intent = PaymentLedger(session, self.store.id).open_intent(
+            snapshot_id=attempt.snapshot_id,
+            provider=self.provider.name,
+            capture_method=self._capture_method(),
+            result=result,
+            idempotency_key=key,
+        )
+        attempt.payment_intent_id = intent.id
+        return intent, True
 
     def _capture_method(self) -> str:
         return "automatic" if self.settings.capture_policy == "at_checkout" else "manual"
@@ -243,14 +248,8 @@ class CheckoutSaga:
             state = "awaiting_action" if result.status == PaymentStatus.REQUIRES_ACTION else "awaiting_payment"
             async with self.sessions() as session, session.begin():
                 attempt = await self._attempt(session, attempt_id)
-                intent = PaymentLedger(session, self.store.id).open_intent(
-                    snapshot_id=attempt.snapshot_id,
-                    provider=self.provider.name,
-                    capture_method=self._capture_method(),
-                    result=result,
-                    idempotency_key=key,
-                )
-                attempt.state, attempt.payment_intent_id = state, intent.id
+                await self._intent(session, attempt, result, key)
+                attempt.state = state
                 attempt.card_brand, attempt.card_last4 = result.brand, result.last4
             if result.status == PaymentStatus.PENDING and self.on_pending is not None:
                 await self.on_pending(result.provider_ref)
@@ -265,18 +264,9 @@ class CheckoutSaga:
                 return await self._outcome_of(session, attempt)
             snapshot = await session.get(CheckoutSnapshot, attempt.snapshot_id)
             assert snapshot is not None
-            ledger = PaymentLedger(session, self.store.id)
-            intent = await session.get(PaymentIntent, attempt.payment_intent_id) if attempt.payment_intent_id else None
-            if intent is None:
-                intent = ledger.open_intent(
-                    snapshot_id=snapshot.id,
-                    provider=self.provider.name,
-                    capture_method=self._capture_method(),
-                    result=result,
-                    idempotency_key=key,
-                )
-            else:
-                ledger.record(intent, "action", result, key)
+            intent, opened = await self._intent(session, attempt, result, key)
+            if not opened:
+                PaymentLedger(session, self.store.id).record(intent, "action", result, key)
             customer_id = await CustomerService(session, self.store.id).for_checkout(
                 email=snapshot.email, phone=snapshot.phone, customer_id=snapshot.customer_id
             )
@@ -308,21 +298,9 @@ class CheckoutSaga:
                 return await self._outcome_of(session, attempt)
             await InventoryService(session, self.store.id).release(attempt_id)
             if result is not None:
-                ledger = PaymentLedger(session, self.store.id)
-                intent = (
-                    await session.get(PaymentIntent, attempt.payment_intent_id) if attempt.payment_intent_id else None
-                )
-                if intent is None:
-                    intent = ledger.open_intent(
-                        snapshot_id=attempt.snapshot_id,
-                        provider=self.provider.name,
-                        capture_method=self._capture_method(),
-                        result=result,
-                        idempotency_key=key,
-                    )
-                    attempt.payment_intent_id = intent.id
-                else:
-                    ledger.record(intent, "action", result, key)
+                intent, opened = await self._intent(session, attempt, result, key)
+                if not opened:
+                    PaymentLedger(session, self.store.id).record(intent, "action", result, key)
             attempt.state, attempt.error_code, attempt.error_message = "failed", code, message[:300]
         return Outcome(attempt_id, "failed", error_code=code, message=message)
 
