@@ -542,7 +542,14 @@ class SandboxProvider:
                         if stored is not None:  # leaving the block resets the pipeline (UNWATCH)
                             return self._replay(stored, op, fingerprint, ref), False
                     current = self._load(await pipe.get(pi_key))
-                    new_state, extra = step(current)
+                    try:
+                        new_state, extra = step(current)
+                    except PaymentError:
+                        # The two reads above may straddle another writer's EXEC (key record still empty,
+                        # payment already there). Only refuse once an empty EXEC proves they were consistent.
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        await pipe.execute()
+                        raise
                     if new_state == current and idem_key is None:  # a no-op: a repeated challenge answer
                         return _result(new_state, **extra), False
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated

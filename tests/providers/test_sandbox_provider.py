@@ -536,3 +536,58 @@ def test_signed_but_malformed_webhook_is_a_value_error(sandbox: SandboxProvider)
         with pytest.raises(ValueError, match="malformed webhook payload") as caught:
             sandbox.verify_webhook(body, sign(body, WEBHOOK_SECRET, 1_800_000_000), now=1_800_000_000)
         assert not isinstance(caught.value, InvalidSignature)
+
+
+class _StraddlingRedis:
+    """A Redis whose transaction pipelines let another caller finish an authorisation right after the
+    key record was read (empty) and before the payment record is read: the race CI once hit."""
+
+    def __init__(self, inner: Redis, interleave: Any) -> None:
+        self._inner = inner
+        self._interleave = interleave
+        self._done = False
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        outer = self
+        real = self._inner.pipeline(transaction=transaction)
+
+        class Pipe:
+            async def __aenter__(self) -> Pipe:
+                await real.__aenter__()
+                return self
+
+            async def __aexit__(self, *exc: object) -> None:
+                await real.__aexit__(*exc)
+
+            async def get(self, name: str) -> Any:
+                value = await real.get(name)
+                if name.startswith("till:sandbox:idem:") and not outer._done:
+                    outer._done = True
+                    await outer._interleave()
+                return value
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(real, attr)
+
+        return Pipe()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._inner, attr)
+
+
+async def test_authorize_racing_between_its_two_reads_replays_instead_of_refusing(redis: Redis, redis_url: str) -> None:
+    idempotency_key = key()
+    other_client = Redis.from_url(redis_url)
+    other = SandboxProvider(other_client, webhook_secret=WEBHOOK_SECRET)
+    winner: list[ProviderResult] = []
+
+    async def finish_first() -> None:
+        winner.append(await authorize(other, idempotency_key=idempotency_key))
+
+    straddled = SandboxProvider(_StraddlingRedis(redis, finish_first), webhook_secret=WEBHOOK_SECRET)  # type: ignore[arg-type]
+    try:
+        result = await authorize(straddled, idempotency_key=idempotency_key)
+    finally:
+        await other_client.aclose()
+    assert winner and result == winner[0]
+    assert len(await payment_keys(redis)) == 1
