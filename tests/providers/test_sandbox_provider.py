@@ -557,7 +557,7 @@ class _StraddlingRedis:
                 return self
 
             async def __aexit__(self, *exc: object) -> None:
-                await real.__aexit__(*exc)
+                await real.__aexit__(*exc)  # type: ignore[no-untyped-call]
 
             async def get(self, name: str) -> Any:
                 value = await real.get(name)
