@@ -47,7 +47,7 @@ from app.payments.provider import (
     RefundRequest,
     VoidRequest,
 )
-from app.payments.services import PaymentLedger, TxKind, is_success, order_payment_status
+from app.payments.services import PaymentLedger, TxKind, is_success, payment_status_of
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
@@ -122,7 +122,7 @@ class CheckoutSaga:
                     snapshot_id=snapshot_id,
                     idempotency_key=idempotency_key,
                     request_hash=fingerprint,
-                    state="started",
+                    state="reserved",  # the same transaction reserves the stock; a failure rolls back both
                     amount_minor=snapshot.total_minor,
                     steps=[],
                 )
@@ -146,12 +146,9 @@ class CheckoutSaga:
                     variant_id = uuid.UUID(line["variant_id"])
                     quantities[variant_id] = quantities.get(variant_id, 0) + int(line["quantity"])
                 inventory = InventoryService(session, self.store.id)
-                location = await inventory.default_location()
-                await session.execute(
-                    update(CheckoutAttempt).where(CheckoutAttempt.id == attempt_id).values(state="reserved")
-                )
+                location_id = await inventory.default_location_id()
                 # Last statement before COMMIT: the stock rows stay locked for one round trip only.
-                await inventory.reserve(attempt_id, quantities, location.id, now=now)
+                await inventory.reserve(attempt_id, quantities, location_id, now=now)
         if other_id is not None:
             outcome = await self.wait_for(other_id)
             outcome.replayed = True
@@ -177,7 +174,7 @@ class CheckoutSaga:
             return await self._unknown_outcome(attempt_id, exc.provider_ref, key)
         except PaymentError as exc:
             return await self._fail(attempt_id, "payment_error", exc.message)
-        return await self._settle(attempt_id, result, key)
+        return await self._settle(attempt_id, result, key, snapshot=snapshot)
 
     async def _unknown_outcome(self, attempt_id: uuid.UUID, provider_ref: str, key: str) -> Outcome:
         """A timeout: ask the provider what happened, never guess. Money held for an unsure order is voided."""
@@ -214,7 +211,13 @@ class CheckoutSaga:
             attempt.steps = [*attempt.steps, {"step": kind, "reason": reason, "at": _now()}]
 
     async def _intent(
-        self, session: AsyncSession, attempt: CheckoutAttempt, result: ProviderResult, key: str
+        self,
+        session: AsyncSession,
+        attempt: CheckoutAttempt,
+        result: ProviderResult,
+        key: str,
+        *,
+        order_id: uuid.UUID | None = None,
     ) -> tuple[PaymentIntent, bool]:
         """The attempt's payment intent, opened from ``result`` when it has none yet. (intent, newly opened)"""
         intent = await session.get(PaymentIntent, attempt.payment_intent_id) if attempt.payment_intent_id else None
@@ -226,6 +229,7 @@ class CheckoutSaga:
             capture_method=self._capture_method(),
             result=result,
             idempotency_key=key,
+            order_id=order_id,
         )
         attempt.payment_intent_id = intent.id
         return intent, True
@@ -235,7 +239,9 @@ class CheckoutSaga:
 
     # ---- step 3: record the answer and place the order -------------------------------------------
 
-    async def _settle(self, attempt_id: uuid.UUID, result: ProviderResult, key: str) -> Outcome:
+    async def _settle(
+        self, attempt_id: uuid.UUID, result: ProviderResult, key: str, *, snapshot: CheckoutSnapshot | None = None
+    ) -> Outcome:
         if result.status in (PaymentStatus.DECLINED, PaymentStatus.FAILED):
             return await self._fail(
                 attempt_id,
@@ -254,27 +260,32 @@ class CheckoutSaga:
             if result.status == PaymentStatus.PENDING and self.on_pending is not None:
                 await self.on_pending(result.provider_ref)
             return Outcome(attempt_id, state, action_url=result.action_url)
-        return await self._place(attempt_id, result, key)
+        return await self._place(attempt_id, result, key, snapshot)
 
-    async def _place(self, attempt_id: uuid.UUID, result: ProviderResult, key: str) -> Outcome:
+    async def _place(
+        self, attempt_id: uuid.UUID, result: ProviderResult, key: str, snapshot: CheckoutSnapshot | None = None
+    ) -> Outcome:
         now = datetime.now(UTC)
         async with self.sessions() as session, session.begin():
             attempt = await self._attempt(session, attempt_id, lock=True)
             if attempt.state in TERMINAL:
                 return await self._outcome_of(session, attempt)
-            snapshot = await session.get(CheckoutSnapshot, attempt.snapshot_id)
+            if snapshot is None:
+                snapshot = await session.get(CheckoutSnapshot, attempt.snapshot_id)
             assert snapshot is not None
-            intent, opened = await self._intent(session, attempt, result, key)
-            if not opened:
-                PaymentLedger(session, self.store.id).record(intent, "action", result, key)
             customer_id = await CustomerService(session, self.store.id).for_checkout(
                 email=snapshot.email, phone=snapshot.phone, customer_id=snapshot.customer_id
             )
             order = await OrderService(session, self.store.id).place(
-                snapshot, customer_id=customer_id, payment_status=order_payment_status(intent), now=now
+                snapshot, customer_id=customer_id, payment_status=payment_status_of(result), now=now
             )
-            intent.order_id = order.id
-            snapshot.status = "completed"
+            intent, opened = await self._intent(session, attempt, result, key, order_id=order.id)
+            if not opened:
+                intent.order_id = order.id
+                PaymentLedger(session, self.store.id).record(intent, "action", result, key)
+            await session.execute(
+                update(CheckoutSnapshot).where(CheckoutSnapshot.id == snapshot.id).values(status="completed")
+            )
             await session.execute(update(Cart).where(Cart.id == snapshot.cart_id).values(status="converted"))
             attempt.state, attempt.order_id, attempt.payment_intent_id = "completed", order.id, intent.id
             attempt.card_brand, attempt.card_last4 = result.brand, result.last4

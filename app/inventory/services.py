@@ -16,6 +16,7 @@ from app.core.tenancy import bind_store
 from app.inventory.models import Location, Reservation, StockLevel, StockMovement
 
 RESERVATION_TTL = timedelta(minutes=20)
+_DEFAULT_LOCATION_IDS: dict[uuid.UUID, uuid.UUID] = {}
 ADJUSTMENT_REASONS = {
     "received": "Received from supplier",
     "count": "Stock count",
@@ -80,6 +81,13 @@ class InventoryService:
         self.session = session
         self.store_id = store_id
         bind_store(session, store_id)
+
+    async def default_location_id(self) -> uuid.UUID:
+        """The default location's id, remembered per store (a location's id never changes)."""
+        known = _DEFAULT_LOCATION_IDS.get(self.store_id)
+        if known is None:
+            known = _DEFAULT_LOCATION_IDS[self.store_id] = (await self.default_location()).id
+        return known
 
     async def default_location(self) -> Location:
         location = await self.session.scalar(select(Location).where(Location.is_default.is_(True)))

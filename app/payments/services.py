@@ -44,11 +44,12 @@ class PaymentLedger:
         capture_method: str,
         result: ProviderResult,
         idempotency_key: str,
-        intent_id: uuid.UUID | None = None,
+        order_id: uuid.UUID | None = None,
     ) -> PaymentIntent:
         intent = PaymentIntent(
-            id=intent_id or uuid.uuid4(),
+            id=uuid.uuid4(),
             snapshot_id=snapshot_id,
+            order_id=order_id,
             provider=provider,
             provider_ref=result.provider_ref,
             status=str(result.status),
@@ -88,6 +89,18 @@ class PaymentLedger:
             error_code=result.decline_code,
             raw=dict(result.raw),
         )
+
+
+def payment_status_of(result: ProviderResult) -> str:
+    """The order's payment axis straight from a provider answer (the same rules as the intent's)."""
+    return order_payment_status(
+        PaymentIntent(
+            status=str(result.status),
+            amount_minor=result.amount.amount_minor,
+            captured_minor=result.captured.amount_minor,
+            refunded_minor=result.refunded.amount_minor,
+        )
+    )
 
 
 def is_success(result: ProviderResult) -> bool:

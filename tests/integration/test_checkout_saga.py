@@ -218,7 +218,9 @@ async def test_crash_after_authorise_is_finished_by_the_sweeper(
     provider = provider_for(shop.store, redis, settings)
 
     class CrashAfterAuthorise(CheckoutSaga):
-        async def _settle(self, attempt_id: uuid.UUID, result: ProviderResult, key: str) -> Outcome:
+        async def _settle(
+            self, attempt_id: uuid.UUID, result: ProviderResult, key: str, *, snapshot: CheckoutSnapshot | None = None
+        ) -> Outcome:
             raise SystemExit("killed")  # the worker process is gone before it records anything
 
     with pytest.raises(SystemExit):
