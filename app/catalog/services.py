@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import noload
 
 from app.catalog.models import Category, Product, Variant
 from app.core.errors import Conflict, NotFound, ValidationFailed
@@ -134,7 +135,10 @@ class CatalogService:
 
     async def variants(self, variant_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Variant]:
         rows = await self.session.execute(
-            select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id.in_(variant_ids))
+            select(Variant, Product)
+            .join(Product, Product.id == Variant.product_id)
+            .where(Variant.id.in_(variant_ids))
+            .options(noload(Product.variants))  # these variants only, not every variant of each product
         )
         found: dict[uuid.UUID, Variant] = {}
         for variant, product in rows:
