@@ -5,12 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
-from babel.numbers import format_currency, get_currency_precision
+from babel import Locale
+from babel.numbers import NumberPattern, get_currency_precision, parse_pattern
 
 __all__ = ["Money", "allocate", "minor_digits"]
 
 
+@lru_cache(maxsize=64)
+def _currency_pattern(locale: str) -> tuple[Locale, NumberPattern]:
+    """Babel's standard currency pattern for a locale, parsed once (format_currency re-parses every call)."""
+    language = Locale.parse(locale)
+    return language, parse_pattern(language.currency_formats["standard"])
+
+
+@lru_cache(maxsize=256)
 def minor_digits(currency: str) -> int:
     """Digits after the decimal point for a currency (EUR 2, JPY 0, BHD 3)."""
     return int(get_currency_precision(currency))
@@ -64,7 +74,8 @@ class Money:
         return Decimal(self.amount_minor).scaleb(-minor_digits(self.currency))
 
     def format(self, locale: str = "en_US") -> str:
-        return str(format_currency(self.as_decimal(), self.currency, locale=locale))
+        language, pattern = _currency_pattern(locale)
+        return str(pattern.apply(self.as_decimal(), language, currency=self.currency))
 
     def __str__(self) -> str:
         return self.format()
