@@ -23,6 +23,8 @@ from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 from app.tax.providers import BuiltinTax, TaxableLine
 
+SHIPPING_TAX_KEY = "shipping"
+
 
 @dataclass(frozen=True)
 class QuoteRequest:
@@ -101,6 +103,11 @@ class QuoteService:
             )
             for line in cart.lines
         ]
+        if rate.amount.amount_minor:
+            # Shipping is taxed like a line of the store's shipping tax class (standard unless configured).
+            taxable.append(
+                TaxableLine(key=SHIPPING_TAX_KEY, amount=rate.amount, tax_class=self.settings.shipping_tax_class)
+            )
         tax = BuiltinTax.from_settings(self.store.settings, self.store.currency).quote(
             taxable, country=country, region=region, prices_include_tax=self.settings.prices_include_tax
         )

@@ -17,6 +17,7 @@ class CommerceSettings:
     capture_policy: CapturePolicy = "at_checkout"
     quote_ttl: timedelta = timedelta(minutes=15)
     payment_provider: str = "sandbox"
+    shipping_tax_class: str = "standard"
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> CommerceSettings:
@@ -27,4 +28,5 @@ class CommerceSettings:
             capture_policy="at_fulfilment" if policy == "at_fulfilment" else "at_checkout",
             quote_ttl=timedelta(minutes=int(settings.get("quote_ttl_minutes", 15))),
             payment_provider=str(settings.get("payment_provider", "sandbox")),
+            shipping_tax_class=str(settings.get("shipping_tax_class", "standard")),
         )

@@ -116,5 +116,12 @@ async def test_delivery_quote_uses_the_address(client: AsyncTestClient[Litestar]
     )
     assert quote.status_code == 201, quote.text
     body = quote.json()
-    assert body["shipping"]["amount_minor"] > 0
-    assert body["total_minor"] == 1400 + body["shipping"]["amount_minor"]
+    shipping = body["shipping"]["amount_minor"]
+    assert shipping > 0
+    assert body["total_minor"] == 1400 + shipping  # prices include tax
+    # shipping carries VAT like a standard-rated line, and the parts add up to the tax total exactly
+    shipping_tax = next(t for t in body["tax_lines"] if t["key"] == "shipping")
+    assert shipping_tax["rate_bps"] == 1900
+    assert shipping_tax["tax_minor"] == shipping - (shipping * 10000 + 11900 // 2) // 11900
+    assert body["tax_minor"] == sum(t["tax_minor"] for t in body["tax_lines"])
+    assert body["tax_minor"] == sum(line["tax_minor"] for line in body["lines"]) + shipping_tax["tax_minor"]
