@@ -32,7 +32,7 @@ from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
 from app.payments.controllers import SandboxController
-from app.storefront.controllers import StorefrontController
+from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
 from app.webhooks.controllers import WebhookController
@@ -85,6 +85,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             StaffController,
             StoreApiController,
             StorefrontController,
+            CheckoutPagesController,
+            AccountController,
             CatalogAdminController,
             CheckoutApiController,
             WebhookController,

@@ -1,0 +1,143 @@
+"""Browsing and the cart."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from app.cart.services import CartService
+from app.catalog.services import CatalogService
+from app.config import Settings
+from app.core.errors import TillError
+from app.storefront.controllers._common import (
+    CART_COOKIE,
+    DbSession,
+    FormData,
+    cart_token,
+    customer_id_of,
+    is_htmx,
+    shop_context,
+)
+from app.stores.services import store_by_slug
+
+
+class StorefrontController(Controller):
+    include_in_schema = False
+
+    @get("/", name="root")
+    async def root(self, request: Request[Any, Any, Any]) -> Redirect:
+        settings: Settings = request.app.state.settings
+        return Redirect(f"/s/{settings.default_store}", status_code=302)
+
+    # ---- browsing ----------------------------------------------------------------------------------
+
+    @get("/s/{slug:str}", name="storefront_home")
+    async def home(
+        self,
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        db_session: DbSession,
+        category: FromQuery[str | None] = None,
+        q: FromQuery[str | None] = None,
+    ) -> Template:
+        store = await store_by_slug(db_session, slug)
+        catalog = CatalogService(db_session, store.id)
+        products = await catalog.browse(category=category or None, search=(q or "").strip() or None)
+        context = await shop_context(request, db_session, store)
+        context.update(products=products, categories=await catalog.categories(), category=category or "", q=q or "")
+        template = (
+            "storefront/_products.html"
+            if is_htmx(request) and request.headers.get("hx-target") == "products"
+            else "storefront/home.html"
+        )
+        return Template(template, context=context)
+
+    @get("/s/{slug:str}/p/{product_slug:str}")
+    async def product(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], product_slug: FromPath[str], db_session: DbSession
+    ) -> Template:
+        store = await store_by_slug(db_session, slug)
+        view = await CatalogService(db_session, store.id).product_by_slug(product_slug)
+        context = await shop_context(request, db_session, store)
+        context.update(view=view)
+        return Template("storefront/product.html", context=context)
+
+    @get("/s/{slug:str}/cart")
+    async def cart_page(self, request: Request[Any, Any, Any], slug: FromPath[str], db_session: DbSession) -> Template:
+        store = await store_by_slug(db_session, slug)
+        return Template("storefront/cart.html", context=await shop_context(request, db_session, store))
+
+    @post("/s/{slug:str}/cart/lines", status_code=200, media_type=MediaType.HTML)
+    async def add_to_cart(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], data: FormData, db_session: DbSession
+    ) -> Response[Any]:
+        store = await store_by_slug(db_session, slug)
+        service = CartService(db_session, store.id, store.currency)
+        cart = await service.get_or_create(cart_token(request), customer_id_of(request, store))
+        message, status = "Added to your cart.", 200
+        try:
+            variant_id = uuid.UUID(data.get("variant_id", ""))
+            quantity = int(data.get("quantity", "1") or 1)
+            await service.add(cart, variant_id, quantity)
+        except ValueError:
+            message, status = "Choose an option first.", 422
+        except TillError as exc:
+            message, status = exc.detail, 422
+        cookie = Cookie(
+            key=CART_COOKIE,
+            value=cart.token,
+            path=f"/s/{store.slug}",
+            httponly=True,
+            samesite="lax",
+            max_age=30 * 86400,
+        )
+        if not is_htmx(request):
+            response: Response[Any] = Redirect(f"/s/{store.slug}/cart", status_code=303)
+            response.set_cookie(cookie)
+            return response
+        view = await service.view(cart.token)
+        template = Template(
+            "storefront/_added.html",
+            context={"store": store, "cart": view, "message": message, "ok": status == 200},
+            status_code=status,
+            cookies=[cookie],
+        )
+        return template
+
+    @post("/s/{slug:str}/cart/lines/{variant_id:uuid}", status_code=200, media_type=MediaType.HTML)
+    async def change_line(
+        self,
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        variant_id: FromPath[uuid.UUID],
+        data: FormData,
+        db_session: DbSession,
+    ) -> Response[Any]:
+        store = await store_by_slug(db_session, slug)
+        service = CartService(db_session, store.id, store.currency)
+        cart = await service.find(cart_token(request))
+        message = ""
+        status = 200
+        if cart is not None:
+            try:
+                quantity = int(data.get("quantity", "0") or 0)
+                await service.set_quantity(cart, variant_id, quantity)
+            except ValueError:
+                message, status = "Enter a whole number.", 422
+            except TillError as exc:
+                message, status = exc.detail, 422
+        if not is_htmx(request):
+            return Redirect(f"/s/{store.slug}/cart", status_code=303)
+        view = await service.view(cart_token(request))
+        return Template(
+            "storefront/_cart.html",
+            context={"store": store, "cart": view, "message": message, "oob_count": True},
+            status_code=status,
+        )
+
+    # ---- checkout ----------------------------------------------------------------------------------
