@@ -53,15 +53,12 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from app.core.money import Money
 from app.payments import signing
 from app.payments.provider import (
     AuthorizeRequest,
@@ -75,184 +72,32 @@ from app.payments.provider import (
     VoidRequest,
     WebhookEvent,
 )
+from app.payments.sandbox._cards import (
+    _DELAYED,
+    _MESSAGES,
+    _SUCCESS,
+    _THREE_DS,
+    _TIMEOUT,
+    TEST_CARDS,
+    TEST_TOKENS,
+    _screen,
+    _Screened,
+    provider_ref_for,
+)
+from app.payments.sandbox._state import (
+    _IDEM_PREFIX,
+    _MAX_ATTEMPTS,
+    _PI_PREFIX,
+    STATE_TTL_S,
+    _check_amount,
+    _dumps,
+    _require,
+    _result,
+    _State,
+    _Step,
+)
 
 __all__ = ["STATE_TTL_S", "TEST_CARDS", "TEST_TOKENS", "SandboxProvider", "provider_ref_for"]
-
-STATE_TTL_S = 7 * 24 * 3600
-_PI_PREFIX = "till:sandbox:pi:"
-_IDEM_PREFIX = "till:sandbox:idem:"
-_MAX_ATTEMPTS = 200  # optimistic-transaction retries before giving up under contention
-
-# Behaviour of the special test cards (any other valid card: success); a decline's is its decline code.
-_SUCCESS, _THREE_DS, _DELAYED, _TIMEOUT = "success", "three_d_secure", "delayed", "processing_error"
-TEST_CARDS: Mapping[str, str] = {
-    "4242424242424242": _SUCCESS,
-    "5555555555554444": _SUCCESS,
-    "4000000000000002": "card_declined",
-    "4000000000009995": "insufficient_funds",
-    "4000000000003220": _THREE_DS,
-    "4000000000000077": _DELAYED,
-    "4000000000000119": _TIMEOUT,
-}
-TEST_TOKENS: Mapping[str, str] = {
-    "pm_card_visa": "4242424242424242",
-    "pm_card_mastercard": "5555555555554444",
-    "pm_card_chargeDeclined": "4000000000000002",
-    "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
-    "pm_card_threeDSecureRequired": "4000000000003220",
-    "pm_card_pending": "4000000000000077",
-    "pm_card_processingError": "4000000000000119",
-}
-
-_MESSAGES = {
-    "card_declined": "The card was declined.",
-    "insufficient_funds": "The card has insufficient funds.",
-    "invalid_number": "The card number is not valid.",
-    "expired_card": "The card has expired.",
-    "invalid_expiry_month": "The card's expiry month is not valid.",
-    "invalid_cvc": "The card's security code is not valid.",
-    "authentication_failed": "3-D Secure authentication failed.",
-}
-
-
-def provider_ref_for(idempotency_key: str) -> str:
-    """The sandbox reference an authorization with this idempotency key gets (or got)."""
-    return "sb_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _brand(digits: str) -> str:
-    two, four = int(digits[:2] or 0), int(digits[:4] or 0)
-    if digits.startswith("4"):
-        return "visa"
-    if 51 <= two <= 55 or 2221 <= four <= 2720:
-        return "mastercard"
-    if two in (34, 37):
-        return "amex"
-    if digits.startswith(("6011", "65")) or 644 <= int(digits[:3] or 0) <= 649:
-        return "discover"
-    if 3528 <= four <= 3589:
-        return "jcb"
-    if two in (36, 38, 39) or 300 <= int(digits[:3] or 0) <= 305:
-        return "diners"
-    if digits.startswith("62"):
-        return "unionpay"
-    return "unknown"
-
-
-@dataclass(frozen=True)
-class _Screened:
-    """What is kept of a card after screening: never the number or the CVC."""
-
-    brand: str
-    last4: str
-    behaviour: str  # one of the _SUCCESS.. constants, or a decline code from validation
-    fingerprint: str  # request identity for idempotency (brand, last4, expiry; no PAN)
-
-
-def _screen(card: CardDetails, today: datetime) -> _Screened:
-    digits = "".join(ch for ch in card.number if ch not in " -")
-    last4 = digits[-4:] if digits.isdigit() else ""
-    brand = _brand(digits) if digits.isdigit() else "unknown"
-    fingerprint = f"{brand}:{last4}:{card.exp_month}:{card.exp_year}"
-    behaviour: str
-    if not digits.isdigit() or not 12 <= len(digits) <= 19 or not _luhn_ok(digits):
-        behaviour = "invalid_number"
-    elif not 1 <= card.exp_month <= 12:
-        behaviour = "invalid_expiry_month"
-    elif (card.exp_year + 2000 if card.exp_year < 100 else card.exp_year, card.exp_month) < (today.year, today.month):
-        behaviour = "expired_card"
-    elif not (card.cvc.isdigit() and 3 <= len(card.cvc) <= 4):
-        behaviour = "invalid_cvc"
-    else:
-        behaviour = TEST_CARDS.get(digits, _SUCCESS)
-    return _Screened(brand=brand, last4=last4, behaviour=behaviour, fingerprint=fingerprint)
-
-
-class _State(TypedDict):
-    """One sandbox payment as stored in Redis (no card data beyond brand and last 4)."""
-
-    id: str
-    status: str
-    currency: str
-    amount: int
-    captured: int
-    refunded: int
-    capture: bool  # capture on authorization (also after a challenge or a delayed success)
-    flow: str  # "", "challenge" or "pending": how it got past REQUIRES_ACTION / PENDING
-    brand: str
-    last4: str
-    decline_code: str
-    message: str
-    action_url: str
-    created: int
-
-
-def _public(state: _State) -> dict[str, Any]:
-    """The redacted object shown in ``ProviderResult.raw`` and in webhooks."""
-    return {
-        "id": state["id"],
-        "object": "payment_intent",
-        "status": state["status"],
-        "amount": state["amount"],
-        "currency": state["currency"],
-        "amount_captured": state["captured"],
-        "amount_refunded": state["refunded"],
-        "brand": state["brand"],
-        "last4": state["last4"],
-        "decline_code": state["decline_code"],
-    }
-
-
-def _result(state: _State, **extra_raw: Any) -> ProviderResult:
-    currency = state["currency"]
-    return ProviderResult(
-        status=PaymentStatus(state["status"]),
-        provider_ref=state["id"],
-        amount=Money(state["amount"], currency),
-        captured=Money(state["captured"], currency),
-        refunded=Money(state["refunded"], currency),
-        brand=state["brand"],
-        last4=state["last4"],
-        decline_code=state["decline_code"],
-        message=state["message"],
-        action_url=state["action_url"],
-        raw={**_public(state), **extra_raw},
-    )
-
-
-def _check_amount(amount: Money, state: _State | None = None) -> None:
-    if amount.amount_minor <= 0:
-        raise PaymentError("invalid_amount", f"amount must be positive, got {amount.amount_minor}")
-    if state is not None and amount.currency != state["currency"]:
-        raise PaymentError(
-            "currency_mismatch",
-            f"payment is in {state['currency']}, request is in {amount.currency}",
-            provider_ref=state["id"],
-        )
-
-
-def _require(state: _State | None, ref: str) -> _State:
-    if state is None:
-        raise PaymentError("unknown_payment", f"no sandbox payment {ref}", provider_ref=ref)
-    return state
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-# A step computes the new state (and extra fields for ``raw``) from the current one, or raises PaymentError.
-_Step = Callable[[_State | None], tuple[_State, dict[str, Any]]]
 
 
 class SandboxProvider:
