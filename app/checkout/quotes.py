@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cart.models import Cart
 from app.cart.services import CartService, CartView, content_hash
 from app.checkout.models import CheckoutSnapshot
 from app.core.errors import NotFound, ValidationFailed
@@ -171,6 +172,17 @@ class QuoteService:
         self.session.add(snapshot)
         await self.session.flush()
         return snapshot
+
+    async def delivery_choices(self, snapshot: CheckoutSnapshot) -> list[ShippingRate]:
+        """The other delivery rates for a delivery quote's address and cart (empty for pickup)."""
+        if not snapshot.address:
+            return []
+        cart = await self.session.get(Cart, snapshot.cart_id)
+        if cart is None or cart.status != "open":
+            return []
+        view = await CartService(self.session, self.store.id, self.store.currency).view(cart.token)
+        destination = Address(**snapshot.address)
+        return [rate for rate in self.rates(view, destination) if rate.requires_address]
 
     async def get(self, snapshot_id: uuid.UUID) -> CheckoutSnapshot:
         snapshot = await self.session.scalar(select(CheckoutSnapshot).where(CheckoutSnapshot.id == snapshot_id))

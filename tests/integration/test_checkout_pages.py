@@ -56,3 +56,25 @@ async def test_declined_card_shows_inline_error_and_keeps_the_cart(
         level = await session.scalar(select(StockLevel).where(StockLevel.variant_id == shop.variants["MUG-1"]))
         assert level is not None and (level.on_hand, level.reserved) == (50, 0)
         assert await session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+async def test_delivery_shopper_can_switch_to_express_on_the_review_page(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    shop = await make_shop(world)
+    shopper = Shopper(client, shop)
+    await shopper.open()
+    await shopper.add("MUG-1", 1)
+    address = {"name": "Ann", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"}
+    snapshot_id = await shopper.quote(shipping="delivery", **address)
+    review = await client.get(f"{shopper.base}/checkout/{snapshot_id}")
+    assert 'data-testid="delivery-choices"' in review.text
+    assert "Standard (Germany)" in review.text and "Express (Germany)" in review.text
+    express = await client.post(
+        f"{shopper.base}/checkout",
+        data={"email": "ann@example.com", "shipping": "zone:de:express", "_csrf_token": shopper.csrf, **address},
+    )
+    assert express.status_code == 303
+    new_review = await client.get(express.headers["location"])
+    assert "€12.90" in new_review.text  # express shipping
+    assert "€26.90" in new_review.text  # 14.00 + 12.90, prices include tax

@@ -114,9 +114,10 @@ class CheckoutPagesController(Controller):
         db_session: DbSession,
     ) -> Template:
         store = await store_by_slug(db_session, slug)
-        snapshot = await QuoteService(db_session, store).get(snapshot_id)
+        quotes = QuoteService(db_session, store)
+        snapshot = await quotes.get(snapshot_id)
         context = await shop_context(request, db_session, store)
-        context.update(snapshot=snapshot, errors={}, values={})
+        context.update(snapshot=snapshot, errors={}, values={}, choices=await quotes.delivery_choices(snapshot))
         return Template("storefront/review.html", context=context)
 
     @post("/s/{slug:str}/checkout/{snapshot_id:uuid}/pay", status_code=303, media_type=MediaType.HTML)
