@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
                 "redis": redis,
                 "queue": queue,
                 "channels": channels,
-                "idempotency": IdempotencyStore(sessions),
+                "idempotency": IdempotencyStore(engine),
             }
         ),
         on_startup=[on_startup],

@@ -39,7 +39,7 @@ def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool =
         sessions = session_maker(engine)
         redis = Redis.from_url(settings.redis_url or "")
         ctx["engine"], ctx["sessions"], ctx["redis"] = engine, sessions, redis
-        ctx["idempotency"] = IdempotencyStore(sessions)
+        ctx["idempotency"] = IdempotencyStore(engine)
         ctx["settings"] = settings
         if run_relay:
             relay = OutboxRelay(sessions, RedisChannelsPubSubBackend(redis=redis), queue)

@@ -22,14 +22,14 @@ from typing import Literal
 from advanced_alchemy.types import DateTimeUTC, JsonB
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
-from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core import pg
 from app.core.db import UUIDv7AuditBase
 from app.core.rbac import Principal
-from app.core.tenancy import TenantMixin, bind_store, system_scope
+from app.core.tenancy import TenantMixin
 
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "idempotent-replayed"
@@ -78,84 +78,80 @@ class Claim:
     response: StoredResponse | None = None
 
 
+_CLAIM = """
+    INSERT INTO idempotency_keys (id, store_id, scope, key, request_hash, state, locked_until, expires_at,
+                                  created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, 'in_flight', $6::timestamptz + $7::interval, $6::timestamptz + $8::interval, $6, $6)
+    ON CONFLICT (store_id, scope, key) DO NOTHING
+    RETURNING id
+"""
+_HELD = """
+    SELECT request_hash, state, locked_until, expires_at, response_status, response_headers, response_body
+    FROM idempotency_keys WHERE store_id = $1 AND scope = $2 AND key = $3
+    FOR UPDATE
+"""
+_TAKE_OVER = """
+    UPDATE idempotency_keys
+    SET state = 'in_flight', request_hash = $4, locked_until = $5::timestamptz + $6::interval,
+        expires_at = $5::timestamptz + $7::interval, updated_at = $5,
+        response_status = NULL, response_headers = NULL, response_body = NULL
+    WHERE store_id = $1 AND scope = $2 AND key = $3
+"""
+_COMPLETE = """
+    UPDATE idempotency_keys
+    SET state = 'completed', response_status = $4, response_headers = $5, response_body = $6, updated_at = now()
+    WHERE store_id = $1 AND scope = $2 AND key = $3
+"""
+_RELEASE = "DELETE FROM idempotency_keys WHERE store_id = $1 AND scope = $2 AND key = $3"
+
+
 class IdempotencyStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    """Keys in their own short transactions, in raw SQL: every mutating API call pays for a claim and a
+    completion (ADR 0003)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
 
     async def claim(self, store_id: uuid.UUID, scope: str, key: str, fingerprint: str) -> Claim:
         now = datetime.now(UTC)
-        async with self.sessions() as session, session.begin():
-            bind_store(session, store_id)
-            inserted = await session.scalar(
-                insert(IdempotencyKey)
-                .values(
-                    id=uuid.uuid4(),
-                    store_id=store_id,
-                    scope=scope,
-                    key=key,
-                    request_hash=fingerprint,
-                    state="in_flight",
-                    locked_until=now + IN_FLIGHT_LEASE,
-                    expires_at=now + KEY_TTL,
-                )
-                .on_conflict_do_nothing(index_elements=["store_id", "scope", "key"])
-                .returning(IdempotencyKey.id)
+        async with pg.connection(self.engine) as conn:
+            inserted = await conn.fetchval(
+                _CLAIM, uuid.uuid4(), store_id, scope, key, fingerprint, now, IN_FLIGHT_LEASE, KEY_TTL
             )
             if inserted is not None:
                 return Claim("proceed")
-            row = await session.scalar(
-                select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key).with_for_update()
-            )
-            assert row is not None
-            if row.expires_at <= now:
-                row.request_hash = fingerprint
-                return self._take_over(row, now)
-            if row.request_hash != fingerprint:
-                return Claim("mismatch")
-            if row.state == "completed":
-                assert row.response_status is not None
-                return Claim(
-                    "replay",
-                    StoredResponse(row.response_status, dict(row.response_headers or {}), row.response_body or b""),
-                )
-            if row.locked_until > now:
+            async with conn.transaction():
+                row = await conn.fetchrow(_HELD, store_id, scope, key)
+                if row is None:  # released between our insert and this read: the retry runs for real
+                    return await self.claim(store_id, scope, key, fingerprint)
+                if row["expires_at"] <= now or (
+                    row["request_hash"] == fingerprint and row["state"] != "completed" and row["locked_until"] <= now
+                ):
+                    await conn.execute(_TAKE_OVER, store_id, scope, key, fingerprint, now, IN_FLIGHT_LEASE, KEY_TTL)
+                    return Claim("proceed")
+                if row["request_hash"] != fingerprint:
+                    return Claim("mismatch")
+                if row["state"] == "completed":
+                    stored = StoredResponse(
+                        row["response_status"], dict(row["response_headers"] or {}), row["response_body"] or b""
+                    )
+                    return Claim("replay", stored)
                 return Claim("in_flight")
-            return self._take_over(row, now)
-
-    @staticmethod
-    def _take_over(row: IdempotencyKey, now: datetime) -> Claim:
-        row.state = "in_flight"
-        row.locked_until = now + IN_FLIGHT_LEASE
-        row.expires_at = now + KEY_TTL
-        row.response_status = row.response_headers = row.response_body = None
-        return Claim("proceed")
 
     async def complete(self, store_id: uuid.UUID, scope: str, key: str, response: StoredResponse) -> None:
-        async with self.sessions() as session, session.begin():
-            bind_store(session, store_id)
-            await session.execute(
-                update(IdempotencyKey)
-                .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-                .values(
-                    state="completed",
-                    response_status=response.status,
-                    response_headers=response.headers,
-                    response_body=response.body,
-                )
+        async with pg.connection(self.engine) as conn:
+            await conn.execute(
+                _COMPLETE, store_id, scope, key, response.status, pg.jsonb(response.headers), response.body
             )
 
     async def release(self, store_id: uuid.UUID, scope: str, key: str) -> None:
-        async with self.sessions() as session, session.begin():
-            bind_store(session, store_id)
-            await session.execute(
-                delete(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
-            )
+        async with pg.connection(self.engine) as conn:
+            await conn.execute(_RELEASE, store_id, scope, key)
 
     async def sweep_expired(self) -> int:
-        async with self.sessions() as session, session.begin():
-            system_scope(session)
-            result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < func.now()))
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        async with pg.connection(self.engine) as conn:
+            status = await conn.execute("DELETE FROM idempotency_keys WHERE expires_at < now()")
+            return int(status.rsplit(" ", 1)[-1])
 
 
 def _problem(status: int, title: str, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

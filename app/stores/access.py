@@ -9,8 +9,9 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core import pg
 from app.core.rbac import Principal
-from app.stores.services import StaffAccessService
+from app.stores.services import StaffAccessService, principal_for_token
 
 SESSION_USER = "user_id"
 SESSION_STORE = "store_id"
@@ -52,8 +53,8 @@ class AccessMiddleware(ASGIMiddleware):
             raw = _bearer(scope)
             if raw is None:
                 return None
-            async with sessions() as session, session.begin():
-                return await StaffAccessService(session).principal_for_token(raw)
+            async with pg.connection(scope["app"].state.engine) as conn:
+                return await principal_for_token(conn, raw)
         cookie_session = scope.get("session")
         if not isinstance(cookie_session, dict):
             return None

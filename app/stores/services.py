@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import pg
 from app.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from app.core.outbox import emit
 from app.core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
@@ -107,33 +108,46 @@ class StaffAccessService:
         current = next((m for m in memberships if m.store_id == store_id), None)
         return _principal(current, stores) if current else None
 
-    async def principal_for_token(self, raw_token: str) -> Principal | None:
-        if not raw_token.startswith(TOKEN_PREFIX):
-            return None
-        row = (
-            await self.session.execute(
-                select(ApiToken, Store)
-                .join(Store, Store.id == ApiToken.store_id)
-                .where(ApiToken.secret_hash == token_hash(raw_token), ApiToken.revoked_at.is_(None))
-            )
-        ).first()
-        if row is None:
-            return None
-        token, store = row
-        now = datetime.now(UTC)
-        if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
-            token.last_used_at = now
-        return Principal(
-            kind="token",
-            store_id=store.id,
-            store_slug=store.slug,
-            store_name=store.name,
-            currency=store.currency,
-            timezone=store.timezone,
-            role=Role(token.role),
-            display_name=f"API token {token.name}",
-            token_id=token.id,
-        )
+
+_BEARER_CALLER_SQL = """
+    SELECT t.id, t.name, t.role, t.last_used_at, s.id AS store_id, s.slug, s.name AS store_name, s.currency,
+           s.timezone
+    FROM api_tokens t JOIN stores s ON s.id = t.store_id
+    WHERE t.secret_hash = $1 AND t.revoked_at IS NULL
+"""
+_BEARER_MARK_USED_SQL = "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND store_id = $3"
+
+
+async def principal_for_token(conn: pg.Connection, raw_token: str) -> Principal | None:
+    """The caller behind a bearer token (one raw statement: every /api request pays for it)."""
+    if not raw_token.startswith(TOKEN_PREFIX):
+        return None
+    row = await conn.fetchrow(_BEARER_CALLER_SQL, token_hash(raw_token))
+    if row is None:
+        return None
+    now = datetime.now(UTC)
+    if row["last_used_at"] is None or now - row["last_used_at"] > TOKEN_TOUCH_INTERVAL:
+        await conn.execute(_BEARER_MARK_USED_SQL, row["id"], now, row["store_id"])
+    return Principal(
+        kind="token",
+        store_id=row["store_id"],
+        store_slug=row["slug"],
+        store_name=row["store_name"],
+        currency=row["currency"],
+        timezone=row["timezone"],
+        role=Role(row["role"]),
+        display_name=f"API token {row['name']}",
+        token_id=row["id"],
+    )
+
+
+_STORE_BY_ID = "SELECT id, name, slug, currency, timezone, settings, created_at, updated_at FROM stores WHERE id = $1"
+
+
+async def store_by_id(conn: pg.Connection, store_id: uuid.UUID) -> Store | None:
+    """A store as a detached model, read in one raw statement (checkout reads it on every call)."""
+    row = await conn.fetchrow(_STORE_BY_ID, store_id)
+    return Store(**dict(row)) if row is not None else None
 
 
 def token_hash(raw_token: str) -> str:

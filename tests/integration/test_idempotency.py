@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.idempotency import IdempotencyKey, IdempotencyStore, request_hash
 from app.core.tenancy import bind_store, system_scope
@@ -65,7 +65,7 @@ async def test_same_key_different_request_is_422(client: AsyncTestClient[Litesta
 
 
 async def test_same_key_while_the_first_is_running_is_409(
-    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession]
+    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> None:
     store = await world.store()
     secret = await issue_token(world, store)
@@ -75,7 +75,7 @@ async def test_same_key_while_the_first_is_running_is_409(
         system_scope(session)
         token = await session.scalar(select(ApiToken))
     assert token is not None
-    claim = await IdempotencyStore(sessions).claim(
+    claim = await IdempotencyStore(engine).claim(
         store.id, f"token:{token.id}", "slow-1", request_hash("POST", "/api/v1/api-tokens", b"", body)
     )
     assert claim.outcome == "proceed"
@@ -90,7 +90,7 @@ async def test_same_key_while_the_first_is_running_is_409(
 
 
 async def test_a_crashed_claim_is_taken_over_after_its_lease(
-    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession]
+    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> None:
     store = await world.store()
     secret = await issue_token(world, store)
@@ -100,7 +100,7 @@ async def test_a_crashed_claim_is_taken_over_after_its_lease(
         token = await session.scalar(select(ApiToken))
     assert token is not None
     body = b'{"name":"After crash"}'
-    await IdempotencyStore(sessions).claim(
+    await IdempotencyStore(engine).claim(
         store.id, f"token:{token.id}", "crashed", request_hash("POST", "/api/v1/api-tokens", b"", body)
     )
     async with sessions() as session, session.begin():
@@ -142,7 +142,7 @@ async def test_key_length_is_checked(client: AsyncTestClient[Litestar], world: W
 
 
 async def test_expiry_sweep_removes_only_expired_keys(
-    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession]
+    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> None:
     store = await world.store()
     secret = await issue_token(world, store)
@@ -155,7 +155,7 @@ async def test_expiry_sweep_removes_only_expired_keys(
             .where(IdempotencyKey.key == "old")
             .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
         )
-    assert await IdempotencyStore(sessions).sweep_expired() == 1
+    assert await IdempotencyStore(engine).sweep_expired() == 1
     async with sessions() as session:
         system_scope(session)
         assert (await session.scalars(select(IdempotencyKey.key))).all() == ["fresh"]

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
-from app.core.db import create_engine, session_maker
+from app.core.db import create_engine
 from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.rbac import Principal, Role
 from tests.integration.conftest import World
@@ -48,7 +48,7 @@ async def test_a_5xx_releases_the_key_and_the_retry_runs(world: World, settings:
     async def open_store(app: Litestar) -> None:
         # The test client serves the app on its own event loop: its engine must be made there.
         app.state.engine = create_engine(settings.database_url or "", pool_size=2)
-        app.state.idempotency = IdempotencyStore(session_maker(app.state.engine))
+        app.state.idempotency = IdempotencyStore(app.state.engine)
 
     async def close_store(app: Litestar) -> None:
         await app.state.engine.dispose()
