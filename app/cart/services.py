@@ -6,14 +6,15 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cart.models import Cart, CartLine
-from app.catalog.models import Variant
 from app.catalog.services import CatalogService
+from app.core import pg
 from app.core.errors import NotFound, ValidationFailed
 from app.core.money import Money
 from app.core.tenancy import bind_store
@@ -24,21 +25,30 @@ MAX_QUANTITY = 99
 
 @dataclass(frozen=True)
 class CartLineView:
-    variant: Variant
+    """A cart line with what the shopper sees of its variant, and the stock left for it."""
+
+    variant_id: uuid.UUID
+    sku: str
+    name: str  # the product's name
+    options: dict[str, Any]
+    unit_price: int
+    weight_grams: int
+    tax_class: str
+    on_sale: bool  # variant and product both active
     quantity: int
     available: int
 
     @property
-    def unit_price(self) -> int:
-        return self.variant.price_minor
+    def variant_title(self) -> str:
+        return " / ".join(str(v) for v in self.options.values())
 
     @property
     def total(self) -> int:
-        return self.variant.price_minor * self.quantity
+        return self.unit_price * self.quantity
 
     @property
     def problem(self) -> str:
-        if not self.variant.is_active or not self.variant.product.is_active:
+        if not self.on_sale:
             return "No longer sold."
         if self.available <= 0:
             return "Sold out."
@@ -48,8 +58,14 @@ class CartLineView:
 
 
 @dataclass(frozen=True)
+class CartRef:
+    id: uuid.UUID
+    token: str
+
+
+@dataclass(frozen=True)
 class CartView:
-    cart: Cart | None
+    cart: CartRef | None
     currency: str
     lines: list[CartLineView]
 
@@ -64,6 +80,45 @@ class CartView:
     @property
     def has_problems(self) -> bool:
         return any(line.problem for line in self.lines)
+
+
+# One statement for the whole view (the quote reads it on every checkout, ADR 0003).
+_CART_VIEW = """
+    SELECT c.id AS cart_id, c.token, l.variant_id, l.quantity, v.sku, v.options, v.price_minor, v.weight_grams,
+           (v.is_active AND p.is_active) AS on_sale, p.name, p.tax_class,
+           (SELECT COALESCE(sum(GREATEST(sl.on_hand - sl.reserved, 0)), 0) FROM stock_levels sl
+            WHERE sl.variant_id = l.variant_id AND sl.store_id = $2) AS available
+    FROM carts c
+    LEFT JOIN cart_lines l ON l.cart_id = c.id AND l.store_id = $2
+    LEFT JOIN variants v ON v.id = l.variant_id AND v.store_id = $2
+    LEFT JOIN products p ON p.id = v.product_id AND p.store_id = $2
+    WHERE c.token = $1 AND c.store_id = $2 AND c.status = 'open'
+    ORDER BY l.created_at, l.id
+"""
+
+
+async def cart_view(conn: pg.Connection, store_id: uuid.UUID, currency: str, token: str | None) -> CartView:
+    """The open cart behind ``token`` with stock-aware lines; ``cart`` is None when there is no such cart."""
+    rows = await conn.fetch(_CART_VIEW, token, store_id) if token else []
+    if not rows:
+        return CartView(None, currency, [])
+    lines = [
+        CartLineView(
+            variant_id=row["variant_id"],
+            sku=row["sku"],
+            name=row["name"],
+            options=row["options"] or {},
+            unit_price=row["price_minor"],
+            weight_grams=row["weight_grams"],
+            tax_class=row["tax_class"],
+            on_sale=row["on_sale"],
+            quantity=row["quantity"],
+            available=int(row["available"]),
+        )
+        for row in rows
+        if row["sku"] is not None
+    ]
+    return CartView(CartRef(rows[0]["cart_id"], rows[0]["token"]), currency, lines)
 
 
 def content_hash(lines: list[tuple[uuid.UUID, int, int]]) -> str:
@@ -96,18 +151,7 @@ class CartService:
         return cart
 
     async def view(self, token: str | None) -> CartView:
-        cart = await self.find(token)
-        if cart is None or not cart.lines:
-            return CartView(cart, self.currency, [])
-        variant_ids = [line.variant_id for line in cart.lines]
-        variants = await CatalogService(self.session, self.store_id).variants(variant_ids)
-        stock = await InventoryService(self.session, self.store_id).availability(variant_ids)
-        lines = [
-            CartLineView(variants[line.variant_id], line.quantity, stock[line.variant_id].available)
-            for line in cart.lines
-            if line.variant_id in variants
-        ]
-        return CartView(cart, self.currency, lines)
+        return await cart_view(await pg.reader(self.session), self.store_id, self.currency, token)
 
     async def add(self, cart: Cart, variant_id: uuid.UUID, quantity: int) -> int:
         """Add to the cart; returns the new quantity of that line. Refuses more than is in stock."""

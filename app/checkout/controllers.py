@@ -25,18 +25,20 @@ from app.checkout.schemas import (
     QuoteIn,
     QuoteOut,
 )
+from app.core import pg
 from app.core.errors import NotFound, ValidationFailed
 from app.core.idempotency import HEADER, request_hash
 from app.core.rbac import principal_of, require_role
 from app.payments.provider import CardDetails
 from app.stores.models import Store
+from app.stores.services import store_by_id
 
 DbSession = NamedDependency[AsyncSession]
 
 
 async def _store(db_session: AsyncSession, request: Request[Any, Any, Any]) -> Store:
-    store = await db_session.get(Store, principal_of(request).store_id)
-    assert store is not None
+    store = await store_by_id(await pg.reader(db_session), principal_of(request).store_id)
+    assert store is not None  # the principal was just read with its store
     return store
 
 
@@ -134,16 +136,16 @@ class CheckoutApiController(Controller):
         description="201 with the order; 202 when the card needs 3-D Secure (follow action_url) or the payment is "
         "pending; 402 when declined; 409 when the quote expired or the cart changed; 422 for an amount mismatch.",
     )
-    async def complete(
-        self, request: Request[Any, Any, Any], data: JSONBody[CompleteIn], db_session: DbSession
-    ) -> Response[AttemptOut]:
+    async def complete(self, request: Request[Any, Any, Any], data: JSONBody[CompleteIn]) -> Response[AttemptOut]:
         key = request.headers.get(HEADER)
         if not key:
             raise ValidationFailed(
                 "Completing a checkout needs an Idempotency-Key header.", fields={HEADER: "Required."}
             )
-        store = await _store(db_session, request)
-        await db_session.commit()  # the saga runs its own short transactions; hold none across the provider call
+        # No request session here: the saga runs its own short transactions and holds none across the provider call.
+        async with pg.connection(request.app.state.engine) as conn:
+            store = await store_by_id(conn, principal_of(request).store_id)
+        assert store is not None
         saga = checkout_saga(request.app.state, store)
         card = CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
         fingerprint = request_hash(

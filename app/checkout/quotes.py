@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cart.models import Cart
-from app.cart.services import CartService, CartView, content_hash
+from app.cart.services import CartService, CartView, cart_view, content_hash
 from app.checkout.models import CheckoutSnapshot
+from app.core import pg
 from app.core.errors import NotFound, ValidationFailed
 from app.core.money import Money
 from app.core.tenancy import bind_store
@@ -48,23 +48,20 @@ class QuoteService:
         return BuiltinShipping.from_settings(self.store.settings, self.store.currency)
 
     def rates(self, cart: CartView, destination: Address | None) -> list[ShippingRate]:
-        items = [ShipmentItem(weight_grams=line.variant.weight_grams, quantity=line.quantity) for line in cart.lines]
+        items = [ShipmentItem(weight_grams=line.weight_grams, quantity=line.quantity) for line in cart.lines]
         return self.shipping().quote_rates(destination=destination, items=items, subtotal=cart.subtotal)
 
     async def create(self, request: QuoteRequest, *, now: datetime | None = None) -> CheckoutSnapshot:
         now = now or datetime.now(UTC)
-        cart = await CartService(self.session, self.store.id, self.store.currency).view(request.cart_token)
+        conn = await pg.writer(self.session)
+        cart = await cart_view(conn, self.store.id, self.store.currency, request.cart_token)
         if cart.cart is None or not cart.lines:
             raise ValidationFailed("Your cart is empty.", fields={"cart": "Your cart is empty."})
         if cart.has_problems:
-            problems = {str(line.variant.id): line.problem for line in cart.lines if line.problem}
+            problems = {str(line.variant_id): line.problem for line in cart.lines if line.problem}
             raise ValidationFailed(
                 "Some items in your cart are not available any more.",
-                fields={
-                    "cart": "; ".join(
-                        f"{line.variant.product.name}: {line.problem}" for line in cart.lines if line.problem
-                    )
-                }
+                fields={"cart": "; ".join(f"{line.name}: {line.problem}" for line in cart.lines if line.problem)}
                 | problems,
             )
         email = normalise_email(request.email)
@@ -83,7 +80,7 @@ class QuoteService:
                 fields.update({f"address.{k}": v for k, v in exc.fields.items()})
         if fields:
             raise ValidationFailed("Check the highlighted fields.", fields=fields)
-        items = [ShipmentItem(weight_grams=line.variant.weight_grams, quantity=line.quantity) for line in cart.lines]
+        items = [ShipmentItem(weight_grams=line.weight_grams, quantity=line.quantity) for line in cart.lines]
         if rate_code == "delivery":  # "deliver it": the cheapest rate for this address
             offered = [r for r in self.rates(cart, address) if r.requires_address]
             if not offered:
@@ -98,9 +95,9 @@ class QuoteService:
         region = address.region if address else ""
         taxable = [
             TaxableLine(
-                key=str(line.variant.id),
+                key=str(line.variant_id),
                 amount=Money(line.total, self.store.currency),
-                tax_class=line.variant.product.tax_class,
+                tax_class=line.tax_class,
             )
             for line in cart.lines
         ]
@@ -115,13 +112,13 @@ class QuoteService:
         tax_by_key = {t.key: t for t in tax.lines}
         lines: list[dict[str, Any]] = []
         for line in cart.lines:
-            tax_line = tax_by_key[str(line.variant.id)]
+            tax_line = tax_by_key[str(line.variant_id)]
             lines.append(
                 {
-                    "variant_id": str(line.variant.id),
-                    "sku": line.variant.sku,
-                    "name": line.variant.product.name,
-                    "variant_title": line.variant.title if line.variant.options else "",
+                    "variant_id": str(line.variant_id),
+                    "sku": line.sku,
+                    "name": line.name,
+                    "variant_title": line.variant_title,
                     "quantity": line.quantity,
                     "unit_price_minor": line.unit_price,
                     "discount_minor": 0,
@@ -135,6 +132,8 @@ class QuoteService:
         tax_minor = tax.total_tax.amount_minor
         total = subtotal + rate.amount.amount_minor + (0 if self.settings.prices_include_tax else tax_minor)
         snapshot = CheckoutSnapshot(
+            id=uuid.uuid4(),
+            store_id=self.store.id,
             cart_id=cart.cart.id,
             customer_id=request.customer_id,
             email=email,
@@ -165,12 +164,13 @@ class QuoteService:
             shipping_minor=rate.amount.amount_minor,
             tax_minor=tax_minor,
             total_minor=total,
-            content_hash=content_hash([(line.variant.id, line.quantity, line.unit_price) for line in cart.lines]),
+            content_hash=content_hash([(line.variant_id, line.quantity, line.unit_price) for line in cart.lines]),
             expires_at=now + self.settings.quote_ttl,
             status="open",
+            created_at=now,
+            updated_at=now,
         )
-        self.session.add(snapshot)
-        await self.session.flush()
+        await conn.execute(_INSERT_SNAPSHOT, *_snapshot_row(snapshot))
         return snapshot
 
     async def delivery_choices(self, snapshot: CheckoutSnapshot) -> list[ShippingRate]:
@@ -185,7 +185,45 @@ class QuoteService:
         return [rate for rate in self.rates(view, destination) if rate.requires_address]
 
     async def get(self, snapshot_id: uuid.UUID) -> CheckoutSnapshot:
-        snapshot = await self.session.scalar(select(CheckoutSnapshot).where(CheckoutSnapshot.id == snapshot_id))
+        snapshot = await snapshot_by_id(await pg.reader(self.session), self.store.id, snapshot_id)
         if snapshot is None:
             raise NotFound("No such checkout.")
         return snapshot
+
+
+_SNAPSHOT_COLUMNS = (
+    "id", "store_id", "cart_id", "customer_id", "email", "phone", "currency", "prices_include_tax",
+    "lines", "discounts", "tax_lines", "shipping", "address",
+    "subtotal_minor", "discount_minor", "shipping_minor", "tax_minor", "total_minor",
+    "content_hash", "expires_at", "status", "created_at", "updated_at",
+)  # fmt: skip
+_JSON_COLUMNS = frozenset({"lines", "discounts", "tax_lines", "shipping", "address"})
+_INSERT_SNAPSHOT = """
+    INSERT INTO checkout_snapshots (
+        id, store_id, cart_id, customer_id, email, phone, currency, prices_include_tax,
+        lines, discounts, tax_lines, shipping, address,
+        subtotal_minor, discount_minor, shipping_minor, tax_minor, total_minor,
+        content_hash, expires_at, status, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+"""
+_SELECT_SNAPSHOT = """
+    SELECT id, store_id, cart_id, customer_id, email, phone, currency, prices_include_tax,
+           lines, discounts, tax_lines, shipping, address,
+           subtotal_minor, discount_minor, shipping_minor, tax_minor, total_minor,
+           content_hash, expires_at, status, created_at, updated_at
+    FROM checkout_snapshots WHERE id = $1 AND store_id = $2
+"""
+
+
+def _snapshot_row(snapshot: CheckoutSnapshot) -> list[Any]:
+    values = []
+    for column in _SNAPSHOT_COLUMNS:
+        value = getattr(snapshot, column)
+        values.append(pg.jsonb(value) if column in _JSON_COLUMNS and value is not None else value)
+    return values
+
+
+async def snapshot_by_id(conn: pg.Connection, store_id: uuid.UUID, snapshot_id: uuid.UUID) -> CheckoutSnapshot | None:
+    """A snapshot as a detached model (read-only here: a snapshot never changes but for its status)."""
+    row = await conn.fetchrow(_SELECT_SNAPSHOT, snapshot_id, store_id)
+    return CheckoutSnapshot(**dict(row)) if row is not None else None

@@ -20,21 +20,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.cart.models import Cart, CartLine
 from app.cart.services import content_hash
-from app.catalog.models import Variant
 from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
+from app.checkout.quotes import snapshot_by_id
+from app.core import pg
 from app.core.errors import Conflict, TillError, ValidationFailed
 from app.core.money import Money
 from app.core.tenancy import bind_store, system_scope
-from app.customers.services import CustomerService
-from app.inventory.services import InventoryService, SoldOut
+from app.customers.services import customer_for_checkout
+from app.inventory.services import InventoryService, SoldOut, move_reserved, reserve_stock
 from app.orders.models import Order
-from app.orders.services import OrderService
+from app.orders.services import place_order
 from app.payments.models import PaymentIntent
 from app.payments.provider import (
     AuthorizeRequest,
@@ -47,7 +46,14 @@ from app.payments.provider import (
     RefundRequest,
     VoidRequest,
 )
-from app.payments.services import PaymentLedger, TxKind, is_success, payment_status_of
+from app.payments.services import (
+    PaymentLedger,
+    TxKind,
+    is_success,
+    open_intent_raw,
+    payment_status_of,
+    record_raw,
+)
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
@@ -87,6 +93,49 @@ class Outcome:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+# Raw SQL for the hot path (ADR 0003). Every statement names the store.
+_EXISTING_ATTEMPT = """
+    SELECT jsonb_build_array(a.id, a.idempotency_key, a.request_hash) FROM checkout_attempts a
+    WHERE a.store_id = $1 AND (a.idempotency_key = $2 OR (a.snapshot_id = $3 AND a.state <> 'failed'))
+    ORDER BY a.idempotency_key = $2 DESC LIMIT 1
+"""
+_SNAPSHOT_CART_AND_ATTEMPT = """
+    SELECT s.id, s.store_id, s.cart_id, s.customer_id, s.email, s.phone, s.currency, s.prices_include_tax,
+           s.lines, s.discounts, s.tax_lines, s.shipping, s.address,
+           s.subtotal_minor, s.discount_minor, s.shipping_minor, s.tax_minor, s.total_minor,
+           s.content_hash, s.expires_at, s.status, s.created_at, s.updated_at,
+           (SELECT COALESCE(jsonb_agg(jsonb_build_array(l.variant_id, l.quantity, v.price_minor)), '[]'::jsonb)
+            FROM cart_lines l JOIN variants v ON v.id = l.variant_id AND v.store_id = $2
+            WHERE l.cart_id = s.cart_id AND l.store_id = $2) AS cart_lines,
+           (SELECT jsonb_build_array(a.id, a.idempotency_key, a.request_hash) FROM checkout_attempts a
+            WHERE a.store_id = $2 AND (a.idempotency_key = $3 OR (a.snapshot_id = $1 AND a.state <> 'failed'))
+            ORDER BY a.idempotency_key = $3 DESC LIMIT 1) AS existing
+    FROM checkout_snapshots s WHERE s.id = $1 AND s.store_id = $2
+"""
+# The attempt's claim inside inventory's reserve statement: $3 is the store, ours start at $5.
+_CLAIM_ATTEMPT = """
+    INSERT INTO checkout_attempts (id, store_id, snapshot_id, idempotency_key, request_hash, state, amount_minor,
+                                   card_brand, card_last4, error_code, error_message, steps, created_at, updated_at)
+    SELECT $5, $3, $6, $7, $8, 'reserved', $9, '', '', '', '', '[]'::jsonb, $10, $10
+    WHERE NOT EXISTS (SELECT 1 FROM short)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+"""
+_LOCK_ATTEMPT = """
+    SELECT state, snapshot_id, payment_intent_id FROM checkout_attempts WHERE id = $1 AND store_id = $2 FOR UPDATE
+"""
+_CLOSE_CHECKOUT = """
+    WITH snapshot AS (
+        UPDATE checkout_snapshots SET status = 'completed', updated_at = now() WHERE id = $3 AND store_id = $2
+    ), cart AS (
+        UPDATE carts SET status = 'converted', updated_at = now() WHERE id = $4 AND store_id = $2
+    )
+    UPDATE checkout_attempts
+    SET state = 'completed', order_id = $5, payment_intent_id = $6, card_brand = $7, card_last4 = $8, updated_at = now()
+    WHERE id = $1 AND store_id = $2
+"""
+
+
 class CheckoutSaga:
     def __init__(
         self,
@@ -97,6 +146,7 @@ class CheckoutSaga:
         on_pending: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.engine: AsyncEngine = sessions.kw["bind"]  # the hot path's raw SQL (ADR 0003) uses the same pool
         self.store = store
         self.provider = provider
         self.on_pending = on_pending  # told the provider_ref of a payment that completes later (webhook)
@@ -109,48 +159,37 @@ class CheckoutSaga:
     ) -> Outcome:
         now = datetime.now(UTC)
         attempt_id = uuid.uuid4()
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            snapshot = await session.get(CheckoutSnapshot, snapshot_id)
-            if snapshot is None:
+        store_id = self.store.id
+        async with pg.connection(self.engine) as conn:  # two statements, each its own transaction
+            row = await conn.fetchrow(_SNAPSHOT_CART_AND_ATTEMPT, snapshot_id, store_id, idempotency_key)
+            if row is None:
                 raise ValidationFailed("This checkout does not exist.", fields={"snapshot_id": "Unknown checkout."})
-            claimed = await session.scalar(
-                insert(CheckoutAttempt)
-                .values(
-                    id=attempt_id,
-                    store_id=self.store.id,
-                    snapshot_id=snapshot_id,
-                    idempotency_key=idempotency_key,
-                    request_hash=fingerprint,
-                    state="reserved",  # the same transaction reserves the stock; a failure rolls back both
-                    amount_minor=snapshot.total_minor,
-                    steps=[],
-                )
-                .on_conflict_do_nothing()
-                .returning(CheckoutAttempt.id)
-            )
-            if claimed is None:
-                existing = await self._existing(session, idempotency_key, snapshot_id)
-                if existing.request_hash != fingerprint and existing.idempotency_key == idempotency_key:
-                    raise ValidationFailed(
-                        "This payment key was used for a different checkout.",
-                        fields={"idempotency_key": "Used for a different checkout."},
-                    )
-                other_id = existing.id
-            else:
-                other_id = None
+            snapshot = CheckoutSnapshot(**{k: v for k, v in row.items() if k not in ("cart_lines", "existing")})
+            claimed: uuid.UUID | None = None
+            if row["existing"] is None:
                 self._check_snapshot(snapshot, payment, now)
-                await self._check_cart(session, snapshot)
+                if content_hash([(uuid.UUID(v), q, p) for v, q, p in row["cart_lines"]]) != snapshot.content_hash:
+                    raise CheckoutExpired(
+                        "Your cart changed since the totals were calculated. Please review the new totals."
+                    )
                 quantities: dict[uuid.UUID, int] = {}
                 for line in snapshot.lines:
                     variant_id = uuid.UUID(line["variant_id"])
                     quantities[variant_id] = quantities.get(variant_id, 0) + int(line["quantity"])
-                inventory = InventoryService(session, self.store.id)
-                location_id = await inventory.default_location_id()
-                # Last statement before COMMIT: the stock rows stay locked for one round trip only.
-                await inventory.reserve(attempt_id, quantities, location_id, now=now)
-        if other_id is not None:
-            outcome = await self.wait_for(other_id)
+                claimed = await reserve_stock(
+                    conn,
+                    store_id,
+                    quantities,
+                    claim_sql=_CLAIM_ATTEMPT,
+                    claim_args=(attempt_id, snapshot_id, idempotency_key, fingerprint, snapshot.total_minor, now),
+                    now=now,
+                )
+            if claimed is None:  # another request holds this key or this checkout: join it
+                existing = row["existing"] or await conn.fetchval(
+                    _EXISTING_ATTEMPT, store_id, idempotency_key, snapshot_id
+                )
+        if claimed is None:
+            outcome = await self.wait_for(self._joinable(existing, idempotency_key, fingerprint))
             outcome.replayed = True
             return outcome
         return await self._authorize(attempt_id, snapshot, payment)
@@ -265,33 +304,51 @@ class CheckoutSaga:
     async def _place(
         self, attempt_id: uuid.UUID, result: ProviderResult, key: str, snapshot: CheckoutSnapshot | None = None
     ) -> Outcome:
+        """Step 3 in raw SQL (ADR 0003): one transaction, each statement from the domain that owns the table."""
         now = datetime.now(UTC)
-        async with self.sessions() as session, session.begin():
-            attempt = await self._attempt(session, attempt_id, lock=True)
-            if attempt.state in TERMINAL:
-                return await self._outcome_of(session, attempt)
-            if snapshot is None:
-                snapshot = await session.get(CheckoutSnapshot, attempt.snapshot_id)
-            assert snapshot is not None
-            customer_id = await CustomerService(session, self.store.id).for_checkout(
-                email=snapshot.email, phone=snapshot.phone, customer_id=snapshot.customer_id
-            )
-            order = await OrderService(session, self.store.id).place(
-                snapshot, customer_id=customer_id, payment_status=payment_status_of(result), now=now
-            )
-            intent, opened = await self._intent(session, attempt, result, key, order_id=order.id)
-            if not opened:
-                intent.order_id = order.id
-                PaymentLedger(session, self.store.id).record(intent, "action", result, key)
-            await session.execute(
-                update(CheckoutSnapshot).where(CheckoutSnapshot.id == snapshot.id).values(status="completed")
-            )
-            await session.execute(update(Cart).where(Cart.id == snapshot.cart_id).values(status="converted"))
-            attempt.state, attempt.order_id, attempt.payment_intent_id = "completed", order.id, intent.id
-            attempt.card_brand, attempt.card_last4 = result.brand, result.last4
-            # Last statement before COMMIT (after the flush of everything above): hot stock rows are locked briefly.
-            await InventoryService(session, self.store.id).commit(attempt_id)
-            return Outcome(attempt_id, "completed", order=order)
+        store_id = self.store.id
+        placed: Outcome | None = None
+        async with pg.transaction(self.engine) as conn:
+            attempt = await conn.fetchrow(_LOCK_ATTEMPT, attempt_id, store_id)
+            if attempt is None:
+                raise ValidationFailed("No such checkout attempt.")
+            if attempt["state"] not in TERMINAL:
+                if snapshot is None:
+                    snapshot = await snapshot_by_id(conn, store_id, attempt["snapshot_id"])
+                assert snapshot is not None
+                customer_id = await customer_for_checkout(
+                    conn, store_id, email=snapshot.email, phone=snapshot.phone, customer_id=snapshot.customer_id
+                )
+                order = await place_order(
+                    conn, snapshot, customer_id=customer_id, payment_status=payment_status_of(result), now=now
+                )
+                intent_id = attempt["payment_intent_id"]
+                if intent_id is None:
+                    intent_id = await open_intent_raw(
+                        conn,
+                        store_id,
+                        snapshot_id=snapshot.id,
+                        order_id=order.id,
+                        provider=self.provider.name,
+                        capture_method=self._capture_method(),
+                        result=result,
+                        idempotency_key=key,
+                    )
+                else:
+                    await record_raw(conn, store_id, intent_id, "action", result, key, order_id=order.id)
+                await conn.execute(
+                    _CLOSE_CHECKOUT, attempt_id, store_id, snapshot.id, snapshot.cart_id, order.id, intent_id,
+                    result.brand, result.last4,
+                )  # fmt: skip
+                placed = Outcome(attempt_id, "completed", order=order)
+        if placed is None:
+            return await self.outcome(attempt_id)
+        # The reserved units become sold in their own statement, so hot stock rows are never locked across a
+        # round trip. Should this process die first, they stay reserved (not sellable) until the sweeper
+        # (``commit_sold_stock``) finishes the job.
+        async with pg.connection(self.engine) as conn:
+            await move_reserved(conn, store_id, attempt_id, sold=True)
+        return placed
 
     async def _fail(
         self,
@@ -378,16 +435,18 @@ class CheckoutSaga:
             raise ValidationFailed("No such checkout attempt.")
         return attempt
 
-    async def _existing(self, session: AsyncSession, key: str, snapshot_id: uuid.UUID) -> CheckoutAttempt:
-        attempt = await session.scalar(
-            select(CheckoutAttempt).where(
-                (CheckoutAttempt.idempotency_key == key)
-                | ((CheckoutAttempt.snapshot_id == snapshot_id) & (CheckoutAttempt.state != "failed"))
-            )
-        )
-        if attempt is None:  # the conflicting attempt failed between our insert and this read
+    @staticmethod
+    def _joinable(existing: list[str] | None, key: str, fingerprint: str) -> uuid.UUID:
+        """The attempt a request joins (a double click joins the first click): [id, key, request hash]."""
+        if existing is None:  # the conflicting attempt failed between our claim and this read
             raise Conflict("This checkout changed while paying. Please try again.")
-        return attempt
+        attempt_id, existing_key, request_hash = existing
+        if existing_key == key and request_hash != fingerprint:
+            raise ValidationFailed(
+                "This payment key was used for a different checkout.",
+                fields={"idempotency_key": "Used for a different checkout."},
+            )
+        return uuid.UUID(attempt_id)
 
     async def _outcome_of(self, session: AsyncSession, attempt: CheckoutAttempt) -> Outcome:
         order = await session.get(Order, attempt.order_id) if attempt.order_id else None
@@ -416,17 +475,6 @@ class CheckoutSaga:
                 fields={"amount_minor": f"Expected {snapshot.total_minor}."},
             )
 
-    async def _check_cart(self, session: AsyncSession, snapshot: CheckoutSnapshot) -> None:
-        rows = (
-            await session.execute(
-                select(CartLine.variant_id, CartLine.quantity, Variant.price_minor)
-                .join(Variant, Variant.id == CartLine.variant_id)
-                .where(CartLine.cart_id == snapshot.cart_id)
-            )
-        ).all()
-        if content_hash([(v, q, p) for v, q, p in rows]) != snapshot.content_hash:
-            raise CheckoutExpired("Your cart changed since the totals were calculated. Please review the new totals.")
-
 
 def _decline_message(code: str) -> str:
     return {
@@ -445,6 +493,23 @@ def _sandbox_style_ref(provider: PaymentProvider, key: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+_SOLD_BUT_RESERVED = """
+    SELECT DISTINCT a.store_id, a.id FROM checkout_attempts a
+    JOIN stock_reservations r ON r.holder_id = a.id AND r.store_id = a.store_id AND r.status = 'active'
+    WHERE a.state = 'completed'
+    LIMIT 500
+"""
+
+
+async def commit_sold_stock(engine: AsyncEngine) -> int:
+    """Sweeper: completed checkouts whose process died before their reserved units became sold."""
+    async with pg.connection(engine) as conn:
+        unfinished = await conn.fetch(_SOLD_BUT_RESERVED)
+        for store_id, attempt_id in unfinished:
+            await move_reserved(conn, store_id, attempt_id, sold=True)
+    return len(unfinished)
 
 
 async def recover_stalled(
@@ -480,5 +545,6 @@ __all__ = [
     "PaymentDeclined",
     "PaymentInput",
     "SoldOut",
+    "commit_sold_stock",
     "recover_stalled",
 ]

@@ -36,9 +36,9 @@ class CartOut(msgspec.Struct):
             subtotal_minor=view.subtotal.amount_minor,
             lines=[
                 CartLineOut(
-                    variant_id=line.variant.id,
-                    sku=line.variant.sku,
-                    name=line.variant.product.name,
+                    variant_id=line.variant_id,
+                    sku=line.sku,
+                    name=line.name,
                     quantity=line.quantity,
                     unit_price_minor=line.unit_price,
                     total_minor=line.total,

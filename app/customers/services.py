@@ -7,9 +7,9 @@ import uuid
 
 from redis.asyncio import Redis
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import pg
 from app.core.errors import Conflict, TooManyRequests, ValidationFailed
 from app.core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from app.core.ratelimit import FailureLimit
@@ -70,15 +70,20 @@ class CustomerService:
         await SHOPPER_SIGNIN.clear(redis, subject)
         return customer
 
-    async def for_checkout(self, *, email: str, phone: str, customer_id: uuid.UUID | None) -> uuid.UUID:
-        """The customer an order belongs to: the signed-in one, or a guest record by e-mail (one statement)."""
-        if customer_id is not None:
-            return customer_id
-        found = await self.session.scalar(
-            insert(Customer)
-            .values(id=uuid.uuid4(), store_id=self.store_id, email=email, phone=phone, name="")
-            .on_conflict_do_update(index_elements=["store_id", "email"], set_={"phone": phone})
-            .returning(Customer.id)
-        )
-        assert found is not None
-        return found
+
+_GUEST_UPSERT = """
+    INSERT INTO customers (id, store_id, email, phone, name, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, '', now(), now())
+    ON CONFLICT (store_id, email) DO UPDATE SET phone = EXCLUDED.phone, updated_at = now()
+    RETURNING id
+"""
+
+
+async def customer_for_checkout(
+    conn: pg.Connection, store_id: uuid.UUID, *, email: str, phone: str, customer_id: uuid.UUID | None
+) -> uuid.UUID:
+    """The customer an order belongs to: the signed-in one, or a guest record by e-mail (one statement)."""
+    if customer_id is not None:
+        return customer_id
+    found: uuid.UUID = await conn.fetchval(_GUEST_UPSERT, uuid.uuid4(), store_id, email, phone)
+    return found

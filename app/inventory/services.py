@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import pg
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.tenancy import bind_store
 from app.inventory.models import Location, Reservation, StockLevel, StockMovement
@@ -44,36 +45,92 @@ class Availability:
         return max(self.on_hand - self.reserved, 0)
 
 
-_RESERVE = text(
-    """
+# Raw SQL (ADR 0003): checkout reserves and commits stock on every order. Each runs as one statement in
+# autocommit, so hot stock rows are locked while the server executes it, never across a client round trip.
+# The holder is claimed in the same statement (``claim_sql``, a data-modifying CTE that must RETURN its
+# holder id): nothing is reserved unless it inserted a row, and it inserts none unless every line fits.
+_RESERVE = """
     WITH wanted AS (
-        SELECT unnest(CAST(:variant_ids AS uuid[])) AS variant_id, unnest(CAST(:quantities AS int[])) AS quantity
+        SELECT unnest($1::uuid[]) AS variant_id, unnest($2::int[]) AS quantity
     ), locked AS (
-        SELECT s.id FROM stock_levels s JOIN wanted w ON w.variant_id = s.variant_id
-        WHERE s.location_id = :location_id AND s.store_id = :store_id
+        SELECT s.id, s.variant_id, s.location_id, s.on_hand - s.reserved AS free
+        FROM stock_levels s JOIN wanted w ON w.variant_id = s.variant_id
+        WHERE s.store_id = $3 AND s.location_id = (SELECT id FROM locations WHERE store_id = $3 AND is_default LIMIT 1)
+        ORDER BY s.variant_id FOR UPDATE OF s
+    ), short AS (
+        SELECT w.variant_id FROM wanted w LEFT JOIN locked l ON l.variant_id = w.variant_id
+        WHERE l.free IS NULL OR l.free < w.quantity
+    ), holder AS (
+        {claim_sql}
+    ), reserved AS (
+        UPDATE stock_levels s SET reserved = s.reserved + w.quantity, updated_at = now()
+        FROM locked l JOIN wanted w ON w.variant_id = l.variant_id
+        WHERE s.id = l.id AND EXISTS (SELECT 1 FROM holder)
+        RETURNING s.variant_id, s.location_id, w.quantity
+    ), held AS (
+        INSERT INTO stock_reservations (id, store_id, holder_id, variant_id, location_id, quantity, status, expires_at,
+                                        created_at, updated_at)
+        SELECT gen_random_uuid(), $3, (SELECT id FROM holder), variant_id, location_id, quantity, 'active', $4, now(),
+               now()
+        FROM reserved
+    )
+    SELECT (SELECT id FROM holder) AS holder_id, ARRAY(SELECT variant_id FROM short) AS short
+"""
+_MOVE_RESERVED = """
+    WITH held AS (
+        UPDATE stock_reservations SET status = $3, updated_at = now()
+        WHERE holder_id = $2 AND status = 'active' AND store_id = $1
+        RETURNING variant_id, location_id, quantity
+    ), locked AS (
+        SELECT s.id, h.quantity FROM stock_levels s
+        JOIN held h ON h.variant_id = s.variant_id AND h.location_id = s.location_id
+        WHERE s.store_id = $1
         ORDER BY s.variant_id FOR UPDATE OF s
     )
-    UPDATE stock_levels s SET reserved = s.reserved + w.quantity, updated_at = now()
-    FROM wanted w
-    WHERE s.id IN (SELECT id FROM locked) AND s.variant_id = w.variant_id AND s.on_hand - s.reserved >= w.quantity
-    RETURNING s.variant_id
-    """
-)
-
-_MOVE_RESERVED = text(
-    """
-    WITH held AS (
-        UPDATE stock_reservations SET status = :new_status, updated_at = now()
-        WHERE holder_id = :holder_id AND status = 'active' AND store_id = :store_id
-        RETURNING variant_id, location_id, quantity
-    )
     UPDATE stock_levels s
-    SET reserved = s.reserved - h.quantity, on_hand = s.on_hand - (CASE WHEN :commit THEN h.quantity ELSE 0 END),
+    SET reserved = s.reserved - l.quantity, on_hand = s.on_hand - (CASE WHEN $4 THEN l.quantity ELSE 0 END),
         updated_at = now()
-    FROM held h WHERE s.variant_id = h.variant_id AND s.location_id = h.location_id
+    FROM locked l WHERE s.id = l.id
     RETURNING s.variant_id
+"""
+# Both statements lock stock rows in variant order: two checkouts sharing variants queue, never deadlock.
+
+
+async def reserve_stock(
+    conn: pg.Connection,
+    store_id: uuid.UUID,
+    quantities: Mapping[uuid.UUID, int],
+    *,
+    claim_sql: str,
+    claim_args: Sequence[Any],
+    now: datetime,
+) -> uuid.UUID | None:
+    """Claim a holder and reserve every line for it at the default location, or nothing, in one statement.
+
+    ``claim_sql`` is the holder's INSERT ... RETURNING id, gated by ``NOT EXISTS (SELECT 1 FROM short)``,
+    with its own parameters from $5 on (``claim_args``). Raises SoldOut naming the variants that fell short;
+    returns None when the claim inserted nothing (the holder exists already). Run it outside a transaction
+    (``pg.connection``): the stock rows, locked in variant order, are free again when it returns.
     """
-)
+    ordered = sorted(quantities.items())
+    row = await conn.fetchrow(
+        _RESERVE.format(claim_sql=claim_sql),
+        [v for v, _ in ordered],
+        [q for _, q in ordered],
+        store_id,
+        now + RESERVATION_TTL,
+        *claim_args,
+    )
+    if row["short"]:
+        raise SoldOut(sorted(row["short"]))
+    holder_id: uuid.UUID | None = row["holder_id"]
+    return holder_id
+
+
+async def move_reserved(conn: pg.Connection, store_id: uuid.UUID, holder_id: uuid.UUID, *, sold: bool) -> int:
+    """A holder's active reservations become sold stock (``sold``) or go back on the shelf. Twice is a no-op."""
+    rows = await conn.fetch(_MOVE_RESERVED, store_id, holder_id, "committed" if sold else "released", sold)
+    return len(rows)
 
 
 class InventoryService:
@@ -106,61 +163,13 @@ class InventoryService:
         found = {vid: Availability(int(on_hand), int(reserved)) for vid, on_hand, reserved in rows}
         return {vid: found.get(vid, Availability(0, 0)) for vid in variant_ids}
 
-    async def reserve(
-        self, holder_id: uuid.UUID, quantities: Mapping[uuid.UUID, int], location_id: uuid.UUID, *, now: datetime
-    ) -> None:
-        """Reserve every line or none: raises SoldOut naming the variants that fell short.
-
-        The reservation rows go in first; the stock UPDATE (which takes the row locks, in variant order)
-        comes last, so the caller can commit right after it.
-        """
-        ordered = sorted(quantities.items())
-        await self.session.execute(
-            insert(Reservation),
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "store_id": self.store_id,
-                    "holder_id": holder_id,
-                    "variant_id": variant_id,
-                    "location_id": location_id,
-                    "quantity": quantity,
-                    "status": "active",
-                    "expires_at": now + RESERVATION_TTL,
-                }
-                for variant_id, quantity in ordered
-            ],
-        )
-        reserved = (
-            await self.session.scalars(
-                _RESERVE,
-                {
-                    "variant_ids": [v for v, _ in ordered],
-                    "quantities": [q for _, q in ordered],
-                    "location_id": location_id,
-                    "store_id": self.store_id,
-                },
-            )
-        ).all()
-        if len(reserved) != len(ordered):
-            short = sorted(set(quantities) - set(reserved))
-            raise SoldOut(short)  # the caller's transaction rolls back the partial reservation
-
     async def commit(self, holder_id: uuid.UUID) -> int:
         """Turn a holder's reservations into sold stock (on hand goes down)."""
-        return len((await self.session.scalars(_MOVE_RESERVED, self._params(holder_id, commit=True))).all())
+        return await move_reserved(await pg.writer(self.session), self.store_id, holder_id, sold=True)
 
     async def release(self, holder_id: uuid.UUID) -> int:
         """Give a holder's reserved units back. Releasing twice is a no-op."""
-        return len((await self.session.scalars(_MOVE_RESERVED, self._params(holder_id, commit=False))).all())
-
-    def _params(self, holder_id: uuid.UUID, *, commit: bool) -> dict[str, object]:
-        return {
-            "holder_id": holder_id,
-            "store_id": self.store_id,
-            "commit": commit,
-            "new_status": "committed" if commit else "released",
-        }
+        return await move_reserved(await pg.writer(self.session), self.store_id, holder_id, sold=False)
 
     async def adjust(
         self, variant_id: uuid.UUID, delta: int, reason: str, *, note: str = "", actor_id: uuid.UUID | None = None
@@ -223,16 +232,18 @@ async def release_expired_reservations(session: AsyncSession, now: datetime | No
         )
     ).all()
     released = 0
+    conn = await pg.writer(session)
     for store_id, holder_id in expired:
-        released += len(
-            (
-                await session.scalars(
-                    _MOVE_RESERVED,
-                    {"holder_id": holder_id, "store_id": store_id, "commit": False, "new_status": "released"},
-                )
-            ).all()
-        )
+        released += await move_reserved(conn, store_id, holder_id, sold=False)
     return released
 
 
-__all__ = ["ADJUSTMENT_REASONS", "Availability", "InventoryService", "SoldOut", "release_expired_reservations"]
+__all__ = [
+    "ADJUSTMENT_REASONS",
+    "Availability",
+    "InventoryService",
+    "SoldOut",
+    "move_reserved",
+    "release_expired_reservations",
+    "reserve_stock",
+]

@@ -7,6 +7,8 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import pg
+from app.core.money import Money
 from app.core.tenancy import bind_store
 from app.payments.models import PaymentIntent, PaymentTransaction
 from app.payments.provider import PaymentStatus, ProviderResult
@@ -74,10 +76,7 @@ class PaymentLedger:
 
     @staticmethod
     def _transaction(intent_id: uuid.UUID, kind: TxKind, result: ProviderResult, key: str) -> PaymentTransaction:
-        amount = {
-            "capture": result.captured,
-            "refund": result.refunded,
-        }.get(kind, result.amount)
+        amount = _amount_of(kind, result)
         return PaymentTransaction(
             intent_id=intent_id,
             kind=kind,
@@ -89,6 +88,103 @@ class PaymentLedger:
             error_code=result.decline_code,
             raw=dict(result.raw),
         )
+
+
+_OPEN_INTENT = """
+    WITH intent AS (
+        INSERT INTO payment_intents (id, store_id, snapshot_id, order_id, provider, provider_ref, status,
+                                     capture_method, currency, amount_minor, captured_minor, refunded_minor,
+                                     card_brand, card_last4, version, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, now(), now())
+        RETURNING id
+    )
+    INSERT INTO payment_transactions (id, store_id, intent_id, kind, status, amount_minor, currency, provider_ref,
+                                      idempotency_key, error_code, raw, created_at, updated_at)
+    SELECT gen_random_uuid(), $2, id, 'authorize', $7, $10, $9, $6, $15, $16, $17, now(), now() FROM intent
+"""
+_RECORD = """
+    WITH intent AS (
+        UPDATE payment_intents
+        SET status = $3, captured_minor = $4, refunded_minor = $5, order_id = COALESCE($6, order_id),
+            version = version + 1, updated_at = now()
+        WHERE id = $1 AND store_id = $2
+        RETURNING id
+    )
+    INSERT INTO payment_transactions (id, store_id, intent_id, kind, status, amount_minor, currency, provider_ref,
+                                      idempotency_key, error_code, raw, created_at, updated_at)
+    SELECT gen_random_uuid(), $2, id, $7, $3, $8, $9, $10, $11, $12, $13, now(), now() FROM intent
+"""
+
+
+async def open_intent_raw(
+    conn: pg.Connection,
+    store_id: uuid.UUID,
+    *,
+    snapshot_id: uuid.UUID,
+    order_id: uuid.UUID | None,
+    provider: str,
+    capture_method: str,
+    result: ProviderResult,
+    idempotency_key: str,
+) -> uuid.UUID:
+    """``PaymentLedger.open_intent`` for the raw-SQL checkout path (ADR 0003): intent and its authorize row."""
+    intent_id = uuid.uuid4()
+    await conn.execute(
+        _OPEN_INTENT,
+        intent_id,
+        store_id,
+        snapshot_id,
+        order_id,
+        provider,
+        result.provider_ref,
+        str(result.status),
+        capture_method,
+        result.amount.currency,
+        result.amount.amount_minor,
+        result.captured.amount_minor,
+        result.refunded.amount_minor,
+        result.brand,
+        result.last4,
+        idempotency_key,
+        result.decline_code,
+        pg.jsonb(dict(result.raw)),
+    )
+    return intent_id
+
+
+async def record_raw(
+    conn: pg.Connection,
+    store_id: uuid.UUID,
+    intent_id: uuid.UUID,
+    kind: TxKind,
+    result: ProviderResult,
+    idempotency_key: str,
+    *,
+    order_id: uuid.UUID | None = None,
+) -> None:
+    """``PaymentLedger.record`` for the raw-SQL checkout path: the intent follows the provider's answer."""
+    amount = _amount_of(kind, result)
+    await conn.execute(
+        _RECORD,
+        intent_id,
+        store_id,
+        str(result.status),
+        result.captured.amount_minor,
+        result.refunded.amount_minor,
+        order_id,
+        kind,
+        amount.amount_minor,
+        amount.currency,
+        result.provider_ref,
+        idempotency_key,
+        result.decline_code,
+        pg.jsonb(dict(result.raw)),
+    )
+
+
+def _amount_of(kind: TxKind, result: ProviderResult) -> Money:
+    """What a transaction of ``kind`` moved: captures and refunds carry their totals, the rest the amount."""
+    return {"capture": result.captured, "refund": result.refunded}.get(kind, result.amount)
 
 
 def payment_status_of(result: ProviderResult) -> str:
