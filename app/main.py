@@ -24,7 +24,14 @@ from saq import Queue
 from app.catalog.controllers import CatalogAdminController
 from app.checkout.controllers import CheckoutApiController
 from app.config import ConfigError, Settings, load_settings
-from app.core.db import create_engine, make_sqlalchemy_config, migration_problem, migration_state, session_maker
+from app.core.db import (
+    create_engine,
+    dispose,
+    make_sqlalchemy_config,
+    migration_problem,
+    migration_state,
+    session_maker,
+)
 from app.core.health import HealthController, MetricsController
 from app.core.http_errors import exception_handlers
 from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
@@ -75,7 +82,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     async def on_shutdown(app: Litestar) -> None:
         await queue.disconnect()
         await redis.aclose()
-        await engine.dispose()
+        await dispose(engine)
 
     return Litestar(
         route_handlers=[

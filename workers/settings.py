@@ -12,7 +12,7 @@ from saq import CronJob, Queue, Worker
 from saq.types import Function
 
 from app.config import Settings
-from app.core.db import create_engine, session_maker
+from app.core.db import create_engine, dispose, session_maker
 from app.core.idempotency import IdempotencyStore
 from app.core.logging import bind_correlation_id
 from app.core.outbox import OutboxRelay
@@ -54,7 +54,7 @@ def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool =
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await ctx["redis"].aclose()
-        await ctx["engine"].dispose()
+        await dispose(ctx["engine"])
 
     async def before_process(ctx: TillContext) -> None:
         job = ctx.get("job")

@@ -11,6 +11,7 @@ from app.core.tenancy import TenantMixin
 
 class Cart(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "carts"
+    __store_index__ = False
 
     token: Mapped[str] = mapped_column(String(64), unique=True)
     currency: Mapped[str] = mapped_column(String(3))
@@ -24,6 +25,7 @@ class Cart(TenantMixin, UUIDv7AuditBase):
 
 class CartLine(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "cart_lines"
+    __store_index__ = False
     __table_args__ = (
         UniqueConstraint("cart_id", "variant_id"),
         CheckConstraint("quantity > 0 AND quantity <= 999", name="quantity_range"),

@@ -13,6 +13,7 @@ from app.core.tenancy import TenantMixin
 
 class Category(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "categories"
+    __store_index__ = False
     __table_args__ = (UniqueConstraint("store_id", "slug"),)
 
     slug: Mapped[str] = mapped_column(String(80))
@@ -23,6 +24,7 @@ class Category(TenantMixin, UUIDv7AuditBase):
 
 class Product(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "products"
+    __store_index__ = False
     __table_args__ = (UniqueConstraint("store_id", "slug"),)
 
     slug: Mapped[str] = mapped_column(String(120))
@@ -41,6 +43,7 @@ class Product(TenantMixin, UUIDv7AuditBase):
 
 class Variant(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "variants"
+    __store_index__ = False
     __table_args__ = (
         UniqueConstraint("store_id", "sku"),
         CheckConstraint("price_minor >= 0", name="price_not_negative"),

@@ -16,6 +16,7 @@ class CheckoutSnapshot(TenantMixin, UUIDv7AuditBase):
     """A frozen quote: lines, discounts, tax, shipping and totals, valid until ``expires_at``."""
 
     __tablename__ = "checkout_snapshots"
+    __store_index__ = False
 
     cart_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("carts.id", ondelete="CASCADE"), index=True)
     customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
@@ -42,6 +43,7 @@ class CheckoutAttempt(TenantMixin, UUIDv7AuditBase):
     """One run of the placing-the-order saga; its ``state`` says which steps are done."""
 
     __tablename__ = "checkout_attempts"
+    __store_index__ = False
     __table_args__ = (
         UniqueConstraint("store_id", "idempotency_key"),
         # One live attempt per quote: a second key for the same snapshot joins the first attempt.

@@ -30,10 +30,10 @@ from app.core import pg
 from app.core.errors import Conflict, TillError, ValidationFailed
 from app.core.money import Money
 from app.core.tenancy import bind_store, system_scope
-from app.customers.services import customer_for_checkout
+from app.customers.services import GUEST_CUSTOMER_CTE, guest_customer_params
 from app.inventory.services import InventoryService, SoldOut, move_reserved, reserve_stock
 from app.orders.models import Order
-from app.orders.services import place_order
+from app.orders.services import PLACE_ORDER_CTES, placing
 from app.payments.models import PaymentIntent
 from app.payments.provider import (
     AuthorizeRequest,
@@ -47,12 +47,12 @@ from app.payments.provider import (
     VoidRequest,
 )
 from app.payments.services import (
+    RECORD_PAYMENT_CTES,
     PaymentLedger,
     TxKind,
     is_success,
-    open_intent_raw,
+    payment_params,
     payment_status_of,
-    record_raw,
 )
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
@@ -121,19 +121,30 @@ _CLAIM_ATTEMPT = """
     ON CONFLICT DO NOTHING
     RETURNING id
 """
-_LOCK_ATTEMPT = """
-    SELECT state, snapshot_id, payment_intent_id FROM checkout_attempts WHERE id = $1 AND store_id = $2 FOR UPDATE
-"""
-_CLOSE_CHECKOUT = """
-    WITH snapshot AS (
-        UPDATE checkout_snapshots SET status = 'completed', updated_at = now() WHERE id = $3 AND store_id = $2
-    ), cart AS (
-        UPDATE carts SET status = 'converted', updated_at = now() WHERE id = $4 AND store_id = $2
+_SNAPSHOT_OF_ATTEMPT = "SELECT snapshot_id FROM checkout_attempts WHERE id = $1 AND store_id = $2"
+_PLACE = f"""
+    WITH go AS (
+        UPDATE checkout_attempts a
+        SET state = 'completed', order_id = :order_id,
+            payment_intent_id = COALESCE(o.payment_intent_id, :intent_new_id),
+            card_brand = :pay_brand, card_last4 = :pay_last4, updated_at = now()
+        FROM (SELECT id, payment_intent_id FROM checkout_attempts
+              WHERE id = :attempt_id AND store_id = :store_id FOR UPDATE) o
+        WHERE a.id = o.id AND a.state NOT IN ('completed', 'failed')
+        RETURNING o.payment_intent_id AS intent_id
+    ),
+    {GUEST_CUSTOMER_CTE},
+    {PLACE_ORDER_CTES},
+    {RECORD_PAYMENT_CTES},
+    snapshot_closed AS (
+        UPDATE checkout_snapshots SET status = 'completed', updated_at = now()
+        WHERE id = :snapshot_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM go)
+    ), cart_converted AS (
+        UPDATE carts SET status = 'converted', updated_at = now()
+        WHERE id = :cart_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM go)
     )
-    UPDATE checkout_attempts
-    SET state = 'completed', order_id = $5, payment_intent_id = $6, card_brand = $7, card_last4 = $8, updated_at = now()
-    WHERE id = $1 AND store_id = $2
-"""
+    SELECT (SELECT number FROM placed)
+"""  # noqa: S608 (fragments are constants; values are parameters)
 
 
 class CheckoutSaga:
@@ -304,51 +315,47 @@ class CheckoutSaga:
     async def _place(
         self, attempt_id: uuid.UUID, result: ProviderResult, key: str, snapshot: CheckoutSnapshot | None = None
     ) -> Outcome:
-        """Step 3 in raw SQL (ADR 0003): one transaction, each statement from the domain that owns the table."""
-        now = datetime.now(UTC)
+        """Step 3 as one statement in autocommit (ADR 0003), composed of each domain's fragment: the attempt
+        closes, the customer is found or made, the order, its lines and its event, the payment, the snapshot
+        and the cart close. Then the reserved stock is sold. Hot stock rows are locked only while a statement
+        executes. An attempt already completed or failed (a webhook and a return racing) changes nothing."""
         store_id = self.store.id
-        placed: Outcome | None = None
-        async with pg.transaction(self.engine) as conn:
-            attempt = await conn.fetchrow(_LOCK_ATTEMPT, attempt_id, store_id)
-            if attempt is None:
-                raise ValidationFailed("No such checkout attempt.")
-            if attempt["state"] not in TERMINAL:
+        async with pg.connection(self.engine) as conn:
+            if snapshot is None:
+                snapshot_id = await conn.fetchval(_SNAPSHOT_OF_ATTEMPT, attempt_id, store_id)
+                snapshot = await snapshot_by_id(conn, store_id, snapshot_id) if snapshot_id else None
                 if snapshot is None:
-                    snapshot = await snapshot_by_id(conn, store_id, attempt["snapshot_id"])
-                assert snapshot is not None
-                customer_id = await customer_for_checkout(
-                    conn, store_id, email=snapshot.email, phone=snapshot.phone, customer_id=snapshot.customer_id
-                )
-                order = await place_order(
-                    conn, snapshot, customer_id=customer_id, payment_status=payment_status_of(result), now=now
-                )
-                intent_id = attempt["payment_intent_id"]
-                if intent_id is None:
-                    intent_id = await open_intent_raw(
-                        conn,
-                        store_id,
+                    raise ValidationFailed("No such checkout attempt.")
+            order, order_params = placing(snapshot, payment_status=payment_status_of(result), now=datetime.now(UTC))
+            sql, args = pg.named(
+                _PLACE,
+                {
+                    "store_id": store_id,
+                    "attempt_id": attempt_id,
+                    "snapshot_id": snapshot.id,
+                    "cart_id": snapshot.cart_id,
+                    **guest_customer_params(
+                        email=snapshot.email, phone=snapshot.phone, customer_id=snapshot.customer_id
+                    ),
+                    **order_params,
+                    **payment_params(
                         snapshot_id=snapshot.id,
-                        order_id=order.id,
                         provider=self.provider.name,
                         capture_method=self._capture_method(),
                         result=result,
                         idempotency_key=key,
-                    )
-                else:
-                    await record_raw(conn, store_id, intent_id, "action", result, key, order_id=order.id)
-                await conn.execute(
-                    _CLOSE_CHECKOUT, attempt_id, store_id, snapshot.id, snapshot.cart_id, order.id, intent_id,
-                    result.brand, result.last4,
-                )  # fmt: skip
-                placed = Outcome(attempt_id, "completed", order=order)
-        if placed is None:
-            return await self.outcome(attempt_id)
-        # The reserved units become sold in their own statement, so hot stock rows are never locked across a
-        # round trip. Should this process die first, they stay reserved (not sellable) until the sweeper
-        # (``commit_sold_stock``) finishes the job.
-        async with pg.connection(self.engine) as conn:
+                    ),
+                },
+            )
+            order.number = await conn.fetchval(sql, *args)
+            if order.number is None:
+                return await self.outcome(attempt_id)
+            # The reserved units become sold in a statement of their own. Inside the one above, the attempt
+            # row would be held while waiting for stock rows that a double click's reserve (blocked on that
+            # very attempt row) holds: a deadlock. Should this process die in between, the units stay
+            # reserved, never sellable, until the sweeper (``commit_sold_stock``) sells them.
             await move_reserved(conn, store_id, attempt_id, sold=True)
-        return placed
+        return Outcome(attempt_id, "completed", order=order)
 
     async def _fail(
         self,

@@ -15,12 +15,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from app.core.pg import close_pool
+
 __all__ = [
     "MIGRATIONS_DIR",
     "VERSION_TABLE",
     "UUIDv7AuditBase",
     "alembic_config",
     "create_engine",
+    "dispose",
     "make_sqlalchemy_config",
     "metadata",
     "migration_problem",
@@ -43,6 +46,12 @@ def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
         pool_pre_ping=False,
         connect_args={"timeout": 5, "server_settings": {"application_name": "till"}},
     )
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close the engine's pool and the raw-SQL pool that goes with it (app.core.pg)."""
+    await close_pool(engine)
+    await engine.dispose()
 
 
 def make_sqlalchemy_config(engine: AsyncEngine) -> SQLAlchemyAsyncConfig:

@@ -42,6 +42,7 @@ _KEPT_HEADERS = ("content-type", "location")
 
 class IdempotencyKey(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "idempotency_keys"
+    __store_index__ = False
     __table_args__ = (UniqueConstraint("store_id", "scope", "key"),)
 
     scope: Mapped[str] = mapped_column(String(80))

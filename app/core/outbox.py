@@ -30,7 +30,6 @@ from sqlalchemy import BigInteger, Index, Sequence, String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core import pg
 from app.core.jobs import enqueue
 from app.core.logging import current_correlation_id
 from app.core.tenancy import TenantMixin, system_scope
@@ -44,6 +43,7 @@ publish_seq = Sequence("outbox_publish_seq", metadata=BigIntBase.metadata)
 
 class OutboxEvent(TenantMixin, BigIntBase):
     __tablename__ = "outbox_events"
+    __store_index__ = False
     __table_args__ = (
         Index("ix_outbox_events_unpublished", "id", postgresql_where=text("published_at IS NULL")),
         Index("ix_outbox_events_store_seq", "store_id", "seq"),
@@ -80,33 +80,6 @@ def emit(
         event.store_id = store_id
     session.add(event)
     return event
-
-
-_EMIT = """
-    INSERT INTO outbox_events (store_id, type, aggregate_type, aggregate_id, payload, correlation_id)
-    VALUES ($1, $2, $3, $4, $5, $6)
-"""
-
-
-async def emit_raw(
-    conn: pg.Connection,
-    store_id: uuid.UUID,
-    event_type: str,
-    *,
-    aggregate_type: str,
-    aggregate_id: uuid.UUID | str,
-    payload: dict[str, Any] | None = None,
-) -> None:
-    """``emit`` for the raw-SQL hot path (ADR 0003): the same row, in the caller's transaction."""
-    await conn.execute(
-        _EMIT,
-        store_id,
-        event_type,
-        aggregate_type,
-        str(aggregate_id),
-        pg.jsonb(payload or {}),
-        current_correlation_id(),
-    )
 
 
 def store_channel(store_id: uuid.UUID | str) -> str:

@@ -34,11 +34,20 @@ class TenancyError(RuntimeError):
 
 
 class TenantMixin:
-    """Adds ``store_id`` (indexed, FK to stores) to a model."""
+    """Adds ``store_id`` (FK to stores) to a model, indexed on its own unless the model says otherwise.
+
+    A model sets ``__store_index__ = False`` when another index already serves every query by store
+    (a unique key that starts with ``store_id``), or when rows are only ever reached through a parent
+    (order lines by order). On the checkout's hot tables a lone ``store_id`` index cost an index insert
+    per row and, one store having nearly all rows, tempted the planner into scanning it (docs/adr/0003).
+    """
+
+    __store_index__: bool = True
 
     @declared_attr
     def store_id(cls) -> Mapped[uuid.UUID]:
-        return mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), nullable=False, index=True)
+        index = cls.__dict__.get("__store_index__", True)
+        return mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), nullable=False, index=index)
 
 
 def bind_store(session: AsyncSession | Session, store_id: uuid.UUID) -> None:

@@ -9,6 +9,7 @@ from app.core.tenancy import TenantMixin
 
 class Customer(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "customers"
+    __store_index__ = False
     __table_args__ = (UniqueConstraint("store_id", "email"),)
 
     email: Mapped[str] = mapped_column(String(254))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import pg
 from app.core.errors import Conflict, TooManyRequests, ValidationFailed
 from app.core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from app.core.ratelimit import FailureLimit
@@ -71,19 +71,24 @@ class CustomerService:
         return customer
 
 
-_GUEST_UPSERT = """
-    INSERT INTO customers (id, store_id, email, phone, name, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, '', now(), now())
-    ON CONFLICT (store_id, email) DO UPDATE SET phone = EXCLUDED.phone, updated_at = now()
-    RETURNING id
+# A fragment of a composed statement (ADR 0003): runs only when the CTE ``go`` has a row. The order's
+# customer is then COALESCE(:customer_id, (SELECT id FROM customer)): the signed-in shopper, or a guest
+# record by e-mail. Parameters: see ``guest_customer_params``.
+GUEST_CUSTOMER_CTE = """
+    customer AS (
+        INSERT INTO customers (id, store_id, email, phone, name, created_at, updated_at)
+        SELECT :customer_new_id, :store_id, :customer_email, :customer_phone, '', now(), now()
+        WHERE :customer_id::uuid IS NULL AND EXISTS (SELECT 1 FROM go)
+        ON CONFLICT (store_id, email) DO UPDATE SET phone = EXCLUDED.phone, updated_at = now()
+        RETURNING id
+    )
 """
 
 
-async def customer_for_checkout(
-    conn: pg.Connection, store_id: uuid.UUID, *, email: str, phone: str, customer_id: uuid.UUID | None
-) -> uuid.UUID:
-    """The customer an order belongs to: the signed-in one, or a guest record by e-mail (one statement)."""
-    if customer_id is not None:
-        return customer_id
-    found: uuid.UUID = await conn.fetchval(_GUEST_UPSERT, uuid.uuid4(), store_id, email, phone)
-    return found
+def guest_customer_params(*, email: str, phone: str, customer_id: uuid.UUID | None) -> dict[str, Any]:
+    return {
+        "customer_new_id": uuid.uuid4(),
+        "customer_email": email,
+        "customer_phone": phone,
+        "customer_id": customer_id,
+    }

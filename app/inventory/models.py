@@ -42,6 +42,7 @@ class StockLevel(TenantMixin, UUIDv7AuditBase):
 
 class Reservation(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "stock_reservations"
+    __store_index__ = False
     __table_args__ = (
         Index("ix_stock_reservations_active_expiry", "expires_at", postgresql_where=text("status = 'active'")),
         CheckConstraint("quantity > 0", name="quantity_positive"),

@@ -86,12 +86,14 @@ _MOVE_RESERVED = """
         JOIN held h ON h.variant_id = s.variant_id AND h.location_id = s.location_id
         WHERE s.store_id = $1
         ORDER BY s.variant_id FOR UPDATE OF s
+    ), moved AS (
+        UPDATE stock_levels s
+        SET reserved = s.reserved - l.quantity, on_hand = s.on_hand - (CASE WHEN $4 THEN l.quantity ELSE 0 END),
+            updated_at = now()
+        FROM locked l WHERE s.id = l.id
+        RETURNING s.variant_id
     )
-    UPDATE stock_levels s
-    SET reserved = s.reserved - l.quantity, on_hand = s.on_hand - (CASE WHEN $4 THEN l.quantity ELSE 0 END),
-        updated_at = now()
-    FROM locked l WHERE s.id = l.id
-    RETURNING s.variant_id
+    SELECT count(*) FROM moved
 """
 # Both statements lock stock rows in variant order: two checkouts sharing variants queue, never deadlock.
 
@@ -129,8 +131,8 @@ async def reserve_stock(
 
 async def move_reserved(conn: pg.Connection, store_id: uuid.UUID, holder_id: uuid.UUID, *, sold: bool) -> int:
     """A holder's active reservations become sold stock (``sold``) or go back on the shelf. Twice is a no-op."""
-    rows = await conn.fetch(_MOVE_RESERVED, store_id, holder_id, "committed" if sold else "released", sold)
-    return len(rows)
+    moved: int = await conn.fetchval(_MOVE_RESERVED, store_id, holder_id, "committed" if sold else "released", sold)
+    return moved
 
 
 class InventoryService:

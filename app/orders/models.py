@@ -18,6 +18,7 @@ order_number_seq = Sequence("order_number_seq", start=1001, metadata=metadata)
 
 class Order(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "orders"
+    __store_index__ = False
     __table_args__ = (UniqueConstraint("store_id", "number"),)
 
     number: Mapped[int] = mapped_column(BigInteger, order_number_seq, server_default=order_number_seq.next_value())
@@ -47,6 +48,7 @@ class Order(TenantMixin, UUIDv7AuditBase):
 
 class OrderLine(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "order_lines"
+    __store_index__ = False
 
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.checkout.models import CheckoutSnapshot
 from app.core import pg
 from app.core.errors import NotFound
-from app.core.outbox import emit_raw
+from app.core.logging import current_correlation_id
 from app.core.tenancy import bind_store
 from app.orders.models import Order
 
@@ -25,24 +25,37 @@ FULFILMENT_BY_SHIPPING = {
 }
 
 
-_PLACE = """
-    WITH placed AS (
+# A fragment of a composed statement (ADR 0003): runs only when the CTE ``go`` has a row, and takes the
+# customer from the CTE ``customer`` unless :customer_id is set (see app.customers.services). Creates the
+# order, its lines and its order.placed event. Parameters: :store_id, :customer_id and ``placing``'s.
+PLACE_ORDER_CTES = """
+    placed AS (
         INSERT INTO orders (id, store_id, channel, status, payment_status, fulfilment_status, fulfilment_method,
                             customer_id, email, phone, currency, subtotal_minor, discount_minor, shipping_minor,
                             tax_minor, total_minor, prices_include_tax, shipping, address, snapshot_id, access_token,
                             placed_at, created_at, updated_at)
-        VALUES ($1, $2, 'web', 'placed', $3, 'unfulfilled', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                $16, $17, $18, $19, $19, $19)
-        RETURNING id, number
-    ), lines AS (
+        SELECT :order_id, :store_id, 'web', 'placed', :order_payment_status, 'unfulfilled', :order_fulfilment_method,
+               COALESCE(:customer_id::uuid, (SELECT id FROM customer)), :order_email, :order_phone, :order_currency,
+               :order_subtotal, :order_discount, :order_shipping_minor, :order_tax, :order_total, :order_tax_included,
+               :order_shipping::jsonb, :order_address::jsonb, :order_snapshot_id, :order_access_token,
+               :order_placed_at, :order_placed_at, :order_placed_at
+        WHERE EXISTS (SELECT 1 FROM go)
+        RETURNING id, number, currency, total_minor
+    ), order_lines_added AS (
         INSERT INTO order_lines (id, store_id, order_id, position, variant_id, sku, name, quantity, unit_price_minor,
                                  discount_minor, tax_minor, tax_rate_bps, total_minor, created_at, updated_at)
-        SELECT gen_random_uuid(), $2, $1, l.position, l.variant_id, l.sku, l.name, l.quantity, l.unit_price_minor,
-               l.discount_minor, l.tax_minor, l.tax_rate_bps, l.total_minor, $19, $19
-        FROM jsonb_to_recordset($20::jsonb) AS l(position int, variant_id uuid, sku text, name text, quantity int,
-             unit_price_minor int, discount_minor int, tax_minor int, tax_rate_bps int, total_minor int)
+        SELECT gen_random_uuid(), :store_id, p.id, l.position, l.variant_id, l.sku, l.name, l.quantity,
+               l.unit_price_minor, l.discount_minor, l.tax_minor, l.tax_rate_bps, l.total_minor, :order_placed_at,
+               :order_placed_at
+        FROM placed p, jsonb_to_recordset(:order_lines::jsonb) AS l(position int, variant_id uuid, sku text, name text,
+             quantity int, unit_price_minor int, discount_minor int, tax_minor int, tax_rate_bps int, total_minor int)
+    ), order_placed_event AS (  -- the outbox row app.core.outbox.emit would write
+        INSERT INTO outbox_events (store_id, type, aggregate_type, aggregate_id, payload, correlation_id)
+        SELECT :store_id, 'order.placed', 'order', p.id::text,
+               jsonb_build_object('number', p.number, 'total_minor', p.total_minor, 'currency', p.currency),
+               :order_correlation_id
+        FROM placed p
     )
-    SELECT number FROM placed
 """
 
 
@@ -50,18 +63,9 @@ def _line_name(line: dict[str, Any]) -> str:
     return f"{line['name']} ({line['variant_title']})" if line.get("variant_title") else str(line["name"])
 
 
-async def place_order(
-    conn: pg.Connection,
-    snapshot: CheckoutSnapshot,
-    *,
-    customer_id: uuid.UUID,
-    payment_status: str,
-    now: datetime,
-) -> Order:
-    """Create the order and its lines from a paid snapshot (one statement) and its order.placed event.
-
-    Raw SQL in the caller's transaction (ADR 0003); returns the order as a detached model.
-    """
+def placing(snapshot: CheckoutSnapshot, *, payment_status: str, now: datetime) -> tuple[Order, dict[str, Any]]:
+    """The order a paid snapshot becomes (detached; its number and customer come from the statement) and
+    the parameters of PLACE_ORDER_CTES."""
     order = Order(
         id=uuid.uuid4(),
         store_id=snapshot.store_id,
@@ -70,7 +74,6 @@ async def place_order(
         payment_status=payment_status,
         fulfilment_status="unfulfilled",
         fulfilment_method=FULFILMENT_BY_SHIPPING.get(snapshot.shipping.get("method", ""), "shipping"),
-        customer_id=customer_id,
         email=snapshot.email,
         phone=snapshot.phone,
         currency=snapshot.currency,
@@ -101,38 +104,28 @@ async def place_order(
         }
         for position, line in enumerate(snapshot.lines)
     ]
-    order.number = await conn.fetchval(
-        _PLACE,
-        order.id,
-        order.store_id,
-        order.payment_status,
-        order.fulfilment_method,
-        order.customer_id,
-        order.email,
-        order.phone,
-        order.currency,
-        order.subtotal_minor,
-        order.discount_minor,
-        order.shipping_minor,
-        order.tax_minor,
-        order.total_minor,
-        order.prices_include_tax,
-        pg.jsonb(order.shipping),
-        pg.jsonb(order.address) if order.address is not None else None,
-        order.snapshot_id,
-        order.access_token,
-        now,
-        pg.jsonb(lines),
-    )
-    await emit_raw(
-        conn,
-        order.store_id,
-        "order.placed",
-        aggregate_type="order",
-        aggregate_id=order.id,
-        payload={"number": order.number, "total_minor": order.total_minor, "currency": order.currency},
-    )
-    return order
+    params = {
+        "order_id": order.id,
+        "order_payment_status": order.payment_status,
+        "order_fulfilment_method": order.fulfilment_method,
+        "order_email": order.email,
+        "order_phone": order.phone,
+        "order_currency": order.currency,
+        "order_subtotal": order.subtotal_minor,
+        "order_discount": order.discount_minor,
+        "order_shipping_minor": order.shipping_minor,
+        "order_tax": order.tax_minor,
+        "order_total": order.total_minor,
+        "order_tax_included": order.prices_include_tax,
+        "order_shipping": pg.jsonb(order.shipping),
+        "order_address": pg.jsonb(order.address) if order.address is not None else None,
+        "order_snapshot_id": order.snapshot_id,
+        "order_access_token": order.access_token,
+        "order_placed_at": now,
+        "order_lines": pg.jsonb(lines),
+        "order_correlation_id": current_correlation_id(),
+    }
+    return order, params
 
 
 class OrderService:

@@ -15,6 +15,7 @@ from app.core.tenancy import TenantMixin
 
 class PaymentIntent(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "payment_intents"
+    __store_index__ = False
     __table_args__ = (
         Index(
             "uq_payment_intents_one_active_per_order",
@@ -48,6 +49,7 @@ class PaymentTransaction(TenantMixin, UUIDv7AuditBase):
     """Every provider interaction, recorded once and never changed."""
 
     __tablename__ = "payment_transactions"
+    __store_index__ = False
 
     intent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_intents.id", ondelete="RESTRICT"), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # authorize | capture | void | refund | action

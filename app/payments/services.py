@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,96 +90,61 @@ class PaymentLedger:
         )
 
 
-_OPEN_INTENT = """
-    WITH intent AS (
+# A fragment of a composed statement (ADR 0003): runs only when the CTE ``go`` has a row, whose column
+# ``intent_id`` names the intent to bring up to the provider's answer (an ``action`` row), or is NULL to
+# open one (with its ``authorize`` row). Parameters: :store_id, :order_id and ``payment_params``'.
+RECORD_PAYMENT_CTES = """
+    intent_opened AS (
         INSERT INTO payment_intents (id, store_id, snapshot_id, order_id, provider, provider_ref, status,
                                      capture_method, currency, amount_minor, captured_minor, refunded_minor,
                                      card_brand, card_last4, version, created_at, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, now(), now())
+        SELECT :intent_new_id, :store_id, :intent_snapshot_id, :order_id, :intent_provider, :pay_ref, :pay_status,
+               :intent_capture_method, :pay_currency, :pay_amount, :pay_captured, :pay_refunded, :pay_brand,
+               :pay_last4, 1, now(), now()
+        FROM go WHERE go.intent_id IS NULL
         RETURNING id
+    ), intent_followed AS (
+        UPDATE payment_intents i
+        SET status = :pay_status, captured_minor = :pay_captured, refunded_minor = :pay_refunded,
+            order_id = :order_id, version = i.version + 1, updated_at = now()
+        FROM go WHERE i.id = go.intent_id AND i.store_id = :store_id
+        RETURNING i.id
+    ), payment_recorded AS (
+        INSERT INTO payment_transactions (id, store_id, intent_id, kind, status, amount_minor, currency, provider_ref,
+                                          idempotency_key, error_code, raw, created_at, updated_at)
+        SELECT gen_random_uuid(), :store_id, x.id, x.kind, :pay_status, :pay_amount, :pay_currency, :pay_ref,
+               :pay_key, :pay_error, :pay_raw::jsonb, now(), now()
+        FROM (SELECT id, 'authorize' AS kind FROM intent_opened UNION ALL SELECT id, 'action' FROM intent_followed) x
     )
-    INSERT INTO payment_transactions (id, store_id, intent_id, kind, status, amount_minor, currency, provider_ref,
-                                      idempotency_key, error_code, raw, created_at, updated_at)
-    SELECT gen_random_uuid(), $2, id, 'authorize', $7, $10, $9, $6, $15, $16, $17, now(), now() FROM intent
-"""
-_RECORD = """
-    WITH intent AS (
-        UPDATE payment_intents
-        SET status = $3, captured_minor = $4, refunded_minor = $5, order_id = COALESCE($6, order_id),
-            version = version + 1, updated_at = now()
-        WHERE id = $1 AND store_id = $2
-        RETURNING id
-    )
-    INSERT INTO payment_transactions (id, store_id, intent_id, kind, status, amount_minor, currency, provider_ref,
-                                      idempotency_key, error_code, raw, created_at, updated_at)
-    SELECT gen_random_uuid(), $2, id, $7, $3, $8, $9, $10, $11, $12, $13, now(), now() FROM intent
 """
 
 
-async def open_intent_raw(
-    conn: pg.Connection,
-    store_id: uuid.UUID,
+def payment_params(
     *,
     snapshot_id: uuid.UUID,
-    order_id: uuid.UUID | None,
     provider: str,
     capture_method: str,
     result: ProviderResult,
     idempotency_key: str,
-) -> uuid.UUID:
-    """``PaymentLedger.open_intent`` for the raw-SQL checkout path (ADR 0003): intent and its authorize row."""
-    intent_id = uuid.uuid4()
-    await conn.execute(
-        _OPEN_INTENT,
-        intent_id,
-        store_id,
-        snapshot_id,
-        order_id,
-        provider,
-        result.provider_ref,
-        str(result.status),
-        capture_method,
-        result.amount.currency,
-        result.amount.amount_minor,
-        result.captured.amount_minor,
-        result.refunded.amount_minor,
-        result.brand,
-        result.last4,
-        idempotency_key,
-        result.decline_code,
-        pg.jsonb(dict(result.raw)),
-    )
-    return intent_id
-
-
-async def record_raw(
-    conn: pg.Connection,
-    store_id: uuid.UUID,
-    intent_id: uuid.UUID,
-    kind: TxKind,
-    result: ProviderResult,
-    idempotency_key: str,
-    *,
-    order_id: uuid.UUID | None = None,
-) -> None:
-    """``PaymentLedger.record`` for the raw-SQL checkout path: the intent follows the provider's answer."""
-    amount = _amount_of(kind, result)
-    await conn.execute(
-        _RECORD,
-        intent_id,
-        store_id,
-        str(result.status),
-        result.captured.amount_minor,
-        result.refunded.amount_minor,
-        order_id,
-        kind,
-        amount.amount_minor,
-        amount.currency,
-        result.provider_ref,
-        idempotency_key,
-        result.decline_code,
-        pg.jsonb(dict(result.raw)),
-    )
+) -> dict[str, Any]:
+    """Parameters of RECORD_PAYMENT_CTES (``intent_new_id`` is the id a newly opened intent gets)."""
+    return {
+        "intent_new_id": uuid.uuid4(),
+        "intent_snapshot_id": snapshot_id,
+        "intent_provider": provider,
+        "intent_capture_method": capture_method,
+        "pay_ref": result.provider_ref,
+        "pay_status": str(result.status),
+        "pay_currency": result.amount.currency,
+        "pay_amount": result.amount.amount_minor,
+        "pay_captured": result.captured.amount_minor,
+        "pay_refunded": result.refunded.amount_minor,
+        "pay_brand": result.brand,
+        "pay_last4": result.last4,
+        "pay_key": idempotency_key,
+        "pay_error": result.decline_code,
+        "pay_raw": pg.jsonb(dict(result.raw)),
+    }
 
 
 def _amount_of(kind: TxKind, result: ProviderResult) -> Money:

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.core.db import create_engine, session_maker
+from app.core.db import create_engine, dispose, session_maker
 from app.core.rbac import Role
 from app.main import create_app
 from app.stores.models import Store, User
@@ -52,7 +52,7 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     assert settings.database_url
     engine = create_engine(settings.database_url)
     yield engine
-    await engine.dispose()
+    await dispose(engine)
 
 
 @pytest.fixture(scope="session")
