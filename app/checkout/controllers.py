@@ -25,19 +25,18 @@ from app.checkout.schemas import (
     QuoteIn,
     QuoteOut,
 )
-from app.core import pg
 from app.core.errors import NotFound, ValidationFailed
 from app.core.idempotency import HEADER, request_hash
 from app.core.rbac import principal_of, require_role
 from app.payments.provider import CardDetails
+from app.stores.access import caller_store
 from app.stores.models import Store
-from app.stores.services import store_by_id
 
 DbSession = NamedDependency[AsyncSession]
 
 
 async def _store(db_session: AsyncSession, request: Request[Any, Any, Any]) -> Store:
-    store = await store_by_id(await pg.reader(db_session), principal_of(request).store_id)
+    store = caller_store(request.scope) or await db_session.get(Store, principal_of(request).store_id)
     assert store is not None  # the principal was just read with its store
     return store
 
@@ -142,10 +141,9 @@ class CheckoutApiController(Controller):
             raise ValidationFailed(
                 "Completing a checkout needs an Idempotency-Key header.", fields={HEADER: "Required."}
             )
-        # No request session here: the saga runs its own short transactions and holds none across the provider call.
-        async with pg.connection(request.app.state.engine) as conn:
-            store = await store_by_id(conn, principal_of(request).store_id)
-        assert store is not None
+        # No request session here: the saga runs its own short statements and holds none across the provider call.
+        store = caller_store(request.scope)
+        assert store is not None  # /api callers are bearer tokens, read with their store
         saga = checkout_saga(request.app.state, store)
         card = CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
         fingerprint = request_hash(

@@ -6,10 +6,13 @@ minor units in the provider's currency.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+import msgspec
 
 from app.core.errors import ValidationFailed
 from app.core.money import Money
@@ -299,7 +302,8 @@ class BuiltinShipping:
 
     @classmethod
     def from_settings(cls, store_settings: Mapping[str, Any], currency: str) -> BuiltinShipping:
-        return cls(store_settings.get("shipping", DEFAULT_SHIPPING_CONFIG), currency)
+        """The store's provider, parsed once per distinct configuration (a quote needs it every time)."""
+        return _shipping_for(msgspec.json.encode(store_settings.get("shipping", DEFAULT_SHIPPING_CONFIG)), currency)
 
     def quote_rates(
         self, *, destination: Address | None, items: Sequence[ShipmentItem], subtotal: Money
@@ -374,3 +378,8 @@ def _total_weight(items: Sequence[ShipmentItem]) -> int:
 
 def _free_if_over(amount: int, subtotal: int, threshold: int | None) -> int:
     return 0 if threshold is not None and subtotal >= threshold else amount
+
+
+@functools.lru_cache(maxsize=256)
+def _shipping_for(encoded_config: bytes, currency: str) -> BuiltinShipping:
+    return BuiltinShipping(msgspec.json.decode(encoded_config), currency)

@@ -11,10 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core import pg
 from app.core.rbac import Principal
-from app.stores.services import StaffAccessService, principal_for_token
+from app.stores.models import Store
+from app.stores.services import StaffAccessService, caller_for_token
 
 SESSION_USER = "user_id"
 SESSION_STORE = "store_id"
+CALLER_STORE = "till_caller_store"  # request.state key: the bearer token's store, read with the token
+
+
+def caller_store(scope: Scope) -> Store | None:
+    """The store read with the request's bearer token (API calls), so handlers need not read it again."""
+    store = scope.get("state", {}).get(CALLER_STORE)
+    return store if isinstance(store, Store) else None
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -54,7 +62,11 @@ class AccessMiddleware(ASGIMiddleware):
             if raw is None:
                 return None
             async with pg.connection(scope["app"].state.engine) as conn:
-                return await principal_for_token(conn, raw)
+                caller = await caller_for_token(conn, raw)
+            if caller is None:
+                return None
+            scope.setdefault("state", {})[CALLER_STORE] = caller.store
+            return caller.principal
         cookie_session = scope.get("session")
         if not isinstance(cookie_session, dict):
             return None

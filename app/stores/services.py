@@ -110,16 +110,23 @@ class StaffAccessService:
 
 
 _BEARER_CALLER_SQL = """
-    SELECT t.id, t.name, t.role, t.last_used_at, s.id AS store_id, s.slug, s.name AS store_name, s.currency,
-           s.timezone
+    SELECT t.id AS token_id, t.name AS token_name, t.role, t.last_used_at,
+           s.id, s.name, s.slug, s.currency, s.timezone, s.settings, s.created_at, s.updated_at
     FROM api_tokens t JOIN stores s ON s.id = t.store_id
     WHERE t.secret_hash = $1 AND t.revoked_at IS NULL
 """
 _BEARER_MARK_USED_SQL = "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND store_id = $3"
+_STORE_COLUMNS = ("id", "name", "slug", "currency", "timezone", "settings", "created_at", "updated_at")
 
 
-async def principal_for_token(conn: pg.Connection, raw_token: str) -> Principal | None:
-    """The caller behind a bearer token (one raw statement: every /api request pays for it)."""
+@dataclass(frozen=True)
+class BearerCaller:
+    principal: Principal
+    store: Store  # detached: read with the token, so an API handler need not read it again
+
+
+async def caller_for_token(conn: pg.Connection, raw_token: str) -> BearerCaller | None:
+    """The caller behind a bearer token and its store (one raw statement: every /api request pays for it)."""
     if not raw_token.startswith(TOKEN_PREFIX):
         return None
     row = await conn.fetchrow(_BEARER_CALLER_SQL, token_hash(raw_token))
@@ -127,27 +134,20 @@ async def principal_for_token(conn: pg.Connection, raw_token: str) -> Principal 
         return None
     now = datetime.now(UTC)
     if row["last_used_at"] is None or now - row["last_used_at"] > TOKEN_TOUCH_INTERVAL:
-        await conn.execute(_BEARER_MARK_USED_SQL, row["id"], now, row["store_id"])
-    return Principal(
+        await conn.execute(_BEARER_MARK_USED_SQL, row["token_id"], now, row["id"])
+    store = Store(**{column: row[column] for column in _STORE_COLUMNS})
+    principal = Principal(
         kind="token",
-        store_id=row["store_id"],
-        store_slug=row["slug"],
-        store_name=row["store_name"],
-        currency=row["currency"],
-        timezone=row["timezone"],
+        store_id=store.id,
+        store_slug=store.slug,
+        store_name=store.name,
+        currency=store.currency,
+        timezone=store.timezone,
         role=Role(row["role"]),
-        display_name=f"API token {row['name']}",
-        token_id=row["id"],
+        display_name=f"API token {row['token_name']}",
+        token_id=row["token_id"],
     )
-
-
-_STORE_BY_ID = "SELECT id, name, slug, currency, timezone, settings, created_at, updated_at FROM stores WHERE id = $1"
-
-
-async def store_by_id(conn: pg.Connection, store_id: uuid.UUID) -> Store | None:
-    """A store as a detached model, read in one raw statement (checkout reads it on every call)."""
-    row = await conn.fetchrow(_STORE_BY_ID, store_id)
-    return Store(**dict(row)) if row is not None else None
+    return BearerCaller(principal, store)
 
 
 def token_hash(raw_token: str) -> str:

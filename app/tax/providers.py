@@ -7,9 +7,12 @@ its own (half away from zero), so the quote's total tax is exactly the sum of it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from app.core.money import Money
 
@@ -158,7 +161,8 @@ class BuiltinTax:
 
     @classmethod
     def from_settings(cls, store_settings: Mapping[str, Any], currency: str) -> BuiltinTax:
-        return cls(store_settings.get("tax", DEFAULT_TAX_RULES), currency)
+        """The store's provider, parsed once per distinct configuration (a quote needs it every time)."""
+        return _tax_for(msgspec.json.encode(store_settings.get("tax", DEFAULT_TAX_RULES)), currency)
 
     def quote(
         self,
@@ -194,3 +198,8 @@ def _split(amount: int, bps: int, prices_include_tax: bool) -> tuple[int, int]:
         tax = amount - round_half_up(amount * BPS, BPS + bps)
         return amount - tax, tax
     return amount, round_half_up(amount * bps, BPS)
+
+
+@functools.lru_cache(maxsize=256)
+def _tax_for(encoded_config: bytes, currency: str) -> BuiltinTax:
+    return BuiltinTax(msgspec.json.decode(encoded_config), currency)
