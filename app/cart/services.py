@@ -82,6 +82,14 @@ class CartView:
         return any(line.problem for line in self.lines)
 
 
+_OPEN_CART_KEY_SQL = "SELECT token FROM carts WHERE id = $1 AND store_id = $2 AND status = 'open'"
+
+
+async def open_cart_token(conn: pg.Connection, store_id: uuid.UUID, cart_id: uuid.UUID) -> str | None:
+    token: str | None = await conn.fetchval(_OPEN_CART_KEY_SQL, cart_id, store_id)
+    return token
+
+
 # One statement for the whole view (the quote reads it on every checkout, ADR 0003).
 _CART_VIEW = """
     SELECT c.id AS cart_id, c.token, l.variant_id, l.quantity, v.sku, v.options, v.price_minor, v.weight_grams,

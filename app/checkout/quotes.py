@@ -8,15 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from app.cart.models import Cart
-from app.cart.services import CartService, CartView, cart_view, content_hash
+from app.cart.services import CartView, cart_view, content_hash, open_cart_token
 from app.checkout.models import CheckoutSnapshot
 from app.core import pg
 from app.core.errors import NotFound, ValidationFailed
 from app.core.money import Money
-from app.core.tenancy import bind_store
 from app.customers.services import EMAIL, normalise_email
 from app.shipping.addresses import Address, parse_address
 from app.shipping.providers import BuiltinShipping, ShipmentItem, ShippingRate
@@ -38,11 +34,13 @@ class QuoteRequest:
 
 
 class QuoteService:
-    def __init__(self, session: AsyncSession, store: Store) -> None:
-        self.session = session
+    """Quotes in raw SQL (ADR 0003) on ``conn``: ``pg.writer(session)`` inside a page's request transaction,
+    a pooled connection in autocommit for the API (a quote is one read and one insert)."""
+
+    def __init__(self, conn: pg.Connection, store: Store) -> None:
+        self.conn = conn
         self.store = store
         self.settings = CommerceSettings.of(store.settings)
-        bind_store(session, store.id)
 
     def shipping(self) -> BuiltinShipping:
         return BuiltinShipping.from_settings(self.store.settings, self.store.currency)
@@ -53,8 +51,7 @@ class QuoteService:
 
     async def create(self, request: QuoteRequest, *, now: datetime | None = None) -> CheckoutSnapshot:
         now = now or datetime.now(UTC)
-        conn = await pg.writer(self.session)
-        cart = await cart_view(conn, self.store.id, self.store.currency, request.cart_token)
+        cart = await cart_view(self.conn, self.store.id, self.store.currency, request.cart_token)
         if cart.cart is None or not cart.lines:
             raise ValidationFailed("Your cart is empty.", fields={"cart": "Your cart is empty."})
         if cart.has_problems:
@@ -170,22 +167,22 @@ class QuoteService:
             created_at=now,
             updated_at=now,
         )
-        await conn.execute(_INSERT_SNAPSHOT, *_snapshot_row(snapshot))
+        await self.conn.execute(_INSERT_SNAPSHOT, *_snapshot_row(snapshot))
         return snapshot
 
     async def delivery_choices(self, snapshot: CheckoutSnapshot) -> list[ShippingRate]:
         """The other delivery rates for a delivery quote's address and cart (empty for pickup)."""
         if not snapshot.address:
             return []
-        cart = await self.session.get(Cart, snapshot.cart_id)
-        if cart is None or cart.status != "open":
+        token = await open_cart_token(self.conn, self.store.id, snapshot.cart_id)
+        if token is None:
             return []
-        view = await CartService(self.session, self.store.id, self.store.currency).view(cart.token)
+        view = await cart_view(self.conn, self.store.id, self.store.currency, token)
         destination = Address(**snapshot.address)
         return [rate for rate in self.rates(view, destination) if rate.requires_address]
 
     async def get(self, snapshot_id: uuid.UUID) -> CheckoutSnapshot:
-        snapshot = await snapshot_by_id(await pg.reader(self.session), self.store.id, snapshot_id)
+        snapshot = await snapshot_by_id(self.conn, self.store.id, snapshot_id)
         if snapshot is None:
             raise NotFound("No such checkout.")
         return snapshot

@@ -18,19 +18,23 @@ TxKind = Literal["authorize", "capture", "void", "refund", "action"]
 
 def order_payment_status(intent: PaymentIntent) -> str:
     """The order's payment axis, derived from the intent's running totals."""
-    if intent.status in ("declined", "failed"):
+    return _payment_axis(intent.status, intent.amount_minor, intent.captured_minor, intent.refunded_minor)
+
+
+def _payment_axis(status: str, amount: int, captured: int, refunded: int) -> str:
+    if status in ("declined", "failed"):
         return "unpaid"
-    if intent.status == "voided":
+    if status == "voided":
         return "voided"
-    if intent.refunded_minor and intent.refunded_minor >= intent.captured_minor:
+    if refunded and refunded >= captured:
         return "refunded"
-    if intent.refunded_minor:
+    if refunded:
         return "partially_refunded"
-    if intent.captured_minor >= intent.amount_minor:
+    if captured >= amount:
         return "paid"
-    if intent.captured_minor:
+    if captured:
         return "partially_paid"
-    return "authorized" if intent.status == "authorized" else "unpaid"
+    return "authorized" if status == "authorized" else "unpaid"
 
 
 class PaymentLedger:
@@ -154,13 +158,8 @@ def _amount_of(kind: TxKind, result: ProviderResult) -> Money:
 
 def payment_status_of(result: ProviderResult) -> str:
     """The order's payment axis straight from a provider answer (the same rules as the intent's)."""
-    return order_payment_status(
-        PaymentIntent(
-            status=str(result.status),
-            amount_minor=result.amount.amount_minor,
-            captured_minor=result.captured.amount_minor,
-            refunded_minor=result.refunded.amount_minor,
-        )
+    return _payment_axis(
+        str(result.status), result.amount.amount_minor, result.captured.amount_minor, result.refunded.amount_minor
     )
 
 

@@ -20,6 +20,7 @@ from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import CheckoutExpired, CheckoutSaga, Outcome, PaymentInput, recover_stalled
 from app.config import Settings
+from app.core import pg
 from app.core.errors import ValidationFailed
 from app.core.tenancy import bind_store, system_scope
 from app.inventory.models import StockLevel
@@ -45,7 +46,9 @@ async def _quote(
         cart = await carts.get_or_create(None)
         for sku, quantity in lines.items():
             await carts.add(cart, shop.variants[sku], quantity)
-        return await QuoteService(session, shop.store).create(QuoteRequest(cart_token=cart.token, email=email))
+        return await QuoteService(await pg.writer(session), shop.store).create(
+            QuoteRequest(cart_token=cart.token, email=email)
+        )
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 from app.checkout.factory import checkout_saga
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import CheckoutExpired, CheckoutSaga, Outcome, PaymentInput
+from app.core import pg
 from app.core.errors import TillError, ValidationFailed
 from app.core.idempotency import request_hash
 from app.core.money import Money
@@ -85,7 +86,7 @@ class CheckoutPagesController(Controller):
             k: data.get(k, "") for k in ("name", "line1", "line2", "city", "region", "postal_code", "country", "phone")
         }
         try:
-            snapshot = await QuoteService(db_session, store).create(
+            snapshot = await QuoteService(await pg.writer(db_session), store).create(
                 QuoteRequest(
                     cart_token=cart_token(request) or "",
                     email=data.get("email", ""),
@@ -114,7 +115,7 @@ class CheckoutPagesController(Controller):
         db_session: DbSession,
     ) -> Template:
         store = await store_by_slug(db_session, slug)
-        quotes = QuoteService(db_session, store)
+        quotes = QuoteService(await pg.writer(db_session), store)
         snapshot = await quotes.get(snapshot_id)
         context = await shop_context(request, db_session, store)
         context.update(snapshot=snapshot, errors={}, values={}, choices=await quotes.delivery_choices(snapshot))
@@ -130,7 +131,7 @@ class CheckoutPagesController(Controller):
         db_session: DbSession,
     ) -> Template | Redirect:
         store = await store_by_slug(db_session, slug)
-        quotes = QuoteService(db_session, store)
+        quotes = QuoteService(await pg.writer(db_session), store)
         snapshot = await quotes.get(snapshot_id)
         card, errors = parse_card(data)
         key = data.get("idempotency_key", "")
@@ -220,7 +221,7 @@ class CheckoutPagesController(Controller):
         outcome = await saga.resume(attempt_id)
         if outcome.state == "failed":
             snapshot_id = await saga.snapshot_of(attempt_id)
-            snapshot = await QuoteService(db_session, store).get(snapshot_id)
+            snapshot = await QuoteService(await pg.writer(db_session), store).get(snapshot_id)
             if snapshot is not None:
                 context = await shop_context(request, db_session, store)
                 context.update(snapshot=snapshot, errors={"form": outcome.message}, values={})
