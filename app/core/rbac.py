@@ -69,8 +69,11 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return user
 
 
-def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard for staff pages and the API: signed in, and at least ``opt={"min_role": ...}``."""
+async def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard for staff pages and the API: signed in, and at least ``opt={"min_role": ...}``.
+
+    A coroutine on purpose: Litestar runs a plain-function guard in a worker thread (measured: a thread
+    hop on every API call)."""
     principal = principal_of(connection)
     min_role = Role(handler.opt.get("min_role", Role.CASHIER))
     if not principal.can(min_role):

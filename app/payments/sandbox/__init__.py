@@ -100,6 +100,18 @@ from app.payments.sandbox._state import (
 __all__ = ["STATE_TTL_S", "TEST_CARDS", "TEST_TOKENS", "SandboxProvider", "provider_ref_for"]
 
 
+# authorize: the key's record and the payment, set together unless either exists (KEYS: key record, payment).
+_CREATED, _REPLAYED, _REF_TAKEN = 0, 1, 2
+_CREATE_LUA = """
+local stored = redis.call('GET', KEYS[1])
+if stored then return {1, stored} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return {0}
+"""
+
+
 class SandboxProvider:
     """Deterministic fake gateway; see the module docstring for the test cards and rules."""
 
@@ -108,6 +120,7 @@ class SandboxProvider:
         self._redis = redis
         self._webhook_secret = webhook_secret
         self._base_url = base_url.rstrip("/")
+        self._create_script = redis.register_script(_CREATE_LUA)
 
     # -- the PaymentProvider interface ---------------------------------------------------------
 
@@ -119,15 +132,7 @@ class SandboxProvider:
             [request.amount.amount_minor, request.amount.currency, request.capture, screened.fingerprint]
         )
 
-        def step(current: _State | None) -> tuple[_State, dict[str, Any]]:
-            if current is not None:  # the ref exists but the key's record expired or was lost
-                raise PaymentError("idempotency_key_reused", "this key already authorised a payment", provider_ref=ref)
-            state = self._new_state(ref, request, screened)
-            return state, {}
-
-        result, first = await self._transact(
-            ref=ref, idempotency_key=request.idempotency_key, op="authorize", fingerprint=fingerprint, step=step
-        )
+        result, first = await self._create(ref, request, screened, fingerprint)
         if first and screened.behaviour == _TIMEOUT:
             raise ProviderTimeout("sandbox processing error: outcome unknown", provider_ref=ref)
         return result
@@ -408,6 +413,23 @@ class SandboxProvider:
                 except WatchError:
                     await asyncio.sleep(0)
         raise PaymentError("busy", "too many concurrent changes to this payment; try again", provider_ref=ref)
+
+    async def _create(
+        self, ref: str, request: AuthorizeRequest, screened: _Screened, fingerprint: str
+    ) -> tuple[ProviderResult, bool]:
+        """A new payment and its key record in one atomic script (one round trip; every checkout pays it).
+        Returns the result and whether this call created it (False: a replay of an earlier call)."""
+        state = self._new_state(ref, request, screened)
+        record = {"op": "authorize", "fingerprint": fingerprint, "state": state, "extra": {}}
+        outcome = await self._create_script(
+            keys=[_IDEM_PREFIX + request.idempotency_key, _PI_PREFIX + ref],
+            args=[_dumps(record), _dumps(state), STATE_TTL_S],
+        )
+        if outcome[0] == _REPLAYED:
+            return self._replay(outcome[1], "authorize", fingerprint, ref), False
+        if outcome[0] == _REF_TAKEN:  # the ref exists but the key's record expired or was lost
+            raise PaymentError("idempotency_key_reused", "this key already authorised a payment", provider_ref=ref)
+        return _result(state), True
 
     @staticmethod
     def _replay(stored: bytes | str, op: str, fingerprint: str, ref: str) -> ProviderResult:
