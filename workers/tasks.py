@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from app.checkout.saga import commit_sold_stock, recover_stalled
+from app.checkout.saga import recover_stalled
 from app.core.tenancy import system_scope
 from app.inventory.services import release_expired_reservations
 from app.payments.registry import provider_for, sandbox_webhook_secret
@@ -33,13 +33,11 @@ async def sandbox_settle(ctx: TillContext, *, provider_ref: str) -> str:
 
 
 async def recover_checkouts(ctx: TillContext) -> int:
-    """Finish or compensate checkouts stuck mid-saga; sell what completed checkouts reserved; release
-    reservations nobody will use (in that order: a completed checkout's units are never released)."""
+    """Finish or compensate checkouts stuck mid-saga; release reservations nobody will use."""
     redis, settings = ctx["redis"], ctx["settings"]
     outcomes = await recover_stalled(ctx["sessions"], lambda store: provider_for(store, redis, settings))
-    sold = await commit_sold_stock(ctx["engine"])
     async with ctx["sessions"]() as session, session.begin():
         system_scope(session)
         released = await release_expired_reservations(session)
-    log.info("checkouts.recovered", attempts=len(outcomes), reservations_sold=sold, reservations_released=released)
+    log.info("checkouts.recovered", attempts=len(outcomes), reservations_released=released)
     return len(outcomes)

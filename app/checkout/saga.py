@@ -31,7 +31,13 @@ from app.core.errors import Conflict, TillError, ValidationFailed
 from app.core.money import Money
 from app.core.tenancy import bind_store, system_scope
 from app.customers.services import GUEST_CUSTOMER_CTE, guest_customer_params
-from app.inventory.services import InventoryService, SoldOut, move_reserved, reserve_stock
+from app.inventory.services import (
+    MOVE_RESERVED_CTES,
+    InventoryService,
+    SoldOut,
+    reserve_stock,
+    stock_move_params,
+)
 from app.orders.models import Order
 from app.orders.services import PLACE_ORDER_CTES, placing
 from app.payments.models import PaymentIntent
@@ -122,14 +128,21 @@ _CLAIM_ATTEMPT = """
     RETURNING id
 """
 _SNAPSHOT_OF_ATTEMPT = "SELECT snapshot_id FROM checkout_attempts WHERE id = $1 AND store_id = $2"
+# Lock order: the reserved stock rows first (the sub-select's condition runs ``stock_locked`` before the
+# attempt row is locked), then the attempt. A double click's reserve takes the stock rows first too and
+# only then waits on the attempt row, so neither can hold what the other waits for. Selling the stock is
+# not gated on the attempt: an attempt that is no longer open has no active reservations left (a failed
+# one released them in the same transaction; a completed one sold them).
 _PLACE = f"""
-    WITH go AS (
+    WITH {MOVE_RESERVED_CTES},
+    go AS (
         UPDATE checkout_attempts a
         SET state = 'completed', order_id = :order_id,
             payment_intent_id = COALESCE(o.payment_intent_id, :intent_new_id),
             card_brand = :pay_brand, card_last4 = :pay_last4, updated_at = now()
         FROM (SELECT id, payment_intent_id FROM checkout_attempts
-              WHERE id = :attempt_id AND store_id = :store_id FOR UPDATE) o
+              WHERE id = :attempt_id AND store_id = :store_id AND (SELECT count(*) FROM stock_locked) >= 0
+              FOR UPDATE) o
         WHERE a.id = o.id AND a.state NOT IN ('completed', 'failed')
         RETURNING o.payment_intent_id AS intent_id
     ),
@@ -315,10 +328,10 @@ class CheckoutSaga:
     async def _place(
         self, attempt_id: uuid.UUID, result: ProviderResult, key: str, snapshot: CheckoutSnapshot | None = None
     ) -> Outcome:
-        """Step 3 as one statement in autocommit (ADR 0003), composed of each domain's fragment: the attempt
-        closes, the customer is found or made, the order, its lines and its event, the payment, the snapshot
-        and the cart close. Then the reserved stock is sold. Hot stock rows are locked only while a statement
-        executes. An attempt already completed or failed (a webhook and a return racing) changes nothing."""
+        """Step 3 as one statement in autocommit (ADR 0003), composed of each domain's fragment: the reserved
+        stock is sold, the attempt closes, the customer is found or made, the order, its lines and its event,
+        the payment, the snapshot and the cart close. Hot stock rows are locked only while it executes. An
+        attempt already completed or failed (a webhook and a return racing) changes nothing."""
         store_id = self.store.id
         async with pg.connection(self.engine) as conn:
             if snapshot is None:
@@ -345,16 +358,12 @@ class CheckoutSaga:
                         result=result,
                         idempotency_key=key,
                     ),
+                    **stock_move_params(attempt_id, sold=True),
                 },
             )
             order.number = await conn.fetchval(sql, *args)
-            if order.number is None:
-                return await self.outcome(attempt_id)
-            # The reserved units become sold in a statement of their own. Inside the one above, the attempt
-            # row would be held while waiting for stock rows that a double click's reserve (blocked on that
-            # very attempt row) holds: a deadlock. Should this process die in between, the units stay
-            # reserved, never sellable, until the sweeper (``commit_sold_stock``) sells them.
-            await move_reserved(conn, store_id, attempt_id, sold=True)
+        if order.number is None:
+            return await self.outcome(attempt_id)
         return Outcome(attempt_id, "completed", order=order)
 
     async def _fail(
@@ -502,23 +511,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-_SOLD_BUT_RESERVED = """
-    SELECT DISTINCT a.store_id, a.id FROM checkout_attempts a
-    JOIN stock_reservations r ON r.holder_id = a.id AND r.store_id = a.store_id AND r.status = 'active'
-    WHERE a.state = 'completed'
-    LIMIT 500
-"""
-
-
-async def commit_sold_stock(engine: AsyncEngine) -> int:
-    """Sweeper: completed checkouts whose process died before their reserved units became sold."""
-    async with pg.connection(engine) as conn:
-        unfinished = await conn.fetch(_SOLD_BUT_RESERVED)
-        for store_id, attempt_id in unfinished:
-            await move_reserved(conn, store_id, attempt_id, sold=True)
-    return len(unfinished)
-
-
 async def recover_stalled(
     sessions: async_sessionmaker[AsyncSession],
     provider_for: object,
@@ -552,6 +544,5 @@ __all__ = [
     "PaymentDeclined",
     "PaymentInput",
     "SoldOut",
-    "commit_sold_stock",
     "recover_stalled",
 ]

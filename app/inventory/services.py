@@ -76,26 +76,33 @@ _RESERVE = """
     )
     SELECT (SELECT id FROM holder) AS holder_id, ARRAY(SELECT variant_id FROM short) AS short
 """
-_MOVE_RESERVED = """
-    WITH held AS (
-        UPDATE stock_reservations SET status = $3, updated_at = now()
-        WHERE holder_id = $2 AND status = 'active' AND store_id = $1
+# A holder's active reservations become sold (or go back on the shelf). Also a fragment of the checkout's
+# placing statement (ADR 0003), so its CTE names are prefixed; parameters: :store_id and
+# ``stock_move_params``. The stock rows are locked in variant order by ``stock_locked``.
+MOVE_RESERVED_CTES = """
+    stock_held AS (
+        UPDATE stock_reservations SET status = :stock_new_status, updated_at = now()
+        WHERE holder_id = :stock_holder_id AND status = 'active' AND store_id = :store_id
         RETURNING variant_id, location_id, quantity
-    ), locked AS (
+    ), stock_locked AS (
         SELECT s.id, h.quantity FROM stock_levels s
-        JOIN held h ON h.variant_id = s.variant_id AND h.location_id = s.location_id
-        WHERE s.store_id = $1
+        JOIN stock_held h ON h.variant_id = s.variant_id AND h.location_id = s.location_id
+        WHERE s.store_id = :store_id
         ORDER BY s.variant_id FOR UPDATE OF s
-    ), moved AS (
+    ), stock_moved AS (
         UPDATE stock_levels s
-        SET reserved = s.reserved - l.quantity, on_hand = s.on_hand - (CASE WHEN $4 THEN l.quantity ELSE 0 END),
-            updated_at = now()
-        FROM locked l WHERE s.id = l.id
+        SET reserved = s.reserved - l.quantity,
+            on_hand = s.on_hand - (CASE WHEN :stock_sold::boolean THEN l.quantity ELSE 0 END), updated_at = now()
+        FROM stock_locked l WHERE s.id = l.id
         RETURNING s.variant_id
     )
-    SELECT count(*) FROM moved
 """
+_MOVE_RESERVED = f"WITH {MOVE_RESERVED_CTES} SELECT count(*) FROM stock_moved"  # noqa: S608 (constant fragment)
 # Both statements lock stock rows in variant order: two checkouts sharing variants queue, never deadlock.
+
+
+def stock_move_params(holder_id: uuid.UUID, *, sold: bool) -> dict[str, Any]:
+    return {"stock_holder_id": holder_id, "stock_new_status": "committed" if sold else "released", "stock_sold": sold}
 
 
 async def reserve_stock(
@@ -131,7 +138,8 @@ async def reserve_stock(
 
 async def move_reserved(conn: pg.Connection, store_id: uuid.UUID, holder_id: uuid.UUID, *, sold: bool) -> int:
     """A holder's active reservations become sold stock (``sold``) or go back on the shelf. Twice is a no-op."""
-    moved: int = await conn.fetchval(_MOVE_RESERVED, store_id, holder_id, "committed" if sold else "released", sold)
+    sql, args = pg.named(_MOVE_RESERVED, {"store_id": store_id, **stock_move_params(holder_id, sold=sold)})
+    moved: int = await conn.fetchval(sql, *args)
     return moved
 
 
@@ -242,10 +250,12 @@ async def release_expired_reservations(session: AsyncSession, now: datetime | No
 
 __all__ = [
     "ADJUSTMENT_REASONS",
+    "MOVE_RESERVED_CTES",
     "Availability",
     "InventoryService",
     "SoldOut",
     "move_reserved",
     "release_expired_reservations",
     "reserve_stock",
+    "stock_move_params",
 ]
