@@ -170,7 +170,7 @@ class CheckoutSaga:
         on_pending: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.sessions = sessions
-        self.engine: AsyncEngine = sessions.kw["bind"]  # the hot path's raw SQL (ADR 0003) uses the same pool
+        self.engine: AsyncEngine = sessions.kw["bind"]  # the hot path's raw SQL (ADR 0003): pg.connection(engine)
         self.store = store
         self.provider = provider
         self.on_pending = on_pending  # told the provider_ref of a payment that completes later (webhook)

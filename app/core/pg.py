@@ -1,12 +1,13 @@
 """Raw asyncpg access for the checkout hot path (ADR 0003).
 
 The ORM stays for everything else. A raw statement costs ~0.09 ms of CPU against ~0.5 ms for an ORM
-select (measured in docs/adr/0003), and checkout runs ~20 of them per order.
+select (measured; docs/adr/0003), and every checkout runs a dozen of them.
 
 Rules for raw SQL, since the session-level tenancy filter (ADR 0002) cannot see it:
 - every statement on a tenant table names ``store_id = $n`` (tests/integration/test_raw_sql_tenancy.py
   calls each one with another store's id and expects nothing found and nothing changed);
-- parameters are ``$n`` placeholders, never formatted into the text;
+- values are always parameters (``$n``, or ``:name`` through ``named()``); only constant SQL fragments
+  owned by a domain module are composed into a statement's text;
 - JSONB goes in as text (``jsonb()``) and comes back decoded, on this module's pool (``_init_connection``)
   as on SQLAlchemy's connections (its asyncpg dialect installs the same behaviour);
 - close the pool with the engine: ``app.core.db.dispose(engine)``.
