@@ -130,9 +130,12 @@ _CLAIM_ATTEMPT = """
 _SNAPSHOT_OF_ATTEMPT = "SELECT snapshot_id FROM checkout_attempts WHERE id = $1 AND store_id = $2"
 # Lock order: the reserved stock rows first (the sub-select's condition runs ``stock_locked`` before the
 # attempt row is locked), then the attempt. A double click's reserve takes the stock rows first too and
-# only then waits on the attempt row, so neither can hold what the other waits for. Selling the stock is
-# not gated on the attempt: an attempt that is no longer open has no active reservations left (a failed
-# one released them in the same transaction; a completed one sold them).
+# only then waits on the attempt row, so neither can hold what the other waits for. The same condition
+# places the order only while the attempt still holds its reservations: a shopper who spent longer in a
+# 3-D Secure challenge than a reservation lives (the sweeper released it) gets their money back instead
+# of an order whose stock may have been sold to someone else. Selling is not gated on the attempt: an
+# attempt that is no longer open has no active reservations left (a failed one released them in the same
+# transaction; a completed one sold them).
 _PLACE = f"""
     WITH {MOVE_RESERVED_CTES},
     go AS (
@@ -141,7 +144,7 @@ _PLACE = f"""
             payment_intent_id = COALESCE(o.payment_intent_id, :intent_new_id),
             card_brand = :pay_brand, card_last4 = :pay_last4, updated_at = now()
         FROM (SELECT id, payment_intent_id FROM checkout_attempts
-              WHERE id = :attempt_id AND store_id = :store_id AND (SELECT count(*) FROM stock_locked) >= 0
+              WHERE id = :attempt_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM stock_locked)
               FOR UPDATE) o
         WHERE a.id = o.id AND a.state NOT IN ('completed', 'failed')
         RETURNING o.payment_intent_id AS intent_id
@@ -362,9 +365,18 @@ class CheckoutSaga:
                 },
             )
             order.number = await conn.fetchval(sql, *args)
-        if order.number is None:
-            return await self.outcome(attempt_id)
-        return Outcome(attempt_id, "completed", order=order)
+        if order.number is not None:
+            return Outcome(attempt_id, "completed", order=order)
+        outcome = await self.outcome(attempt_id)
+        if outcome.state in TERMINAL:  # placed or compensated by someone else first
+            return outcome
+        # Still open, so its reservations are gone (expired while the shopper was away): give the money back.
+        await self._reverse(result, attempt_id, reason="reservation_expired")
+        return await self._fail(
+            attempt_id,
+            "reservation_expired",
+            "Your checkout took too long and the items were released. You have not been charged; please try again.",
+        )
 
     async def _fail(
         self,

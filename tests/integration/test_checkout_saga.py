@@ -32,7 +32,7 @@ from app.core import pg
 from app.core.errors import ValidationFailed
 from app.core.tenancy import bind_store, system_scope
 from app.inventory.models import StockLevel
-from app.inventory.services import SoldOut
+from app.inventory.services import SoldOut, move_reserved
 from app.orders.models import Order
 from app.payments.models import PaymentIntent
 from app.payments.provider import CardDetails, PaymentStatus, ProviderResult
@@ -203,6 +203,30 @@ async def test_three_d_secure_challenge_then_order(world: World, sessions: Sessi
     done = await saga.resume(outcome.attempt_id)
     assert done.state == "completed" and done.order is not None
     assert await _counts(sessions, shop, "CRO-1") == (1, 0, 48, 0)
+
+
+async def test_a_challenge_outliving_its_reservation_gives_the_money_back(
+    world: World, sessions: Sessions, engine: AsyncEngine, saga_for: SagaFor
+) -> None:
+    """The shopper passes 3-D Secure after the sweeper released the stock: no order, nothing kept."""
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"CRO-1": 2})
+    saga = saga_for(shop)
+    card = CardDetails("4000000000003220", 12, 2034, "123")
+    outcome = await saga.complete(snapshot.id, "k3ds-late", PaymentInput(card=card), fingerprint="f")
+    async with pg.connection(engine) as conn:  # what release_expired_reservations does after 20 minutes
+        assert await move_reserved(conn, shop.store.id, outcome.attempt_id, sold=False) == 1
+    provider = saga.provider
+    assert isinstance(provider, SandboxProvider)
+    await provider.complete_challenge(outcome.action_url.rsplit("/", 1)[1], approve=True)
+    late = await saga.resume(outcome.attempt_id)
+    assert late.state == "failed" and late.error_code == "reservation_expired" and late.order is None
+    # No order, no money held (the capture was refunded), stock as it was.
+    assert await _counts(sessions, shop, "CRO-1") == (0, 0, 50, 0)
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        intent = await session.scalar(select(PaymentIntent))
+    assert intent is not None and intent.status in ("refunded", "voided")
 
 
 async def test_failed_three_d_secure_releases_stock(world: World, sessions: Sessions, saga_for: SagaFor) -> None:
