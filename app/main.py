@@ -38,6 +38,7 @@ from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
+from app.orders.controllers import OrdersApiController
 from app.payments.controllers import SandboxController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.stores.access import AccessMiddleware
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             AccountController,
             CatalogAdminController,
             CheckoutApiController,
+            OrdersApiController,
             WebhookController,
             SandboxController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),

@@ -7,7 +7,7 @@ from app.core.idempotency import IdempotencyKey
 from app.core.outbox import OutboxEvent
 from app.customers.models import Customer
 from app.inventory.models import Location, Reservation, StockLevel, StockMovement
-from app.orders.models import Order, OrderLine
+from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.payments.models import PaymentIntent, PaymentTransaction
 from app.stores.models import ApiToken, Membership, Store, User
 
@@ -24,6 +24,7 @@ __all__ = [
     "Membership",
     "Order",
     "OrderLine",
+    "OrderStatusChange",
     "OutboxEvent",
     "PaymentIntent",
     "PaymentTransaction",

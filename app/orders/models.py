@@ -61,3 +61,20 @@ class OrderLine(TenantMixin, UUIDv7AuditBase):
     tax_minor: Mapped[int] = mapped_column(Integer)
     tax_rate_bps: Mapped[int] = mapped_column(Integer)
     total_minor: Mapped[int] = mapped_column(Integer)
+
+
+class OrderStatusChange(TenantMixin, UUIDv7AuditBase):
+    """One change of an order's status on one axis, with who made it, from where and why (append-only)."""
+
+    __tablename__ = "order_status_changes"
+    __store_index__ = False  # reached through the order
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    axis: Mapped[str] = mapped_column(String(16))  # order | fulfilment
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(default=None)  # a user or an API token
+    actor: Mapped[str] = mapped_column(String(120))  # who, as people read it
+    source: Mapped[str] = mapped_column(String(16))  # staff | shopper | webhook | pos | system | api
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    correlation_id: Mapped[str | None] = mapped_column(String(64), default=None)

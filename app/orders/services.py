@@ -1,9 +1,10 @@
-"""Orders: placing one from a paid snapshot, and finding them for shoppers and staff."""
+"""Orders: placing one from a paid snapshot, moving it through its states, and finding it."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checkout.models import CheckoutSnapshot
 from app.core import pg
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.core.logging import current_correlation_id
+from app.core.outbox import emit
+from app.core.rbac import Principal, Role
 from app.core.tenancy import bind_store
-from app.orders.models import Order
+from app.orders.models import Order, OrderStatusChange
+from app.orders.states import Axis, decide
 
 FULFILMENT_BY_SHIPPING = {
     "pickup": "pickup",
@@ -128,11 +132,86 @@ def placing(snapshot: CheckoutSnapshot, *, payment_status: str, now: datetime) -
     return order, params
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who changes an order, as the history records it."""
+
+    role: Role
+    label: str
+    source: str  # staff | shopper | webhook | pos | system | api
+    id: uuid.UUID | None = None
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        if principal.kind == "token":
+            return cls(principal.role, principal.display_name, "api", principal.token_id)
+        return cls(principal.role, principal.display_name, "staff", principal.user_id)
+
+
+MAX_REASON = 500
+
+
 class OrderService:
     def __init__(self, session: AsyncSession, store_id: uuid.UUID) -> None:
         self.session = session
         self.store_id = store_id
         bind_store(session, store_id)
+
+    async def change_status(
+        self, order_id: uuid.UUID, axis: Axis, target: str, *, actor: Actor, reason: str = ""
+    ) -> tuple[Order, bool]:
+        """Move one axis of an order, under a row lock so concurrent changes queue rather than get lost.
+
+        Returns the order and whether it changed: repeating the current status is a no-op. A change the
+        table does not allow is a 409 with the reason; one the actor's role may not make is a 403.
+        """
+        reason = reason.strip()
+        if len(reason) > MAX_REASON:
+            raise ValidationFailed("The reason is too long.", fields={"reason": f"At most {MAX_REASON} characters."})
+        order = await self.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        if order is None:
+            raise NotFound("No such order.")
+        current = order.status if axis is Axis.ORDER else order.fulfilment_status
+        decision = decide(axis, current, target, method=order.fulfilment_method, role=actor.role)
+        if not decision.allowed:
+            raise (PermissionDenied if decision.forbidden else Conflict)(decision.reason)
+        if not decision.changes:
+            return order, False
+        if axis is Axis.ORDER:
+            order.status = target
+        else:
+            order.fulfilment_status = target
+        self.session.add(
+            OrderStatusChange(
+                order_id=order.id,
+                axis=axis.value,
+                from_status=current,
+                to_status=target,
+                actor_id=actor.id,
+                actor=actor.label[:120],
+                source=actor.source,
+                reason=reason,
+                correlation_id=current_correlation_id(),
+            )
+        )
+        emit(
+            self.session,
+            "order.status_changed",
+            aggregate_type="order",
+            aggregate_id=order.id,
+            payload={"number": order.number, "axis": axis.value, "from": current, "to": target},
+        )
+        await self.session.flush()
+        return order, True
+
+    async def history(self, order_id: uuid.UUID) -> list[OrderStatusChange]:
+        """Every status change of an order, newest first."""
+        rows = await self.session.scalars(
+            select(OrderStatusChange)
+            .where(OrderStatusChange.order_id == order_id)
+            .order_by(OrderStatusChange.created_at.desc(), OrderStatusChange.id.desc())
+        )
+        return list(rows)
 
     async def get(self, order_id: uuid.UUID) -> Order:
         order = await self.session.get(Order, order_id)

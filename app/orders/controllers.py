@@ -1,0 +1,52 @@
+"""/api/v1/orders: one order with its history, and status changes (role-checked by the state table)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, get, patch
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.rbac import principal_of, require_role
+from app.orders.schemas import OrderDetailOut, StatusChangeIn
+from app.orders.services import Actor, OrderService
+from app.orders.states import Axis
+
+DbSession = NamedDependency[AsyncSession]
+
+
+class OrdersApiController(Controller):
+    path = "/api/v1/orders"
+    guards = [require_role]
+    tags = ["orders"]
+
+    @get("/{order_id:uuid}", summary="An order with its lines and status history (newest first)")
+    async def get_order(
+        self, request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db_session: DbSession
+    ) -> OrderDetailOut:
+        orders = OrderService(db_session, principal_of(request).store_id)
+        return OrderDetailOut.of(await orders.get(order_id), await orders.history(order_id))
+
+    @patch(
+        "/{order_id:uuid}/status",
+        summary="Move an order's status or fulfilment status",
+        description="Repeating the current status is a no-op (200). A change the order's type does not allow "
+        "is 409 with the reason; one the caller's role may not make is 403. Send an Idempotency-Key to make "
+        "retries safe.",
+    )
+    async def change_status(
+        self,
+        request: Request[Any, Any, Any],
+        order_id: FromPath[uuid.UUID],
+        data: JSONBody[StatusChangeIn],
+        db_session: DbSession,
+    ) -> OrderDetailOut:
+        principal = principal_of(request)
+        orders = OrderService(db_session, principal.store_id)
+        order, _ = await orders.change_status(
+            order_id, Axis(data.axis), data.status, actor=Actor.of(principal), reason=data.reason
+        )
+        return OrderDetailOut.of(order, await orders.history(order_id))

@@ -1,0 +1,71 @@
+"""The order state table: every allowed change per order type and role, and the refusals people read."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from app.core.rbac import Role
+from app.orders.states import (
+    FULFILMENT_STATUSES,
+    METHODS,
+    ORDER_STATUSES,
+    TRANSITIONS,
+    Axis,
+    decide,
+    next_statuses,
+)
+
+ALLOWED = {(t.axis, t.source, t.target, m): t.min_role for t in TRANSITIONS for m in t.methods}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize(("axis", "statuses"), [(Axis.ORDER, ORDER_STATUSES), (Axis.FULFILMENT, FULFILMENT_STATUSES)])
+def test_every_pair_of_statuses_is_decided_by_the_table(
+    axis: Axis, statuses: tuple[str, ...], role: Role, method: str
+) -> None:
+    for source in statuses:
+        for target in statuses:
+            decision = decide(axis, source, target, method=method, role=role)
+            if source == target:
+                assert decision.allowed and not decision.changes
+                continue
+            needed = ALLOWED.get((axis, source, target, method))
+            if needed is None:
+                assert not decision.allowed and not decision.forbidden and decision.reason
+            elif role.at_least(needed):
+                assert decision.allowed and decision.changes
+            else:
+                assert not decision.allowed and decision.forbidden and needed.value in decision.reason
+
+
+def test_the_kitchen_flow_and_its_refusals_read_like_sentences() -> None:
+    flow = ["placed", "accepted", "in_progress", "ready", "completed"]
+    for source, target in itertools.pairwise(flow):
+        assert decide(Axis.ORDER, source, target, method="pickup", role=Role.STAFF).changes
+    skip = decide(Axis.ORDER, "placed", "ready", method="pickup", role=Role.STAFF)
+    assert skip.reason == "An order that is placed cannot become ready. From placed it can go to: accepted."
+    back = decide(Axis.ORDER, "completed", "placed", method="pickup", role=Role.OWNER)
+    assert back.reason == "An order that is completed cannot become placed."
+    cashier = decide(Axis.ORDER, "placed", "accepted", method="pickup", role=Role.CASHIER)
+    assert cashier.forbidden and cashier.reason == "Marking an order accepted needs the staff role."
+    assert not decide(Axis.ORDER, "placed", "lost", method="pickup", role=Role.OWNER).allowed
+
+
+def test_a_pickup_order_is_never_shipped_and_a_shipment_is_never_picked_up() -> None:
+    shipped = decide(Axis.FULFILMENT, "fulfilled", "shipped", method="pickup", role=Role.OWNER)
+    assert not shipped.allowed and shipped.reason == "A pickup order is never shipped."
+    picked = decide(Axis.FULFILMENT, "fulfilled", "picked_up", method="shipping", role=Role.OWNER)
+    assert not picked.allowed and picked.reason == "A shipped order is never picked up."
+    assert next_statuses(Axis.FULFILMENT, "fulfilled", method="pickup") == ["picked_up"]
+    assert next_statuses(Axis.FULFILMENT, "fulfilled", method="shipping") == ["shipped"]
+    assert next_statuses(Axis.FULFILMENT, "fulfilled", method="local_delivery") == ["delivered"]
+    returned = decide(Axis.FULFILMENT, "delivered", "returned", method="local_delivery", role=Role.STAFF)
+    assert returned.forbidden and "manager" in returned.reason
+
+
+def test_cancelling_is_refused_until_it_can_give_money_and_stock_back() -> None:
+    refused = decide(Axis.ORDER, "placed", "cancelled", method="pickup", role=Role.OWNER)
+    assert not refused.allowed and not refused.forbidden
