@@ -23,6 +23,7 @@ ADJUSTMENT_REASONS = {
     "count": "Stock count",
     "damaged": "Damaged or spoiled",
     "return": "Customer return",
+    "cancelled": "Order cancelled",
     "correction": "Correction",
 }
 

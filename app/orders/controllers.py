@@ -11,9 +11,13 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.rbac import principal_of, require_role
+from app.orders.cancellation import OrderCancellation
 from app.orders.schemas import OrderDetailOut, StatusChangeIn
 from app.orders.services import Actor, OrderService
-from app.orders.states import Axis
+from app.orders.states import CANCELLED, Axis
+from app.payments.registry import provider_for
+from app.stores.access import caller_store
+from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
 
@@ -34,8 +38,9 @@ class OrdersApiController(Controller):
         "/{order_id:uuid}/status",
         summary="Move an order's status or fulfilment status",
         description="Repeating the current status is a no-op (200). A change the order's type does not allow "
-        "is 409 with the reason; one the caller's role may not make is 403. Send an Idempotency-Key to make "
-        "retries safe.",
+        "is 409 with the reason; one the caller's role may not make is 403. Cancelling (manager, with a reason, "
+        "nothing handed over yet) voids or refunds the payment and puts the stock back. Send an "
+        "Idempotency-Key to make retries safe.",
     )
     async def change_status(
         self,
@@ -46,7 +51,13 @@ class OrdersApiController(Controller):
     ) -> OrderDetailOut:
         principal = principal_of(request)
         orders = OrderService(db_session, principal.store_id)
-        order, _ = await orders.change_status(
-            order_id, Axis(data.axis), data.status, actor=Actor.of(principal), reason=data.reason
-        )
+        actor = Actor.of(principal)
+        if Axis(data.axis) is Axis.ORDER and data.status == CANCELLED:
+            store = caller_store(request.scope) or await db_session.get(Store, principal.store_id)
+            assert store is not None
+            state = request.app.state
+            cancellation = OrderCancellation(state.sessions, store.id, provider_for(store, state.redis, state.settings))
+            await cancellation.cancel(order_id, actor=actor, reason=data.reason)
+            return OrderDetailOut.of(await orders.get(order_id), await orders.history(order_id))
+        order, _ = await orders.change_status(order_id, Axis(data.axis), data.status, actor=actor, reason=data.reason)
         return OrderDetailOut.of(order, await orders.history(order_id))

@@ -19,7 +19,7 @@ from app.core.outbox import emit
 from app.core.rbac import Principal, Role
 from app.core.tenancy import bind_store
 from app.orders.models import Order, OrderStatusChange
-from app.orders.states import Axis, decide
+from app.orders.states import CANCELLED, Axis, decide
 
 FULFILMENT_BY_SHIPPING = {
     "pickup": "pickup",
@@ -151,6 +151,13 @@ class Actor:
 MAX_REASON = 500
 
 
+def clean_reason(reason: str) -> str:
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed("The reason is too long.", fields={"reason": f"At most {MAX_REASON} characters."})
+    return reason
+
+
 class OrderService:
     def __init__(self, session: AsyncSession, store_id: uuid.UUID) -> None:
         self.session = session
@@ -164,19 +171,36 @@ class OrderService:
 
         Returns the order and whether it changed: repeating the current status is a no-op. A change the
         table does not allow is a 409 with the reason; one the actor's role may not make is a 403.
+        Cancelling moves money and stock, so it goes through ``app.orders.cancellation`` instead.
         """
-        reason = reason.strip()
-        if len(reason) > MAX_REASON:
-            raise ValidationFailed("The reason is too long.", fields={"reason": f"At most {MAX_REASON} characters."})
+        reason = clean_reason(reason)
+        if axis is Axis.ORDER and target == CANCELLED:
+            raise Conflict("Cancelling gives the money and the stock back: cancel the order instead.")
+        order = await self.locked(order_id)
+        if self.check(order, axis, target, actor):
+            self.record(order, axis, target, actor=actor, reason=reason)
+            await self.session.flush()
+            return order, True
+        return order, False
+
+    async def locked(self, order_id: uuid.UUID) -> Order:
         order = await self.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
         if order is None:
             raise NotFound("No such order.")
+        return order
+
+    @staticmethod
+    def check(order: Order, axis: Axis, target: str, actor: Actor) -> bool:
+        """Whether moving ``order`` to ``target`` changes it; raises 409 or 403 with the reason when refused."""
         current = order.status if axis is Axis.ORDER else order.fulfilment_status
         decision = decide(axis, current, target, method=order.fulfilment_method, role=actor.role)
         if not decision.allowed:
             raise (PermissionDenied if decision.forbidden else Conflict)(decision.reason)
-        if not decision.changes:
-            return order, False
+        return decision.changes
+
+    def record(self, order: Order, axis: Axis, target: str, *, actor: Actor, reason: str) -> None:
+        """Apply a checked change: the new status, its history row and its event, in this transaction."""
+        current = order.status if axis is Axis.ORDER else order.fulfilment_status
         if axis is Axis.ORDER:
             order.status = target
         else:
@@ -201,8 +225,6 @@ class OrderService:
             aggregate_id=order.id,
             payload={"number": order.number, "axis": axis.value, "from": current, "to": target},
         )
-        await self.session.flush()
-        return order, True
 
     async def history(self, order_id: uuid.UUID) -> list[OrderStatusChange]:
         """Every status change of an order, newest first."""

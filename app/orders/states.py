@@ -51,13 +51,15 @@ PICKUP = frozenset({"pickup"})
 SHIPPED = frozenset({"shipping"})
 DELIVERED = frozenset({"shipping", "local_delivery"})
 
-# Cancelling is not here yet: it must void or refund through the payments service and put the stock
-# back (issue #6), and until it does, refusing it is the honest answer.
+CANCELLED = "cancelled"
+
+# Cancelling gives money and stock back (app/orders/cancellation.py), so it needs a manager and a reason.
 TRANSITIONS: tuple[Transition, ...] = (
     _t(ORD, "placed", "accepted", Role.STAFF),
     _t(ORD, "accepted", "in_progress", Role.STAFF),
     _t(ORD, "in_progress", "ready", Role.STAFF),
     _t(ORD, "ready", "completed", Role.STAFF),
+    *(_t(ORD, source, CANCELLED, Role.MANAGER) for source in ("placed", "accepted", "in_progress", "ready")),
     _t(FUL, "unfulfilled", "partially_fulfilled", Role.STAFF),
     _t(FUL, "unfulfilled", "fulfilled", Role.STAFF),
     _t(FUL, "partially_fulfilled", "fulfilled", Role.STAFF),
@@ -104,5 +106,9 @@ def decide(axis: Axis, current: str, target: str, *, method: str, role: Role) ->
 
 
 def next_statuses(axis: Axis, current: str, *, method: str) -> list[str]:
-    """What a card's one-tap button offers (the board), in table order."""
-    return [t.target for t in TRANSITIONS if t.axis == axis and t.source == current and method in t.methods]
+    """The steps forward a card's one-tap button offers (the board), in table order: not cancelling."""
+    return [
+        t.target
+        for t in TRANSITIONS
+        if t.axis == axis and t.source == current and method in t.methods and t.target != CANCELLED
+    ]

@@ -102,8 +102,8 @@ async def test_refusals_say_why_and_change_nothing(
     staff = bearer(await issue_token(world, shop.store, Role.STAFF))
     skipped = await client.patch(url, json={"status": "ready"}, headers=staff)
     assert skipped.status_code == 409
-    assert (
-        skipped.json()["detail"] == "An order that is placed cannot become ready. From placed it can go to: accepted."
+    assert skipped.json()["detail"] == (
+        "An order that is placed cannot become ready. From placed it can go to: accepted, cancelled."
     )
     shipped = await client.patch(url, json={"axis": "fulfilment", "status": "shipped"}, headers=staff)
     assert shipped.status_code == 409 and "cannot become shipped" in shipped.json()["detail"]
