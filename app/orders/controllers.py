@@ -1,19 +1,20 @@
-"""/api/v1/orders: one order with its history, and status changes (role-checked by the state table)."""
+"""/api/v1/orders: the list, one order with its history, and status changes (role-checked by the state table)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from litestar import Controller, Request, get, patch
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.rbac import principal_of, require_role
 from app.orders.cancellation import OrderCancellation
-from app.orders.schemas import OrderDetailOut, StatusChangeIn
-from app.orders.services import Actor, OrderService
+from app.orders.schemas import OrderDetailOut, OrderPage, OrderSummaryOut, StatusChangeIn
+from app.orders.services import Actor, OrderFilter, OrderService
 from app.orders.states import CANCELLED, Axis
 from app.payments.registry import provider_for
 from app.stores.access import caller_store
@@ -26,6 +27,42 @@ class OrdersApiController(Controller):
     path = "/api/v1/orders"
     guards = [require_role]
     tags = ["orders"]
+
+    @get(
+        "/",
+        summary="Orders, newest first, a page at a time",
+        description="Filters combine. `q` is an order number (with or without #) or the start of an e-mail "
+        "address. Pages are keyset-based: pass `next_cursor` back as `cursor`; a page stays stable while new "
+        "orders arrive.",
+    )
+    async def list_orders(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        status: FromQuery[str | None] = None,
+        payment_status: FromQuery[str | None] = None,
+        fulfilment_status: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+        placed_from: FromQuery[datetime | None] = None,
+        placed_to: FromQuery[datetime | None] = None,
+        q: FromQuery[str] = "",
+        sort: FromQuery[Literal["newest", "oldest"]] = "newest",
+        limit: FromQuery[int] = 50,
+        cursor: FromQuery[str | None] = None,
+    ) -> OrderPage:
+        orders = OrderService(db_session, principal_of(request).store_id)
+        filters = OrderFilter(
+            status=status,
+            payment_status=payment_status,
+            fulfilment_status=fulfilment_status,
+            channel=channel,
+            placed_from=placed_from,
+            placed_to=placed_to,
+            search=q,
+            oldest_first=sort == "oldest",
+        )
+        rows, next_cursor = await orders.page(filters, limit=limit, cursor=cursor)
+        return OrderPage(items=[OrderSummaryOut.of(order) for order in rows], next_cursor=next_cursor)
 
     @get("/{order_id:uuid}", summary="An order with its lines and status history (newest first)")
     async def get_order(

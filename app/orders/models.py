@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import BigInteger, ForeignKey, Integer, Sequence, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Sequence, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import UUIDv7AuditBase, metadata
@@ -19,7 +19,14 @@ order_number_seq = Sequence("order_number_seq", start=1001, metadata=metadata)
 class Order(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "orders"
     __store_index__ = False
-    __table_args__ = (UniqueConstraint("store_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("store_id", "number"),
+        # The order list: newest first by keyset, on its own or within one status (the board's columns).
+        Index("ix_orders_store_placed", "store_id", "placed_at", "id"),
+        Index("ix_orders_store_status_placed", "store_id", "status", "placed_at", "id"),
+        # Search by the start of an e-mail address (LIKE 'ann@%'), whatever the database's collation.
+        Index("ix_orders_store_email", "store_id", "email", postgresql_ops={"email": "varchar_pattern_ops"}),
+    )
 
     number: Mapped[int] = mapped_column(BigInteger, order_number_seq, server_default=order_number_seq.next_value())
     channel: Mapped[str] = mapped_column(String(16), default="web")  # web | pos | ingested

@@ -106,3 +106,38 @@ class OrderDetailOut(msgspec.Struct):
             ],
             history=[StatusChangeOut.of(change) for change in history],
         )
+
+
+class OrderSummaryOut(msgspec.Struct):
+    id: uuid.UUID
+    number: int
+    channel: str
+    status: str
+    payment_status: str
+    fulfilment_status: str
+    fulfilment_method: str
+    email: str
+    currency: str
+    total_minor: int
+    placed_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderSummaryOut:
+        return cls(
+            id=order.id,
+            number=order.number,
+            channel=order.channel,
+            status=order.status,
+            payment_status=order.payment_status,
+            fulfilment_status=order.fulfilment_status,
+            fulfilment_method=order.fulfilment_method,
+            email=order.email,
+            currency=order.currency,
+            total_minor=order.total_minor,
+            placed_at=order.placed_at,
+        )
+
+
+class OrderPage(msgspec.Struct):
+    items: list[OrderSummaryOut]
+    next_cursor: str | None  # pass as ?cursor= for the next page; None on the last page

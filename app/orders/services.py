@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import noload
 
 from app.checkout.models import CheckoutSnapshot
 from app.core import pg
@@ -158,6 +160,35 @@ def clean_reason(reason: str) -> str:
     return reason
 
 
+@dataclass(frozen=True)
+class OrderFilter:
+    status: str | None = None
+    payment_status: str | None = None
+    fulfilment_status: str | None = None
+    channel: str | None = None
+    placed_from: datetime | None = None
+    placed_to: datetime | None = None  # exclusive
+    search: str = ""  # an order number, or the start of an e-mail address
+    oldest_first: bool = False
+
+
+PAGE_MAX = 200
+
+
+def encode_cursor(order: Order) -> str:
+    raw = f"{order.placed_at.isoformat()}|{order.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        placed_at, order_id = raw.split("|")
+        return datetime.fromisoformat(placed_at), uuid.UUID(order_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("This page link is not valid.", fields={"cursor": "Not a cursor we gave."}) from exc
+
+
 class OrderService:
     def __init__(self, session: AsyncSession, store_id: uuid.UUID) -> None:
         self.session = session
@@ -225,6 +256,41 @@ class OrderService:
             aggregate_id=order.id,
             payload={"number": order.number, "axis": axis.value, "from": current, "to": target},
         )
+
+    async def page(
+        self, filters: OrderFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Order], str | None]:
+        """One page of orders, newest first (or oldest), by keyset: stable while new orders arrive."""
+        if not 1 <= limit <= PAGE_MAX:
+            raise ValidationFailed("Choose a page size.", fields={"limit": f"From 1 to {PAGE_MAX}."})
+        stmt = select(Order).options(noload(Order.lines))
+        for column, value in (
+            (Order.status, filters.status),
+            (Order.payment_status, filters.payment_status),
+            (Order.fulfilment_status, filters.fulfilment_status),
+            (Order.channel, filters.channel),
+        ):
+            if value:
+                stmt = stmt.where(column == value)
+        if filters.placed_from:
+            stmt = stmt.where(Order.placed_at >= filters.placed_from)
+        if filters.placed_to:
+            stmt = stmt.where(Order.placed_at < filters.placed_to)
+        search = filters.search.strip().lstrip("#")
+        if search.isdigit():
+            stmt = stmt.where(Order.number == int(search))
+        elif search:
+            prefix = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(Order.email.like(f"{prefix}%"))
+        key = tuple_(Order.placed_at, Order.id)
+        if cursor:
+            after = tuple_(*[literal(v) for v in decode_cursor(cursor)])
+            stmt = stmt.where(key > after if filters.oldest_first else key < after)
+        order_by = (Order.placed_at, Order.id) if filters.oldest_first else (Order.placed_at.desc(), Order.id.desc())
+        rows = list(await self.session.scalars(stmt.order_by(*order_by).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1]) if more else None
 
     async def history(self, order_id: uuid.UUID) -> list[OrderStatusChange]:
         """Every status change of an order, newest first."""

@@ -162,3 +162,36 @@ async def test_ten_simultaneous_accepts_make_one_change(
 
     assert sorted(await asyncio.gather(*(accept() for _ in range(10)))) == [False] * 9 + [True]
     assert await _history(sessions, shop, order_id) == [("order", "placed", "accepted")]
+
+
+async def test_the_order_list_filters_and_pages_by_keyset(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop, other = await make_shop(world), await make_shop(world)
+    ids = [await _order(sessions, shop, redis, settings) for _ in range(5)]
+    await _order(sessions, other, redis, settings)  # never listed for shop
+    auth = bearer(await issue_token(world, shop.store, Role.STAFF))
+    await client.patch(f"/api/v1/orders/{ids[1]}/status", json={"status": "accepted"}, headers=auth)
+    first = (await client.get("/api/v1/orders?limit=2", headers=auth)).json()
+    assert [o["id"] for o in first["items"]] == [str(ids[4]), str(ids[3])] and first["next_cursor"]
+    late = await _order(sessions, shop, redis, settings)  # arrives while paging: no repeats, no gaps
+    rest = (await client.get(f"/api/v1/orders?limit=10&cursor={first['next_cursor']}", headers=auth)).json()
+    assert [o["id"] for o in rest["items"]] == [str(i) for i in reversed(ids[:3])] and rest["next_cursor"] is None
+    newest = (await client.get("/api/v1/orders?limit=1", headers=auth)).json()
+    assert newest["items"][0]["id"] == str(late)
+    oldest = (await client.get("/api/v1/orders?sort=oldest&limit=1", headers=auth)).json()
+    assert oldest["items"][0]["id"] == str(ids[0])
+    accepted = (await client.get("/api/v1/orders?status=accepted", headers=auth)).json()
+    assert [o["id"] for o in accepted["items"]] == [str(ids[1])]
+    number = accepted["items"][0]["number"]
+    by_number = (await client.get(f"/api/v1/orders?q=%23{number}", headers=auth)).json()
+    assert [o["number"] for o in by_number["items"]] == [number]
+    by_email = (await client.get("/api/v1/orders?q=ANN@&channel=web", headers=auth)).json()
+    assert len(by_email["items"]) == 6
+    assert (await client.get("/api/v1/orders?q=bob", headers=auth)).json()["items"] == []
+    future = (await client.get("/api/v1/orders?placed_from=2099-01-01T00:00:00Z", headers=auth)).json()
+    assert future["items"] == []
+    bad_cursor = await client.get("/api/v1/orders?cursor=nonsense", headers=auth)
+    assert bad_cursor.status_code == 422 and "cursor" in bad_cursor.json()["fields"]
+    too_many = await client.get("/api/v1/orders?limit=500", headers=auth)
+    assert too_many.status_code == 422 and "limit" in too_many.json()["fields"]
