@@ -39,6 +39,7 @@ from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
 from app.orders.controllers import OrdersApiController
+from app.orders.pages import OrderPagesController
 from app.payments.controllers import SandboxController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.stores.access import AccessMiddleware
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             CatalogAdminController,
             CheckoutApiController,
             OrdersApiController,
+            OrderPagesController,
             WebhookController,
             SandboxController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),

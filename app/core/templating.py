@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -32,6 +34,15 @@ def idempotency_input() -> Markup:
     return Markup('<input type="hidden" name="idempotency_key" value="{}">').format(form_key())
 
 
+def local_time(value: datetime, timezone: str, fmt: str = "%d %b %H:%M") -> str:
+    """A moment as the store's clock shows it: ``{{ order.placed_at|local(me.timezone) }}``."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return value.astimezone(zone).strftime(fmt)
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -40,6 +51,7 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["money"] = money_filter
+    env.filters["local"] = local_time
     env.globals["idempotency_input"] = idempotency_input
     return env
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -10,6 +11,7 @@ from app.core.idempotency import request_hash
 from app.core.logging import _redact, bind_correlation_id, current_correlation_id
 from app.core.passwords import hash_password, verify_password
 from app.core.rbac import Principal, Role
+from app.core.templating import local_time
 
 
 def _principal(role: Role) -> Principal:
@@ -73,3 +75,9 @@ def test_passwords_are_argon2_and_verify() -> None:
     assert not verify_password(hashed, "wrong")
     assert not verify_password(None, "anything")
     assert not verify_password("not-a-hash", "anything")
+
+
+def test_times_show_on_the_store_clock() -> None:
+    moment = datetime(2026, 11, 23, 8, 25, tzinfo=UTC)
+    assert local_time(moment, "Europe/Berlin") == "23 Nov 09:25"
+    assert local_time(moment, "Not/AZone") == "23 Nov 08:25"

@@ -1,0 +1,30 @@
+"""A shopper's order, found and moved on by the shop's manager on a tablet."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_checkout import _add, _checkout
+
+
+def test_manager_finds_the_new_order_accepts_it_and_reads_the_timeline(phone: Page, tablet: Page) -> None:
+    _add(phone, "Butter Croissant")
+    _checkout(phone, "4242 4242 4242 4242")
+    number = phone.get_by_test_id("order-number").inner_text().removeprefix("Order ")
+    tablet.goto("/signin")
+    tablet.get_by_label("E-mail").fill(DEMO_ACCOUNTS[1].email)
+    tablet.get_by_label("Password").fill(DEMO_PASSWORD)
+    tablet.get_by_role("button", name="Sign in").click()
+    tablet.get_by_role("link", name="Orders").first.click()
+    expect(tablet.get_by_test_id("order-rows")).to_contain_text(number)
+    screenshot(tablet, "staff-orders-tablet")
+    tablet.get_by_role("link", name=number).click()
+    expect(tablet.get_by_test_id("order-status")).to_have_text("placed")
+    tablet.get_by_role("button", name="Mark accepted").click()
+    expect(tablet.get_by_test_id("order-status")).to_have_text("accepted")
+    expect(tablet.get_by_test_id("timeline")).to_contain_text(re.compile(r"placed → accepted"))
+    screenshot(tablet, "staff-order-tablet")

@@ -1,0 +1,87 @@
+"""Staff order pages: the list, one order, moving it on and cancelling it from the page."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cart.services import CartService
+from app.checkout.quotes import QuoteRequest, QuoteService
+from app.checkout.saga import CheckoutSaga, PaymentInput
+from app.config import Settings
+from app.core import pg
+from app.core.rbac import Role
+from app.payments.provider import CardDetails
+from app.payments.registry import provider_for
+from tests.integration.conftest import World, csrf_from, sign_in
+from tests.integration.shop import Shop, make_shop
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def _order(sessions: Sessions, shop: Shop, redis: Redis, settings: Settings) -> tuple[uuid.UUID, int]:
+    async with sessions() as session, session.begin():
+        carts = CartService(session, shop.store.id, shop.store.currency)
+        cart = await carts.get_or_create(None)
+        await carts.add(cart, shop.variants["CRO-1"], 3)
+        quotes = QuoteService(await pg.writer(session), shop.store)
+        snapshot = await quotes.create(QuoteRequest(cart_token=cart.token, email="zoe@example.com"))
+    saga = CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
+    card = CardDetails("4242424242424242", 12, 2034, "123")
+    outcome = await saga.complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=card), fingerprint="f")
+    assert outcome.order is not None
+    return outcome.order.id, outcome.order.number
+
+
+async def test_staff_find_an_order_move_it_on_and_see_the_timeline(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop = await make_shop(world)
+    order_id, number = await _order(sessions, shop, redis, settings)
+    staff = await world.staff(shop.store, Role.STAFF)
+    await sign_in(client, staff.email)
+    listing = await client.get("/staff/orders?q=zoe@")
+    assert listing.status_code == 200 and f"#{number}" in listing.text and "zoe@example.com" in listing.text
+    assert "No orders match." in (await client.get("/staff/orders?status=ready")).text
+    page = await client.get(f"/staff/orders/{order_id}")
+    assert "Mark accepted" in page.text and "Cancel this order" not in page.text  # staff cannot cancel
+    moved = await client.post(
+        f"/staff/orders/{order_id}/status",
+        data={"axis": "order", "status": "accepted", "_csrf_token": csrf_from(page.text)},
+    )
+    assert moved.status_code == 303
+    after = await client.get(f"/staff/orders/{order_id}")
+    assert "Marked accepted." in after.text and "placed → accepted" in after.text and "Mark in progress" in after.text
+    refused = await client.post(
+        f"/staff/orders/{order_id}/status",
+        data={"axis": "order", "status": "completed", "_csrf_token": csrf_from(after.text)},
+    )
+    assert refused.status_code == 303
+    assert "cannot become completed" in (await client.get(f"/staff/orders/{order_id}")).text
+
+
+async def test_a_manager_cancels_from_the_page_and_a_missing_reason_is_said(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop = await make_shop(world)
+    order_id, _ = await _order(sessions, shop, redis, settings)
+    manager = await world.staff(shop.store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    page = await client.get(f"/staff/orders/{order_id}")
+    assert "Cancel this order" in page.text
+    url = f"/staff/orders/{order_id}/status"
+    no_reason = await client.post(url, data={"status": "cancelled", "_csrf_token": csrf_from(page.text)})
+    assert no_reason.status_code == 303
+    again = await client.get(f"/staff/orders/{order_id}")
+    assert "Say why the order is cancelled." in again.text
+    done = await client.post(
+        url, data={"status": "cancelled", "reason": "Customer called", "_csrf_token": csrf_from(again.text)}
+    )
+    assert done.status_code == 303
+    final = await client.get(f"/staff/orders/{order_id}")
+    assert "Customer called" in final.text and "payment: refunded" in final.text
+    assert 'data-testid="order-status">cancelled' in final.text
