@@ -9,9 +9,19 @@ from dataclasses import dataclass
 import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cart.services import CartService
 from app.catalog.services import CatalogService, ProductInput, VariantInput
+from app.checkout.quotes import QuoteRequest, QuoteService
+from app.checkout.saga import CheckoutSaga, PaymentInput
+from app.config import Settings
+from app.core import pg
 from app.inventory.services import InventoryService
+from app.orders.models import Order
+from app.payments.provider import CardDetails
+from app.payments.registry import provider_for
 from app.stores.models import Store
 from tests.integration.conftest import World, csrf_from
 
@@ -52,6 +62,29 @@ async def make_shop(world: World, stock: dict[str, int] | None = None, slug: str
             if stock.get(sku):
                 await inventory.adjust(product.variants[0].id, stock[sku], "received")
     return Shop(store, variants)
+
+
+async def place_order(
+    sessions: async_sessionmaker[AsyncSession],
+    shop: Shop,
+    redis: Redis,
+    settings: Settings,
+    lines: dict[str, int] | None = None,
+    email: str = "ann@example.com",
+) -> Order:
+    """A paid order, straight through the cart, quote and saga services (Visa, the store's capture policy)."""
+    async with sessions() as session, session.begin():
+        carts = CartService(session, shop.store.id, shop.store.currency)
+        cart = await carts.get_or_create(None)
+        for sku, quantity in (lines or {"MUG-1": 1}).items():
+            await carts.add(cart, shop.variants[sku], quantity)
+        quotes = QuoteService(await pg.writer(session), shop.store)
+        snapshot = await quotes.create(QuoteRequest(cart_token=cart.token, email=email))
+    saga = CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
+    card = CardDetails("4242424242424242", 12, 2034, "123")
+    outcome = await saga.complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=card), fingerprint="f")
+    assert outcome.order is not None, outcome.message
+    return outcome.order
 
 
 class Shopper:

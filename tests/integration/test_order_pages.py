@@ -9,32 +9,17 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.cart.services import CartService
-from app.checkout.quotes import QuoteRequest, QuoteService
-from app.checkout.saga import CheckoutSaga, PaymentInput
 from app.config import Settings
-from app.core import pg
 from app.core.rbac import Role
-from app.payments.provider import CardDetails
-from app.payments.registry import provider_for
 from tests.integration.conftest import World, csrf_from, sign_in
-from tests.integration.shop import Shop, make_shop
+from tests.integration.shop import Shop, make_shop, place_order
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
 async def _order(sessions: Sessions, shop: Shop, redis: Redis, settings: Settings) -> tuple[uuid.UUID, int]:
-    async with sessions() as session, session.begin():
-        carts = CartService(session, shop.store.id, shop.store.currency)
-        cart = await carts.get_or_create(None)
-        await carts.add(cart, shop.variants["CRO-1"], 3)
-        quotes = QuoteService(await pg.writer(session), shop.store)
-        snapshot = await quotes.create(QuoteRequest(cart_token=cart.token, email="zoe@example.com"))
-    saga = CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
-    card = CardDetails("4242424242424242", 12, 2034, "123")
-    outcome = await saga.complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=card), fingerprint="f")
-    assert outcome.order is not None
-    return outcome.order.id, outcome.order.number
+    order = await place_order(sessions, shop, redis, settings, {"CRO-1": 3}, email="zoe@example.com")
+    return order.id, order.number
 
 
 async def test_staff_find_an_order_move_it_on_and_see_the_timeline(

@@ -11,37 +11,21 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.cart.services import CartService
-from app.checkout.quotes import QuoteRequest, QuoteService
-from app.checkout.saga import CheckoutSaga, PaymentInput
 from app.config import Settings
-from app.core import pg
 from app.core.outbox import OutboxEvent
 from app.core.rbac import Role
 from app.core.tenancy import bind_store
 from app.orders.models import OrderStatusChange
 from app.orders.services import Actor, OrderService
 from app.orders.states import Axis
-from app.payments.provider import CardDetails
-from app.payments.registry import provider_for
 from tests.integration.conftest import World, bearer, issue_token
-from tests.integration.shop import Shop, make_shop
+from tests.integration.shop import Shop, make_shop, place_order
 
 Sessions = async_sessionmaker[AsyncSession]
-VISA = CardDetails("4242424242424242", 12, 2034, "123")
 
 
 async def _order(sessions: Sessions, shop: Shop, redis: Redis, settings: Settings) -> uuid.UUID:
-    async with sessions() as session, session.begin():
-        carts = CartService(session, shop.store.id, shop.store.currency)
-        cart = await carts.get_or_create(None)
-        await carts.add(cart, shop.variants["MUG-1"], 1)
-        quotes = QuoteService(await pg.writer(session), shop.store)
-        snapshot = await quotes.create(QuoteRequest(cart_token=cart.token, email="ann@example.com"))
-    saga = CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
-    outcome = await saga.complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=VISA), fingerprint="f")
-    assert outcome.order is not None
-    return outcome.order.id
+    return (await place_order(sessions, shop, redis, settings)).id
 
 
 async def _history(sessions: Sessions, shop: Shop, order_id: uuid.UUID) -> list[tuple[str, str, str]]:
