@@ -38,7 +38,7 @@ from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
-from app.orders.controllers import OrdersApiController
+from app.orders.controllers import OrderAuditApiController, OrdersApiController
 from app.orders.pages import OrderPagesController
 from app.payments.controllers import SandboxController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             CatalogAdminController,
             CheckoutApiController,
             OrdersApiController,
+            OrderAuditApiController,
             OrderPagesController,
             WebhookController,
             SandboxController,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -11,9 +12,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.rbac import principal_of, require_role
+from app.core.rbac import Role, principal_of, require_role
 from app.orders.cancellation import OrderCancellation
-from app.orders.schemas import OrderDetailOut, OrderPage, OrderSummaryOut, StatusChangeIn
+from app.orders.schemas import AuditEntryOut, OrderDetailOut, OrderPage, OrderSummaryOut, StatusChangeIn
 from app.orders.services import Actor, OrderFilter, OrderService
 from app.orders.states import CANCELLED, Axis
 from app.payments.registry import provider_for
@@ -98,3 +99,17 @@ class OrdersApiController(Controller):
             return OrderDetailOut.of(await orders.get(order_id), await orders.history(order_id))
         order, _ = await orders.change_status(order_id, Axis(data.axis), data.status, actor=actor, reason=data.reason)
         return OrderDetailOut.of(order, await orders.history(order_id))
+
+
+class OrderAuditApiController(Controller):
+    path = "/api/v1/admin/orders"
+    guards = [require_role]
+    opt = {"min_role": Role.MANAGER}
+    tags = ["orders"]
+
+    @get("/{order_id:uuid}/audit-log", summary="Everything that happened to an order, newest first")
+    async def audit_log(
+        self, request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db_session: DbSession
+    ) -> list[AuditEntryOut]:
+        entries = await OrderService(db_session, principal_of(request).store_id).audit(order_id)
+        return [AuditEntryOut(**dataclasses.asdict(entry)) for entry in entries]

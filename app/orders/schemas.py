@@ -141,3 +141,14 @@ class OrderSummaryOut(msgspec.Struct):
 class OrderPage(msgspec.Struct):
     items: list[OrderSummaryOut]
     next_cursor: str | None  # pass as ?cursor= for the next page; None on the last page
+
+
+class AuditEntryOut(msgspec.Struct):
+    at: datetime
+    kind: str
+    summary: str
+    actor: str
+    source: str
+    reason: str
+    correlation_id: str | None
+    reference: str

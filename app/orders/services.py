@@ -22,6 +22,7 @@ from app.core.rbac import Principal, Role
 from app.core.tenancy import bind_store
 from app.orders.models import Order, OrderStatusChange
 from app.orders.states import CANCELLED, Axis, decide
+from app.payments.models import PaymentIntent, PaymentTransaction
 
 FULFILMENT_BY_SHIPPING = {
     "pickup": "pickup",
@@ -151,6 +152,18 @@ class Actor:
 
 
 MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    kind: str  # order.placed | order.changed | fulfilment.changed | payment.<kind>
+    summary: str
+    actor: str
+    source: str
+    reason: str = ""
+    correlation_id: str | None = None
+    reference: str = ""  # a payment's idempotency key
 
 
 def clean_reason(reason: str) -> str:
@@ -300,6 +313,41 @@ class OrderService:
             .order_by(OrderStatusChange.created_at.desc(), OrderStatusChange.id.desc())
         )
         return list(rows)
+
+    async def audit(self, order_id: uuid.UUID) -> list[AuditEntry]:
+        """Everything that happened to an order, newest first: placing, status changes, payment movements."""
+        order = await self.get(order_id)
+        entries = [AuditEntry(order.placed_at, "order.placed", f"placed via {order.channel}", "shopper", order.channel)]
+        entries += [
+            AuditEntry(
+                change.created_at,
+                f"{change.axis}.changed",
+                f"{change.from_status} → {change.to_status}",
+                change.actor,
+                change.source,
+                change.reason,
+                change.correlation_id,
+            )
+            for change in await self.history(order_id)
+        ]
+        payments = await self.session.execute(
+            select(PaymentTransaction, PaymentIntent.provider)
+            .join(PaymentIntent, PaymentIntent.id == PaymentTransaction.intent_id)
+            .where(PaymentIntent.order_id == order_id)
+        )
+        entries += [
+            AuditEntry(
+                tx.created_at,
+                f"payment.{tx.kind}",
+                f"{tx.status} {tx.amount_minor / 100:.2f} {tx.currency}"
+                + (f" ({tx.error_code})" if tx.error_code else ""),
+                provider,
+                "provider",
+                reference=tx.idempotency_key,
+            )
+            for tx, provider in payments
+        ]
+        return sorted(entries, key=lambda e: e.at, reverse=True)
 
     async def get(self, order_id: uuid.UUID) -> Order:
         order = await self.session.get(Order, order_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 
 from litestar import Litestar
@@ -11,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.core.rbac import Role
-from tests.integration.conftest import World, csrf_from, sign_in
+from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
 from tests.integration.shop import Shop, make_shop, place_order
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -70,3 +72,45 @@ async def test_a_manager_cancels_from_the_page_and_a_missing_reason_is_said(
     final = await client.get(f"/staff/orders/{order_id}")
     assert "Customer called" in final.text and "payment: refunded" in final.text
     assert 'data-testid="order-status">cancelled' in final.text
+
+
+async def test_managers_export_the_list_and_an_orders_audit(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop = await make_shop(world)
+    order_id, number = await _order(sessions, shop, redis, settings)
+    await place_order(sessions, shop, redis, settings, email="=cmd@example.com")  # a formula-looking cell
+    manager = await world.staff(shop.store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    page = await client.get(f"/staff/orders/{order_id}")
+    await client.post(
+        f"/staff/orders/{order_id}/status",
+        data={"axis": "order", "status": "accepted", "_csrf_token": csrf_from(page.text)},
+    )
+    listing = await client.get("/staff/orders/export.csv")
+    assert listing.status_code == 200 and listing.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(listing.text)))
+    assert rows[0][0] == "number" and len(rows) == 3
+    assert {r[3] for r in rows[1:]} == {"zoe@example.com", "'=cmd@example.com"}
+    only_accepted = list(csv.reader(io.StringIO((await client.get("/staff/orders/export.csv?status=accepted")).text)))
+    assert [r[0] for r in only_accepted[1:]] == [str(number)]
+    audit = list(csv.reader(io.StringIO((await client.get(f"/staff/orders/{order_id}/audit.csv")).text)))
+    assert [r[1] for r in audit[1:]] == ["order.changed", "payment.authorize", "order.placed"]
+    assert audit[1][2] == "placed → accepted" and audit[1][4] == "staff"
+
+
+async def test_the_audit_log_api_is_for_managers(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop = await make_shop(world)
+    order_id, _ = await _order(sessions, shop, redis, settings)
+    url = f"/api/v1/admin/orders/{order_id}/audit-log"
+    staff = bearer(await issue_token(world, shop.store, Role.STAFF))
+    assert (await client.get(url, headers=staff)).status_code == 403
+    manager = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    entries = (await client.get(url, headers=manager)).json()
+    assert [e["kind"] for e in entries] == ["payment.authorize", "order.placed"]
+    assert entries[0]["summary"].startswith("captured") and "7.20" in entries[0]["summary"]
+    assert entries[0]["reference"].startswith("checkout:")
+    other = bearer(await issue_token(world, (await make_shop(world)).store, Role.OWNER))
+    assert (await client.get(url, headers=other)).status_code == 404
