@@ -132,6 +132,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=5,  # open SSE streams (the board) never finish on their own
     )
 
 

@@ -38,6 +38,7 @@ from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
+from app.orders.board import BoardController
 from app.orders.controllers import OrderAuditApiController, OrdersApiController
 from app.orders.pages import OrderPagesController
 from app.payments.controllers import SandboxController
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             OrdersApiController,
             OrderAuditApiController,
             OrderPagesController,
+            BoardController,
             WebhookController,
             SandboxController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),

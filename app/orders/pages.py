@@ -147,7 +147,8 @@ class OrderPagesController(Controller):
                 await OrderService(db_session, me.store_id).change_status(
                     order_id, Axis(axis) if axis in ("order", "fulfilment") else Axis.ORDER, status, actor=actor
                 )
-            flash(request, f"Marked {status.replace('_', ' ')}.", category="success")
+            if "x-board" not in request.headers:  # the board shows the move itself
+                flash(request, f"Marked {status.replace('_', ' ')}.", category="success")
         except TillError as exc:
             flash(request, exc.detail, category="error")
         return Redirect(f"/staff/orders/{order_id}", status_code=303)

@@ -82,6 +82,7 @@ class Section:
 
 
 STAFF_SECTIONS = (
+    Section("Board", "/staff/board", "Open orders by status, live.", Role.CASHIER),
     Section("Orders", "/staff/orders", "Every order: status, payment, fulfilment, history.", Role.CASHIER),
     Section("Products", "/staff/products", "Catalog, variants, prices and stock.", Role.MANAGER),
     Section("Store settings", "/staff/settings", "Name and time zone of the store.", Role.MANAGER),

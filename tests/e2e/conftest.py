@@ -43,6 +43,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run([*till, "seed"], env=env, check=True, capture_output=True, timeout=60)
         port = _free_port()
         server = subprocess.Popen([*till, "serve", "--port", str(port)], env=env)
+        worker = subprocess.Popen([*till, "worker"], env=env)  # the outbox relay: the board's live events
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30
@@ -57,8 +58,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.1)
             yield base
         finally:
+            worker.terminate()
             server.terminate()
             server.wait(timeout=15)
+            worker.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")
