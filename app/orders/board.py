@@ -8,10 +8,11 @@ ones, so a screen that was offline catches up without a reload. Each event carri
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, get
@@ -28,19 +29,27 @@ from app.core.tenancy import bind_store
 from app.orders.models import Order
 from app.orders.services import OrderFilter, OrderService
 from app.orders.states import Axis, next_statuses
+from app.stores.commerce import CommerceSettings
+from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
 COLUMNS = ("placed", "accepted", "in_progress", "ready")
 RETRY_MS = 1000
 
 
-def card_context(order: Order, now: datetime) -> dict[str, Any]:
+def card_context(order: Order, now: datetime, delay: timedelta) -> dict[str, Any]:
+    """What a card shows. ``delayed``: longer than the store's ``board_delay`` in its current status (the
+    order's last change); the page's script keeps checking with ``since`` and ``delay_s`` between events."""
     minutes = max(int((now - order.placed_at).total_seconds() // 60), 0)
+    since = order.updated_at
     return {
         "order": order,
         "age": f"{minutes} min" if minutes < 120 else f"{minutes // 60} h",
         "items": ", ".join(f"{line.quantity}× {line.name}" for line in order.lines),
         "next": next_statuses(Axis.ORDER, order.status, method=order.fulfilment_method)[:1],
+        "since": since.isoformat(),
+        "delay_s": int(delay.total_seconds()),
+        "delayed": now - since > delay,
     }
 
 
@@ -54,23 +63,39 @@ class BoardController(Controller):
         me = principal_of(request)
         orders = OrderService(db_session, me.store_id)
         now = datetime.now(UTC)
+        delay = await _board_delay(db_session, me.store_id)
         columns = {}
         for status in COLUMNS:
             rows, _ = await orders.page(OrderFilter(status=status, oldest_first=True), limit=100)
-            columns[status] = [card_context(order, now) for order in rows]
+            columns[status] = [card_context(order, now, delay) for order in rows]
         last_seq = await db_session.scalar(
             select(func.coalesce(func.max(OutboxEvent.seq), 0)).where(OutboxEvent.store_id == me.store_id)
         )
         return Template("orders/board.html", context={"me": me, "columns": columns, "last_seq": last_seq})
 
     @get("/events")
-    async def events(self, request: Request[Any, Any, Any], after: FromQuery[int] = 0) -> ServerSentEvent:
+    async def events(
+        self, request: Request[Any, Any, Any], db_session: DbSession, after: FromQuery[int] = 0
+    ) -> ServerSentEvent:
         me = principal_of(request)
+        delay = await _board_delay(db_session, me.store_id)
+        await db_session.close()  # the stream stays open for hours: hold no pooled connection meanwhile
         resume = request.headers.get("last-event-id", "")
         start = int(resume) if resume.isdigit() else after
         state = request.app.state
-        render = request.app.template_engine.get_template("orders/_card.html").render  # type: ignore[union-attr]
+        template = request.app.template_engine.get_template("orders/_card.html")  # type: ignore[union-attr]
+        render = functools.partial(_render_card, template.render, delay=delay)
         return ServerSentEvent(board_events(state.sessions, state.channels, me.store_id, start, render))
+
+
+async def _board_delay(session: AsyncSession, store_id: uuid.UUID) -> timedelta:
+    store = await session.get(Store, store_id)
+    return CommerceSettings.of(store.settings if store else {}).board_delay
+
+
+def _render_card(template_render: Any, order: Order, *, delay: timedelta) -> str:
+    html: str = template_render(**card_context(order, datetime.now(UTC), delay))
+    return html
 
 
 async def board_events(
@@ -112,6 +137,6 @@ async def _message(
         order = await session.get(Order, uuid.UUID(event.aggregate_id))
         if order is None:
             return None
-        html = render(**card_context(order, datetime.now(UTC)))
+        html = render(order)
         data = {"id": str(order.id), "status": order.status, "type": event.type, "html": html}
     return ServerSentEventMessage(data=json.dumps(data), event="order", id=event.seq)

@@ -18,6 +18,7 @@ class CommerceSettings:
     quote_ttl: timedelta = timedelta(minutes=15)
     payment_provider: str = "sandbox"
     shipping_tax_class: str = "standard"
+    board_delay: timedelta = timedelta(minutes=10)  # a board card sitting longer in one status is "delayed"
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> CommerceSettings:
@@ -29,4 +30,5 @@ class CommerceSettings:
             quote_ttl=timedelta(minutes=int(settings.get("quote_ttl_minutes", 15))),
             payment_provider=str(settings.get("payment_provider", "sandbox")),
             shipping_tax_class=str(settings.get("shipping_tax_class", "standard")),
+            board_delay=timedelta(minutes=int(settings.get("board_delay_minutes", 10))),
         )

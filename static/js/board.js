@@ -31,6 +31,16 @@
     source.addEventListener("order", place);
   };
 
+  // A card that sits in one status longer than the store allows gets its "delayed" badge, even
+  // between events.
+  const markDelayed = () => {
+    for (const card of board.querySelectorAll(".order-card")) {
+      const waited = (Date.now() - Date.parse(card.dataset.since)) / 1000;
+      card.querySelector(".delayed").hidden = waited <= Number(card.dataset.delay);
+    }
+  };
+  setInterval(markDelayed, 30_000);
+
   window.addEventListener("offline", () => {
     source?.close();
     show("Reconnecting…", false);

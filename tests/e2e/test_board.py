@@ -35,6 +35,7 @@ def test_two_boards_follow_an_order_and_an_offline_board_catches_up(
         card = f"card-{number}"
         for board in (board_a, board_b):  # the new order appears on both boards
             expect(board.get_by_test_id("column-placed").get_by_test_id(card)).to_be_visible(timeout=LIVE_WITHIN_MS)
+        expect(board_a.get_by_test_id(card).get_by_text("delayed")).to_be_hidden()  # fresh, not late
         screenshot(board_a, "board-tablet")
         board_a.get_by_test_id(card).get_by_role("button", name="Accepted").click()
         expect(board_b.get_by_test_id("column-accepted").get_by_test_id(card)).to_be_visible(timeout=LIVE_WITHIN_MS)

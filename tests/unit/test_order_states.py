@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.core.rbac import Role
+from app.orders.board import card_context
+from app.orders.models import Order
 from app.orders.states import (
     FULFILMENT_STATUSES,
     METHODS,
@@ -75,3 +78,12 @@ def test_cancelling_needs_a_manager_and_an_open_order() -> None:
         assert staff.forbidden and "manager" in staff.reason
     assert not decide(Axis.ORDER, "completed", "cancelled", method="shipping", role=Role.OWNER).allowed
     assert not decide(Axis.ORDER, "cancelled", "placed", method="shipping", role=Role.OWNER).allowed
+
+
+def test_a_board_card_is_delayed_after_the_stores_threshold_in_one_status() -> None:
+    placed = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    order = Order(placed_at=placed, updated_at=placed, status="accepted", fulfilment_method="pickup", lines=[])
+    fresh = card_context(order, placed + timedelta(minutes=9), timedelta(minutes=10))
+    late = card_context(order, placed + timedelta(minutes=11), timedelta(minutes=10))
+    assert (fresh["delayed"], late["delayed"]) == (False, True)
+    assert late["next"] == ["in_progress"] and late["age"] == "11 min" and late["delay_s"] == 600
