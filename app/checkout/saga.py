@@ -49,13 +49,11 @@ from app.payments.provider import (
     PaymentStatus,
     ProviderResult,
     ProviderTimeout,
-    RefundRequest,
-    VoidRequest,
 )
 from app.payments.services import (
     RECORD_PAYMENT_CTES,
     PaymentLedger,
-    TxKind,
+    give_money_back,
     is_success,
     payment_params,
     payment_status_of,
@@ -256,20 +254,15 @@ class CheckoutSaga:
 
     async def _reverse(self, result: ProviderResult, attempt_id: uuid.UUID, *, reason: str) -> None:
         """Give held money back: void an authorisation, refund a capture. Both keyed, so a retry is a no-op."""
-        kind: TxKind
-        if result.captured.amount_minor > result.refunded.amount_minor:
-            kind, key = "refund", f"checkout:{attempt_id}:refund"
-            reversed_ = await self.provider.refund(
-                RefundRequest(
-                    provider_ref=result.provider_ref,
-                    amount=Money(result.captured.amount_minor - result.refunded.amount_minor, result.amount.currency),
-                    idempotency_key=key,
-                    reason=reason,
-                )
-            )
-        else:
-            kind, key = "void", f"checkout:{attempt_id}:void"
-            reversed_ = await self.provider.void(VoidRequest(provider_ref=result.provider_ref, idempotency_key=key))
+        kind, key, reversed_ = await give_money_back(
+            self.provider,
+            provider_ref=result.provider_ref,
+            currency=result.amount.currency,
+            captured_minor=result.captured.amount_minor,
+            refunded_minor=result.refunded.amount_minor,
+            key_prefix=f"checkout:{attempt_id}",
+            reason=reason,
+        )
         async with self.sessions() as session, session.begin():
             attempt = await self._attempt(session, attempt_id)
             intent, _ = await self._intent(session, attempt, result, f"checkout:{attempt_id}:authorize")

@@ -17,14 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import Conflict, ValidationFailed
-from app.core.money import Money
 from app.inventory.services import InventoryService
 from app.orders.models import Order
 from app.orders.services import Actor, OrderService, clean_reason
 from app.orders.states import CANCELLED, Axis
 from app.payments.models import PaymentIntent
-from app.payments.provider import PaymentError, PaymentProvider, ProviderResult, RefundRequest, VoidRequest
-from app.payments.services import PaymentLedger, TxKind, order_payment_status
+from app.payments.provider import PaymentError, PaymentProvider, ProviderResult
+from app.payments.services import PaymentLedger, TxKind, give_money_back, order_payment_status
 
 _SETTLED = ("declined", "failed", "voided")
 
@@ -86,19 +85,17 @@ class OrderCancellation:
     async def _give_money_back(
         self, order: Order, intent: PaymentIntent, reason: str
     ) -> tuple[TxKind, str, ProviderResult] | None:
-        kind: TxKind
+        if intent.captured_minor <= intent.refunded_minor and intent.status != "authorized":
+            return None  # nothing held
         try:
-            if intent.captured_minor > intent.refunded_minor:
-                kind, key = "refund", f"order:{order.id}:cancel:refund"
-                amount = Money(intent.captured_minor - intent.refunded_minor, intent.currency)
-                result = await self.provider.refund(
-                    RefundRequest(provider_ref=intent.provider_ref, amount=amount, idempotency_key=key, reason=reason)
-                )
-            elif intent.status == "authorized":
-                kind, key = "void", f"order:{order.id}:cancel:void"
-                result = await self.provider.void(VoidRequest(provider_ref=intent.provider_ref, idempotency_key=key))
-            else:
-                return None
+            return await give_money_back(
+                self.provider,
+                provider_ref=intent.provider_ref,
+                currency=intent.currency,
+                captured_minor=intent.captured_minor,
+                refunded_minor=intent.refunded_minor,
+                key_prefix=f"order:{order.id}:cancel",
+                reason=reason,
+            )
         except PaymentError as exc:
             raise Conflict(f"The payment could not be given back ({exc.message}); the order is still open.") from exc
-        return kind, key, result

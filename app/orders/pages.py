@@ -41,6 +41,11 @@ def _csv(rows: list[list[str]], filename: str) -> Response[str]:
     )
 
 
+def _filters(status: str, search: str) -> OrderFilter:
+    """The list's filters from the page's query (an unknown status shows every order)."""
+    return OrderFilter(status=status if status in ORDER_STATUSES else None, search=search)
+
+
 class OrderPagesController(Controller):
     path = "/staff/orders"
     guards = [require_role]
@@ -57,7 +62,7 @@ class OrderPagesController(Controller):
     ) -> Template:
         me = principal_of(request)
         orders = OrderService(db_session, me.store_id)
-        filters = OrderFilter(status=status if status in ORDER_STATUSES else None, search=q)
+        filters = _filters(status, q)
         try:
             rows, next_cursor = await orders.page(filters, limit=50, cursor=cursor)
         except TillError:  # a hand-edited page link: start from the newest
@@ -75,7 +80,7 @@ class OrderPagesController(Controller):
     ) -> Response[str]:
         """The orders the list shows, every page of them (up to EXPORT_MAX), as CSV."""
         orders = OrderService(db_session, principal_of(request).store_id)
-        filters = OrderFilter(status=status if status in ORDER_STATUSES else None, search=q)
+        filters = _filters(status, q)
         lines = [
             ["number", "placed_at", "channel", "email", "currency", "total_minor", "status", "payment", "fulfilment"]
         ]

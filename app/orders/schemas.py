@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
+import msgspec.structs
 
 from app.orders.models import Order, OrderStatusChange
 from app.orders.states import Axis, next_statuses
@@ -51,63 +52,6 @@ class OrderLineOut(msgspec.Struct):
     total_minor: int
 
 
-class OrderDetailOut(msgspec.Struct):
-    id: uuid.UUID
-    number: int
-    channel: str
-    status: str
-    payment_status: str
-    fulfilment_status: str
-    fulfilment_method: str
-    next_statuses: list[str]
-    next_fulfilment_statuses: list[str]
-    email: str
-    phone: str
-    currency: str
-    subtotal_minor: int
-    shipping_minor: int
-    tax_minor: int
-    total_minor: int
-    placed_at: datetime
-    lines: list[OrderLineOut]
-    history: list[StatusChangeOut]  # newest first
-
-    @classmethod
-    def of(cls, order: Order, history: list[OrderStatusChange]) -> OrderDetailOut:
-        method = order.fulfilment_method
-        return cls(
-            id=order.id,
-            number=order.number,
-            channel=order.channel,
-            status=order.status,
-            payment_status=order.payment_status,
-            fulfilment_status=order.fulfilment_status,
-            fulfilment_method=method,
-            next_statuses=next_statuses(Axis.ORDER, order.status, method=method),
-            next_fulfilment_statuses=next_statuses(Axis.FULFILMENT, order.fulfilment_status, method=method),
-            email=order.email,
-            phone=order.phone,
-            currency=order.currency,
-            subtotal_minor=order.subtotal_minor,
-            shipping_minor=order.shipping_minor,
-            tax_minor=order.tax_minor,
-            total_minor=order.total_minor,
-            placed_at=order.placed_at,
-            lines=[
-                OrderLineOut(
-                    sku=line.sku,
-                    name=line.name,
-                    quantity=line.quantity,
-                    unit_price_minor=line.unit_price_minor,
-                    tax_minor=line.tax_minor,
-                    total_minor=line.total_minor,
-                )
-                for line in order.lines
-            ],
-            history=[StatusChangeOut.of(change) for change in history],
-        )
-
-
 class OrderSummaryOut(msgspec.Struct):
     id: uuid.UUID
     number: int
@@ -135,6 +79,42 @@ class OrderSummaryOut(msgspec.Struct):
             currency=order.currency,
             total_minor=order.total_minor,
             placed_at=order.placed_at,
+        )
+
+
+class OrderDetailOut(OrderSummaryOut):
+    phone: str
+    next_statuses: list[str]
+    next_fulfilment_statuses: list[str]
+    subtotal_minor: int
+    shipping_minor: int
+    tax_minor: int
+    lines: list[OrderLineOut]
+    history: list[StatusChangeOut]  # newest first
+
+    @classmethod
+    def of(cls, order: Order, history: list[OrderStatusChange]) -> OrderDetailOut:  # type: ignore[override]
+        method = order.fulfilment_method
+        return cls(
+            **msgspec.structs.asdict(OrderSummaryOut.of(order)),
+            phone=order.phone,
+            next_statuses=next_statuses(Axis.ORDER, order.status, method=method),
+            next_fulfilment_statuses=next_statuses(Axis.FULFILMENT, order.fulfilment_status, method=method),
+            subtotal_minor=order.subtotal_minor,
+            shipping_minor=order.shipping_minor,
+            tax_minor=order.tax_minor,
+            lines=[
+                OrderLineOut(
+                    sku=line.sku,
+                    name=line.name,
+                    quantity=line.quantity,
+                    unit_price_minor=line.unit_price_minor,
+                    tax_minor=line.tax_minor,
+                    total_minor=line.total_minor,
+                )
+                for line in order.lines
+            ],
+            history=[StatusChangeOut.of(change) for change in history],
         )
 
 

@@ -11,7 +11,7 @@ from app.core import pg
 from app.core.money import Money
 from app.core.tenancy import bind_store
 from app.payments.models import PaymentIntent, PaymentTransaction
-from app.payments.provider import PaymentStatus, ProviderResult
+from app.payments.provider import PaymentProvider, PaymentStatus, ProviderResult, RefundRequest, VoidRequest
 
 TxKind = Literal["authorize", "capture", "void", "refund", "action"]
 
@@ -149,6 +149,27 @@ def payment_params(
         "pay_error": result.decline_code,
         "pay_raw": pg.jsonb(dict(result.raw)),
     }
+
+
+async def give_money_back(
+    provider: PaymentProvider,
+    *,
+    provider_ref: str,
+    currency: str,
+    captured_minor: int,
+    refunded_minor: int,
+    key_prefix: str,
+    reason: str,
+) -> tuple[TxKind, str, ProviderResult]:
+    """Refund what is captured and not yet refunded, else void the authorisation. Keyed
+    ``<key_prefix>:refund`` / ``:void``, so a retry reaches the same provider result."""
+    if captured_minor > refunded_minor:
+        key = f"{key_prefix}:refund"
+        amount = Money(captured_minor - refunded_minor, currency)
+        refund = RefundRequest(provider_ref=provider_ref, amount=amount, idempotency_key=key, reason=reason)
+        return "refund", key, await provider.refund(refund)
+    key = f"{key_prefix}:void"
+    return "void", key, await provider.void(VoidRequest(provider_ref=provider_ref, idempotency_key=key))
 
 
 def _amount_of(kind: TxKind, result: ProviderResult) -> Money:
