@@ -35,6 +35,7 @@ from app.core.db import (
 from app.core.health import HealthController, MetricsController
 from app.core.http_errors import exception_handlers
 from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
+from app.core.live import Rendered
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
                 "queue": queue,
                 "channels": channels,
                 "idempotency": IdempotencyStore(engine),
+                "rendered": Rendered(),
             }
         ),
         on_startup=[on_startup],

@@ -2,28 +2,27 @@
 
 The stream starts after the outbox sequence the page was rendered at (``?after=``); a browser that
 reconnects sends ``Last-Event-ID`` and gets every event it missed from ``events_after`` before the live
-ones, so a screen that was offline catches up without a reload. Each event carries the same
-``_card.html`` fragment the page renders.
+ones, so a screen that was offline catches up without a reload (``app.core.live``). Each event carries
+the same ``_card.html`` fragment the page renders, rendered once per process for all the boards open.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.channels import ChannelsPlugin
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.outbox import OutboxEvent, PublishedEvent, events_after, store_channel
+from app.core import live
+from app.core.outbox import PublishedEvent
 from app.core.rbac import principal_of, require_role
 from app.core.tenancy import bind_store
 from app.orders.models import Order
@@ -34,7 +33,6 @@ from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
 COLUMNS = ("placed", "accepted", "in_progress", "ready")
-RETRY_MS = 1000
 
 
 def card_context(order: Order, now: datetime, delay: timedelta) -> dict[str, Any]:
@@ -68,10 +66,8 @@ class BoardController(Controller):
         for status in COLUMNS:
             rows, _ = await orders.page(OrderFilter(status=status, oldest_first=True), limit=100)
             columns[status] = [card_context(order, now, delay) for order in rows]
-        last_seq = await db_session.scalar(
-            select(func.coalesce(func.max(OutboxEvent.seq), 0)).where(OutboxEvent.store_id == me.store_id)
-        )
-        return Template("orders/board.html", context={"me": me, "columns": columns, "last_seq": last_seq})
+        after = await live.last_seq(db_session, me.store_id)
+        return Template("orders/board.html", context={"me": me, "columns": columns, "last_seq": after})
 
     @get("/events")
     async def events(
@@ -80,12 +76,18 @@ class BoardController(Controller):
         me = principal_of(request)
         delay = await _board_delay(db_session, me.store_id)
         await db_session.close()  # the stream stays open for hours: hold no pooled connection meanwhile
-        resume = request.headers.get("last-event-id", "")
-        start = int(resume) if resume.isdigit() else after
         state = request.app.state
         template = request.app.template_engine.get_template("orders/_card.html")  # type: ignore[union-attr]
-        render = functools.partial(_render_card, template.render, delay=delay)
-        return ServerSentEvent(board_events(state.sessions, state.channels, me.store_id, start, render))
+        cards = BoardCards(state.sessions, me.store_id, template.render, delay)
+        rendered: live.Rendered = state.rendered
+
+        async def message_for(event: PublishedEvent) -> ServerSentEventMessage | None:
+            if event.aggregate_type != "order":
+                return None
+            return await rendered.get("board", event, cards.message)
+
+        start = live.resume_point(request.headers.get("last-event-id"), after)
+        return ServerSentEvent(live.store_stream(state.sessions, state.channels, me.store_id, start, message_for))
 
 
 async def _board_delay(session: AsyncSession, store_id: uuid.UUID) -> timedelta:
@@ -93,50 +95,21 @@ async def _board_delay(session: AsyncSession, store_id: uuid.UUID) -> timedelta:
     return CommerceSettings.of(store.settings if store else {}).board_delay
 
 
-def _render_card(template_render: Any, order: Order, *, delay: timedelta) -> str:
-    html: str = template_render(**card_context(order, datetime.now(UTC), delay))
-    return html
+@dataclass(frozen=True)
+class BoardCards:
+    """An order event as the board shows it: the order's card as it is now, for its column."""
 
+    sessions: async_sessionmaker[AsyncSession]
+    store_id: uuid.UUID
+    render: Callable[..., str]
+    delay: timedelta
 
-async def board_events(
-    sessions: async_sessionmaker[AsyncSession],
-    channels: ChannelsPlugin,
-    store_id: uuid.UUID,
-    after: int,
-    render: Any,
-) -> AsyncIterator[ServerSentEventMessage]:
-    """Missed events (seq > ``after``) first, then live ones; each order event as its card."""
-    async with channels.start_subscription([store_channel(store_id)]) as subscriber:
-        async with sessions() as session:
-            bind_store(session, store_id)
-            missed = await events_after(session, store_id, after)
-        yield ServerSentEventMessage(comment="connected", retry=RETRY_MS)
-        last = after
-        for event in missed:
-            last = event.seq
-            message = await _message(sessions, store_id, event, render)
-            if message is not None:
-                yield message
-        async for raw in subscriber.iter_events():
-            event = PublishedEvent.from_json(raw)
-            if event.seq <= last:  # already sent from the replay
-                continue
-            last = event.seq
-            message = await _message(sessions, store_id, event, render)
-            if message is not None:
-                yield message
-
-
-async def _message(
-    sessions: async_sessionmaker[AsyncSession], store_id: uuid.UUID, event: PublishedEvent, render: Any
-) -> ServerSentEventMessage | None:
-    if event.aggregate_type != "order":
-        return None
-    async with sessions() as session:
-        bind_store(session, store_id)
-        order = await session.get(Order, uuid.UUID(event.aggregate_id))
-        if order is None:
-            return None
-        html = render(order)
-        data = {"id": str(order.id), "status": order.status, "type": event.type, "html": html}
-    return ServerSentEventMessage(data=json.dumps(data), event="order", id=event.seq)
+    async def message(self, event: PublishedEvent) -> ServerSentEventMessage | None:
+        async with self.sessions() as session:
+            bind_store(session, self.store_id)
+            order = await session.get(Order, uuid.UUID(event.aggregate_id))
+            if order is None:
+                return None
+            html = self.render(**card_context(order, datetime.now(UTC), self.delay))
+            data = {"id": str(order.id), "status": order.status, "type": event.type, "html": html}
+        return ServerSentEventMessage(data=json.dumps(data), event="order", id=event.seq)

@@ -26,6 +26,8 @@ class Order(TenantMixin, UUIDv7AuditBase):
         Index("ix_orders_store_status_placed", "store_id", "status", "placed_at", "id"),
         # Search by the start of an e-mail address (LIKE 'ann@%'), whatever the database's collation.
         Index("ix_orders_store_email", "store_id", "email", postgresql_ops={"email": "varchar_pattern_ops"}),
+        # ... or of the recipient's name (migration 0007 adds the expression index
+        # ix_orders_store_recipient on (store_id, lower(address->>'name') text_pattern_ops)).
     )
 
     number: Mapped[int] = mapped_column(BigInteger, order_number_seq, server_default=order_number_seq.next_value())

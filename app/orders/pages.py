@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import TillError
+from app.core.errors import TillError, ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
 from app.orders.cancellation import OrderCancellation
 from app.orders.services import Actor, OrderFilter, OrderService
-from app.orders.states import CANCELLED, ORDER_STATUSES, Axis, next_statuses
+from app.orders.states import (
+    CANCELLED,
+    CHANNELS,
+    FULFILMENT_STATUSES,
+    ORDER_STATUSES,
+    PAYMENT_STATUSES,
+    Axis,
+    next_statuses,
+)
 from app.payments.registry import provider_for
+from app.payments.services import PaymentLedger
 from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
@@ -27,6 +41,7 @@ FormData = URLEncodedBody[dict[str, str]]
 
 
 EXPORT_MAX = 50_000
+TIMELINE_KINDS = ("order", "fulfilment", "payment")  # AuditEntry.kind's first part
 
 
 def _csv(rows: list[list[str]], filename: str) -> Response[str]:
@@ -41,46 +56,122 @@ def _csv(rows: list[list[str]], filename: str) -> Response[str]:
     )
 
 
-def _filters(status: str, search: str) -> OrderFilter:
-    """The list's filters from the page's query (an unknown status shows every order)."""
-    return OrderFilter(status=status if status in ORDER_STATUSES else None, search=search)
+@dataclass(frozen=True)
+class ListQuery:
+    """The order list's filters as the page's form sends them; the export and the next-page link reuse them.
+
+    Dates are whole days in the store's time zone, both ends included. An unknown choice shows every order.
+    """
+
+    status: str = ""
+    payment: str = ""
+    fulfilment: str = ""
+    channel: str = ""
+    since: str = ""  # YYYY-MM-DD
+    until: str = ""
+    q: str = ""
+    sort: str = "newest"
+
+    def filters(self, timezone: str) -> OrderFilter:
+        """The service's filter; a date that is not one is a ValidationFailed naming the field."""
+        zone = ZoneInfo(timezone)
+        errors: dict[str, str] = {}
+        days: dict[str, datetime | None] = {}
+        for name, text in (("since", self.since), ("until", self.until)):
+            try:
+                days[name] = datetime.combine(date.fromisoformat(text), time(), zone) if text else None
+            except ValueError:
+                errors[name] = "Enter a date such as 2026-11-23."
+        since, until = days.get("since"), days.get("until")
+        if since and until and until < since:
+            errors["until"] = "The last day comes before the first."
+        if errors:
+            raise ValidationFailed("Check the dates.", fields=errors)
+        return OrderFilter(
+            status=_choice(self.status, ORDER_STATUSES),
+            payment_status=_choice(self.payment, PAYMENT_STATUSES),
+            fulfilment_status=_choice(self.fulfilment, FULFILMENT_STATUSES),
+            channel=_choice(self.channel, CHANNELS),
+            placed_from=since,
+            placed_to=until + timedelta(days=1) if until else None,
+            search=self.q,
+            oldest_first=self.sort == "oldest",
+        )
+
+    def query_string(self, **extra: str) -> str:
+        return urlencode({k: v for k, v in {**dataclasses.asdict(self), **extra}.items() if v})
+
+
+def _choice(value: str, allowed: tuple[str, ...]) -> str | None:
+    return value if value in allowed else None
+
+
+def list_query(
+    status: FromQuery[str] = "",
+    payment: FromQuery[str] = "",
+    fulfilment: FromQuery[str] = "",
+    channel: FromQuery[str] = "",
+    since: FromQuery[str] = "",
+    until: FromQuery[str] = "",
+    q: FromQuery[str] = "",
+    sort: FromQuery[str] = "newest",
+) -> ListQuery:
+    """The list's query parameters (a dependency of the list and its export)."""
+    return ListQuery(status, payment, fulfilment, channel, since.strip(), until.strip(), q, sort)
 
 
 class OrderPagesController(Controller):
     path = "/staff/orders"
     guards = [require_role]
     include_in_schema = False
+    dependencies = {"listing": Provide(list_query, sync_to_thread=False)}
 
     @get("/")
     async def list_orders(
         self,
         request: Request[Any, Any, Any],
         db_session: DbSession,
-        status: FromQuery[str] = "",
-        q: FromQuery[str] = "",
+        listing: NamedDependency[ListQuery],
         cursor: FromQuery[str | None] = None,
     ) -> Template:
         me = principal_of(request)
         orders = OrderService(db_session, me.store_id)
-        filters = _filters(status, q)
+        context: dict[str, Any] = {
+            "me": me,
+            "query": listing,
+            "errors": {},
+            "orders": [],
+            "next_cursor": None,
+            "choices": {
+                "status": ORDER_STATUSES,
+                "payment": PAYMENT_STATUSES,
+                "fulfilment": FULFILMENT_STATUSES,
+                "channel": CHANNELS,
+            },
+        }
+        try:
+            filters = listing.filters(me.timezone)
+        except ValidationFailed as exc:
+            context["errors"] = {"form": exc.detail, **exc.fields}
+            return Template("orders/list.html", context=context, status_code=422)
         try:
             rows, next_cursor = await orders.page(filters, limit=50, cursor=cursor)
         except TillError:  # a hand-edited page link: start from the newest
             rows, next_cursor = await orders.page(filters, limit=50)
-        context = {"me": me, "orders": rows, "next_cursor": next_cursor, "status": status, "q": q}
-        return Template("orders/list.html", context=context | {"statuses": ORDER_STATUSES})
+        context.update(orders=rows, next_cursor=next_cursor)
+        return Template("orders/list.html", context=context)
 
     @get("/export.csv", opt={"min_role": Role.MANAGER})
     async def export(
         self,
         request: Request[Any, Any, Any],
         db_session: DbSession,
-        status: FromQuery[str] = "",
-        q: FromQuery[str] = "",
+        listing: NamedDependency[ListQuery],
     ) -> Response[str]:
-        """The orders the list shows, every page of them (up to EXPORT_MAX), as CSV."""
-        orders = OrderService(db_session, principal_of(request).store_id)
-        filters = _filters(status, q)
+        """The orders the list shows, every page of them (up to EXPORT_MAX), as CSV. Bad dates: 422."""
+        me = principal_of(request)
+        orders = OrderService(db_session, me.store_id)
+        filters = listing.filters(me.timezone)
         lines = [
             ["number", "placed_at", "channel", "email", "currency", "total_minor", "status", "payment", "fulfilment"]
         ]
@@ -110,16 +201,27 @@ class OrderPagesController(Controller):
 
     @get("/{order_id:uuid}")
     async def order(
-        self, request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], db_session: DbSession
+        self,
+        request: Request[Any, Any, Any],
+        order_id: FromPath[uuid.UUID],
+        db_session: DbSession,
+        timeline: FromQuery[str] = "",
     ) -> Template:
+        """One order: items, customer, payments, next steps, and its timeline (newest first; ``timeline``
+        keeps one kind of entry: order, fulfilment or payment)."""
         me = principal_of(request)
         orders = OrderService(db_session, me.store_id)
         order = await orders.get(order_id)
         method = order.fulfilment_method
+        entries = await orders.audit(order_id)
+        kind = timeline if timeline in TIMELINE_KINDS else ""
         context = {
             "me": me,
             "order": order,
-            "history": await orders.history(order_id),
+            "timeline": [e for e in entries if e.kind.startswith(f"{kind}.")] if kind else entries,
+            "timeline_kind": kind,
+            "timeline_kinds": TIMELINE_KINDS,
+            "payments": await PaymentLedger(db_session, me.store_id).of_order(order_id),
             "next_order": next_statuses(Axis.ORDER, order.status, method=method),
             "next_fulfilment": next_statuses(Axis.FULFILMENT, order.fulfilment_status, method=method),
             "can_cancel": me.can("manager")

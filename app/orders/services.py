@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import noload
 
@@ -181,7 +181,7 @@ class OrderFilter:
     channel: str | None = None
     placed_from: datetime | None = None
     placed_to: datetime | None = None  # exclusive
-    search: str = ""  # an order number, or the start of an e-mail address
+    search: str = ""  # an order number, or the start of an e-mail address or of the recipient's name
     oldest_first: bool = False
 
 
@@ -293,8 +293,9 @@ class OrderService:
         if search.isdigit():
             stmt = stmt.where(Order.number == int(search))
         elif search:
-            prefix = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            stmt = stmt.where(Order.email.like(f"{prefix}%"))
+            prefix = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            recipient = func.lower(literal_column("orders.address ->> 'name'"))  # as indexed (migration 0007)
+            stmt = stmt.where(or_(Order.email.like(prefix), recipient.like(prefix)))
         key = tuple_(Order.placed_at, Order.id)
         if cursor:
             after = tuple_(*[literal(v) for v in decode_cursor(cursor)])

@@ -29,6 +29,18 @@ FULFILMENT_STATUSES = (
     "returned",
 )
 STATUSES = {Axis.ORDER: ORDER_STATUSES, Axis.FULFILMENT: FULFILMENT_STATUSES}
+# Set from the payments ledger only (app.payments.services.order_payment_status), listed for filters.
+PAYMENT_STATUSES = (
+    "unpaid",
+    "authorized",
+    "partially_paid",
+    "paid",
+    "partially_refunded",
+    "refunded",
+    "voided",
+    "disputed",
+)
+CHANNELS = ("web", "pos", "ingested")
 METHODS = ("pickup", "shipping", "local_delivery")
 ALL_METHODS = frozenset(METHODS)
 

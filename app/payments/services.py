@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import pg
@@ -77,6 +78,22 @@ class PaymentLedger:
         intent.captured_minor = result.captured.amount_minor
         intent.refunded_minor = result.refunded.amount_minor
         self.session.add(self._transaction(intent.id, kind, result, idempotency_key))
+
+    async def of_order(self, order_id: uuid.UUID) -> list[tuple[PaymentIntent, list[PaymentTransaction]]]:
+        """An order's intents, oldest first, each with its transactions in the order they happened."""
+        intents = (
+            await self.session.scalars(
+                select(PaymentIntent).where(PaymentIntent.order_id == order_id).order_by(PaymentIntent.created_at)
+            )
+        ).all()
+        rows = (
+            await self.session.scalars(
+                select(PaymentTransaction)
+                .where(PaymentTransaction.intent_id.in_([i.id for i in intents]))
+                .order_by(PaymentTransaction.created_at, PaymentTransaction.id)
+            )
+        ).all()
+        return [(intent, [tx for tx in rows if tx.intent_id == intent.id]) for intent in intents]
 
     @staticmethod
     def _transaction(intent_id: uuid.UUID, kind: TxKind, result: ProviderResult, key: str) -> PaymentTransaction:

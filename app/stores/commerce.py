@@ -32,3 +32,7 @@ class CommerceSettings:
             shipping_tax_class=str(settings.get("shipping_tax_class", "standard")),
             board_delay=timedelta(minutes=int(settings.get("board_delay_minutes", 10))),
         )
+
+    @property
+    def board_delay_minutes(self) -> int:
+        return int(self.board_delay.total_seconds() // 60)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import TillError, TooManyRequests, ValidationFailed
 from app.core.rbac import Principal, Role, principal_of, require_role
 from app.stores.access import SESSION_STORE, SESSION_USER
+from app.stores.commerce import CommerceSettings
 from app.stores.schemas import ApiTokenCreate, ApiTokenIssued, ApiTokenOut, StoreOut, StoreUpdate
 from app.stores.services import ApiTokenService, StaffAccessService, StoreService
 
@@ -85,7 +86,7 @@ STAFF_SECTIONS = (
     Section("Board", "/staff/board", "Open orders by status, live.", Role.CASHIER),
     Section("Orders", "/staff/orders", "Every order: status, payment, fulfilment, history.", Role.CASHIER),
     Section("Products", "/staff/products", "Catalog, variants, prices and stock.", Role.MANAGER),
-    Section("Store settings", "/staff/settings", "Name and time zone of the store.", Role.MANAGER),
+    Section("Store settings", "/staff/settings", "Name, time zone and the board's delay alert.", Role.MANAGER),
     Section("API tokens", "/staff/api-tokens", "Keys for integrations using /api/v1.", Role.MANAGER),
     Section("API reference", "/schema/openapi.json", "The OpenAPI description of /api/v1.", Role.MANAGER),
     Section("Storefront", "/s/{slug}", "What shoppers see.", Role.CASHIER),
@@ -120,7 +121,11 @@ class StaffController(Controller):
     async def settings_page(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
         me = principal_of(request)
         store = await StoreService(db_session, me.store_id).get()
-        values = {"name": store.name, "timezone": store.timezone}
+        values = {
+            "name": store.name,
+            "timezone": store.timezone,
+            "board_delay_minutes": str(CommerceSettings.of(store.settings).board_delay_minutes),
+        }
         return Template("staff/settings.html", context={"me": me, "store": store, "values": values, "errors": {}})
 
     @post("/settings", opt={"min_role": Role.MANAGER}, status_code=303, media_type=MediaType.HTML)
@@ -130,7 +135,11 @@ class StaffController(Controller):
         me = principal_of(request)
         service = StoreService(db_session, me.store_id)
         try:
-            await service.update(name=data.get("name", ""), timezone=data.get("timezone", ""))
+            await service.update(
+                name=data.get("name", ""),
+                timezone=data.get("timezone", ""),
+                board_delay_minutes=data.get("board_delay_minutes"),
+            )
         except ValidationFailed as exc:
             store = await service.get()
             return Template(
@@ -212,12 +221,16 @@ class StoreApiController(Controller):
         me = principal_of(request)
         return StoreOut.of(await StoreService(db_session, me.store_id).get())
 
-    @patch("/store", opt={"min_role": Role.MANAGER}, summary="Change the store's name or time zone")
+    @patch("/store", opt={"min_role": Role.MANAGER}, summary="Change the store's name, time zone or board delay")
     async def update_store(
         self, request: Request[Principal, Any, Any], data: JSONBody[StoreUpdate], db_session: DbSession
     ) -> StoreOut:
         me = principal_of(request)
-        return StoreOut.of(await StoreService(db_session, me.store_id).update(name=data.name, timezone=data.timezone))
+        return StoreOut.of(
+            await StoreService(db_session, me.store_id).update(
+                name=data.name, timezone=data.timezone, board_delay_minutes=data.board_delay_minutes
+            )
+        )
 
     @get("/api-tokens", opt={"min_role": Role.MANAGER}, tags=["api tokens"], summary="List API tokens")
     async def list_tokens(self, request: Request[Principal, Any, Any], db_session: DbSession) -> list[ApiTokenOut]:

@@ -6,6 +6,7 @@ from datetime import datetime
 import msgspec
 
 from app.core.rbac import Role
+from app.stores.commerce import CommerceSettings
 from app.stores.models import ApiToken, Store
 
 
@@ -15,15 +16,24 @@ class StoreOut(msgspec.Struct):
     slug: str
     currency: str
     timezone: str
+    board_delay_minutes: int  # a board card sitting longer than this in one status is marked delayed
 
     @classmethod
     def of(cls, store: Store) -> StoreOut:
-        return cls(id=store.id, name=store.name, slug=store.slug, currency=store.currency, timezone=store.timezone)
+        return cls(
+            id=store.id,
+            name=store.name,
+            slug=store.slug,
+            currency=store.currency,
+            timezone=store.timezone,
+            board_delay_minutes=CommerceSettings.of(store.settings).board_delay_minutes,
+        )
 
 
 class StoreUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: str | None = None
     timezone: str | None = None
+    board_delay_minutes: int | None = None
 
 
 class ApiTokenOut(msgspec.Struct):

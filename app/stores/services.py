@@ -24,6 +24,7 @@ from app.core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_passwo
 from app.core.ratelimit import SIGNIN_PER_EMAIL, SIGNIN_PER_IP
 from app.core.rbac import Principal, Role, StoreRef
 from app.core.tenancy import bind_store, system_scope
+from app.stores.commerce import CommerceSettings
 from app.stores.models import ApiToken, Membership, Store, User
 
 TOKEN_PREFIX = "till_"  # noqa: S105
@@ -215,6 +216,21 @@ def validate_store_fields(
         raise ValidationFailed("Check the highlighted fields.", fields=fields)
 
 
+BOARD_DELAY_MAX = 24 * 60
+
+
+def _board_delay_minutes(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= BOARD_DELAY_MAX:
+        raise ValidationFailed(
+            "Check the highlighted fields.",
+            fields={"board_delay_minutes": f"Enter whole minutes from 1 to {BOARD_DELAY_MAX}."},
+        )
+    return int(text)
+
+
 class StoreService:
     """The signed-in store's own settings. The session is bound to that store."""
 
@@ -229,14 +245,21 @@ class StoreService:
             raise NotFound("No such store.")
         return store
 
-    async def update(self, *, name: str | None = None, timezone: str | None = None) -> Store:
+    async def update(
+        self, *, name: str | None = None, timezone: str | None = None, board_delay_minutes: int | str | None = None
+    ) -> Store:
+        """Change what is given; a form's text for ``board_delay_minutes`` is checked like a number."""
         validate_store_fields(name=name, timezone=timezone)
+        delay = _board_delay_minutes(board_delay_minutes)
         store = await self.get()
         changed: dict[str, Any] = {}
         if name is not None and name.strip() != store.name:
             store.name = changed["name"] = name.strip()
         if timezone is not None and timezone != store.timezone:
             store.timezone = changed["timezone"] = timezone
+        if delay is not None and delay != CommerceSettings.of(store.settings).board_delay_minutes:
+            store.settings = {**store.settings, "board_delay_minutes": delay}
+            changed["board_delay_minutes"] = delay
         if changed:
             emit(self.session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload=changed)
         return store

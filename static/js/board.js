@@ -15,6 +15,36 @@
     banner.classList.toggle("live", live);
   };
 
+  // A new order chimes when the sound is on (the choice is kept per tablet). Browsers start a page's
+  // audio only after a tap, so every tap wakes it up.
+  const soundButton = document.querySelector("[data-testid=sound]");
+  let audio = null;
+  const soundOn = () => soundButton.getAttribute("aria-pressed") === "true";
+  const wakeAudio = () => {
+    if (!soundOn()) return;
+    audio ??= new AudioContext();
+    audio.resume();
+  };
+  const setSound = (on) => {
+    soundButton.setAttribute("aria-pressed", String(on));
+    soundButton.textContent = on ? "Sound on" : "Sound off";
+    localStorage.setItem("till.board.sound", on ? "on" : "off");
+  };
+  const chime = () => {
+    if (!soundOn() || !audio) return;
+    const tone = audio.createOscillator();
+    const volume = audio.createGain();
+    tone.frequency.value = 880;
+    volume.gain.setValueAtTime(0.2, audio.currentTime);
+    volume.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.6);
+    tone.connect(volume).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.6);
+  };
+  soundButton.addEventListener("click", () => setSound(!soundOn()));
+  document.addEventListener("click", wakeAudio);
+  setSound(localStorage.getItem("till.board.sound") === "on");
+
   const place = (message) => {
     lastId = message.lastEventId || lastId;
     const event = JSON.parse(message.data);
@@ -22,6 +52,10 @@
     const column = board.querySelector(`[data-column="${event.status}"] .cards`);
     if (!column) return; // completed or cancelled: off the board
     column.insertAdjacentHTML("beforeend", event.html);
+    if (event.type === "order.placed") {
+      column.lastElementChild.classList.add("arrived");
+      chime();
+    }
   };
 
   const connect = () => {

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
@@ -28,6 +30,10 @@ async def test_guest_checkout_with_pickup_pays_and_shows_the_order(
     assert order_page.status_code == 200
     assert "Order #" in order_page.text and "€26.20" in order_page.text
     assert "paid" in order_page.text
+    stream = re.search(r'sse-connect="([^"]+)"', order_page.text)  # the page keeps itself current
+    assert stream is not None and "key=" in stream.group(1)
+    wrong_key = stream.group(1).replace("&amp;", "&").split("key=")[0] + "key=guess&after=0"
+    assert (await client.get(wrong_key)).status_code == 404  # the stream asks what the page asks
     async with world.sessions() as session:
         bind_store(session, shop.store.id)
         assert await session.scalar(select(func.count()).select_from(Order)) == 1

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -114,3 +118,68 @@ async def test_the_audit_log_api_is_for_managers(
     assert entries[0]["reference"].startswith("checkout:")
     other = bearer(await issue_token(world, (await make_shop(world)).store, Role.OWNER))
     assert (await client.get(url, headers=other)).status_code == 404
+
+
+async def test_the_list_filters_by_payment_channel_days_and_name_and_sorts_both_ways(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop = await make_shop(world)
+    old_id, old_number = await _order(sessions, shop, redis, settings)
+    new = await place_order(sessions, shop, redis, settings, email="max@example.com")
+    async with sessions() as session, session.begin():  # the first order: three days ago, delivered to Zelda
+        await session.execute(
+            text("UPDATE orders SET placed_at = now() - interval '3 days', address = :address WHERE id = :id"),
+            {"id": old_id, "address": '{"name": "Zelda Quill", "line1": "1 Main St"}'},
+        )
+    staff = await world.staff(shop.store, Role.STAFF)
+    await sign_in(client, staff.email)
+
+    def numbers(html: str) -> list[int]:
+        return [int(n) for n in re.findall(r'<a href="/staff/orders/[^"]+">#(\d+)</a>', html)]
+
+    today = datetime.now(ZoneInfo(shop.store.timezone)).date().isoformat()
+    assert numbers((await client.get(f"/staff/orders?since={today}&until={today}")).text) == [new.number]
+    assert numbers((await client.get("/staff/orders?sort=oldest")).text) == [old_number, new.number]
+    assert numbers((await client.get("/staff/orders")).text) == [new.number, old_number]
+    assert numbers((await client.get("/staff/orders?payment=paid&channel=web")).text) == [new.number, old_number]
+    assert numbers((await client.get("/staff/orders?payment=refunded")).text) == []
+    assert numbers((await client.get("/staff/orders?channel=pos")).text) == []
+    named = (await client.get("/staff/orders?q=zel")).text
+    assert numbers(named) == [old_number] and "Zelda Quill" in named
+
+
+async def test_dates_that_are_not_dates_are_said_inline_and_refused_by_the_export(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    store = await world.store()
+    manager = await world.staff(store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    bad = await client.get("/staff/orders?since=2026-13-01")
+    assert bad.status_code == 422 and "Enter a date such as 2026-11-23." in bad.text
+    assert 'value="2026-13-01"' in bad.text  # kept for correcting
+    backwards = await client.get("/staff/orders?since=2026-11-20&until=2026-11-01")
+    assert backwards.status_code == 422 and "The last day comes before the first." in backwards.text
+    export = await client.get("/staff/orders/export.csv?until=yesterday")
+    assert export.status_code == 422 and "Check the dates." in export.text  # a staff page: the HTML error page
+
+
+async def test_the_timeline_filters_by_kind_and_the_payment_panel_shows_the_ledger(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop = await make_shop(world)
+    order_id, _ = await _order(sessions, shop, redis, settings)
+    staff = await world.staff(shop.store, Role.STAFF)
+    await sign_in(client, staff.email)
+    page = await client.get(f"/staff/orders/{order_id}")
+    await client.post(
+        f"/staff/orders/{order_id}/status",
+        data={"axis": "order", "status": "accepted", "_csrf_token": csrf_from(page.text)},
+    )
+    everything = (await client.get(f"/staff/orders/{order_id}")).text
+    kinds = re.findall(r'<li data-kind="([^"]+)"', everything)
+    assert kinds == ["order.changed", "payment.authorize", "order.placed"]  # newest first
+    assert "•••• 4242" in everything and 'data-testid="payment-ledger"' in everything
+    payments_only = (await client.get(f"/staff/orders/{order_id}?timeline=payment")).text
+    assert re.findall(r'<li data-kind="([^"]+)"', payments_only) == ["payment.authorize"]
+    fulfilment = (await client.get(f"/staff/orders/{order_id}?timeline=fulfilment")).text
+    assert "Nothing of this kind yet." in fulfilment

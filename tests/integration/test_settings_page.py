@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.core.outbox import OutboxEvent
 from app.core.rbac import Role
 from app.core.tenancy import system_scope
-from tests.integration.conftest import World, csrf_from, sign_in
+from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
 
 
 async def test_bad_settings_show_inline_errors_keep_values_and_write_nothing(
@@ -45,3 +45,31 @@ async def test_saved_settings_flash_and_emit_one_event(client: AsyncTestClient[L
     assert [(e.type, e.payload) for e in events] == [
         ("store.updated", {"name": "Tidy Deli", "timezone": "Europe/Vienna"})
     ]
+
+
+async def test_the_boards_delay_is_a_whole_number_of_minutes_on_the_page_and_the_api(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    store = await world.store("tidy")
+    manager = await world.staff(store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    page = await client.get("/staff/settings")
+    assert 'name="board_delay_minutes" type="number" value="10"' in page.text  # the default
+    fields = {"name": store.name, "timezone": store.timezone, "_csrf_token": csrf_from(page.text)}
+    for bad in ("0", "abc", "1441", ""):
+        refused = await client.post("/staff/settings", data={**fields, "board_delay_minutes": bad})
+        assert refused.status_code == 422 and "Enter whole minutes from 1 to 1440." in refused.text
+    saved = await client.post("/staff/settings", data={**fields, "board_delay_minutes": "25"})
+    assert saved.status_code == 303
+    assert 'value="25"' in (await client.get("/staff/settings")).text
+
+    auth = bearer(await issue_token(world, store, Role.MANAGER))
+    assert (await client.get("/api/v1/store", headers=auth)).json()["board_delay_minutes"] == 25
+    assert (await client.patch("/api/v1/store", json={"board_delay_minutes": 0}, headers=auth)).status_code == 422
+    changed = await client.patch("/api/v1/store", json={"board_delay_minutes": 5}, headers=auth)
+    assert changed.status_code == 200 and changed.json()["board_delay_minutes"] == 5
+    async with world.sessions() as session:
+        system_scope(session)
+        events = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
+    updates = [e.payload for e in events if e.type == "store.updated"]
+    assert updates == [{"board_delay_minutes": 25}, {"board_delay_minutes": 5}]

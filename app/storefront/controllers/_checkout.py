@@ -7,17 +7,19 @@ from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
 
 from app.checkout.factory import checkout_saga
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import CheckoutExpired, CheckoutSaga, Outcome, PaymentInput
-from app.core import pg
+from app.core import live, pg
 from app.core.errors import TillError, ValidationFailed
 from app.core.idempotency import request_hash
 from app.core.money import Money
+from app.core.outbox import PublishedEvent
 from app.customers.services import CustomerService
 from app.orders.services import OrderService
+from app.orders.tracking import OrderStatusFragments
 from app.payments.provider import CardDetails
 from app.shipping.providers import BuiltinShipping
 from app.storefront.controllers._common import (
@@ -245,8 +247,35 @@ class CheckoutPagesController(Controller):
             order_id, token=key, customer_id=customer_id_of(request, store)
         )
         context = await shop_context(request, db_session, store)
-        context.update(order=order)
+        context.update(order=order, key=key or "", after=await live.last_seq(db_session, store.id))
         return Template("storefront/order.html", context=context)
+
+    @get("/s/{slug:str}/orders/{order_id:uuid}/events")
+    async def order_events(
+        self,
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        order_id: FromPath[uuid.UUID],
+        db_session: DbSession,
+        key: FromQuery[str | None] = None,
+        after: FromQuery[int] = 0,
+    ) -> ServerSentEvent:
+        """The order page's status, again each time the order changes (the same access as the page)."""
+        store = await store_by_slug(db_session, slug)
+        await OrderService(db_session, store.id).for_shopper(
+            order_id, token=key, customer_id=customer_id_of(request, store)
+        )
+        await db_session.close()  # the page may stay open for an hour: hold no pooled connection meanwhile
+        state = request.app.state
+        template = request.app.template_engine.get_template("storefront/_order_status.html")  # type: ignore[union-attr]
+        fragments = OrderStatusFragments(state.sessions, store.id, order_id, template.render)
+        rendered: live.Rendered = state.rendered
+
+        async def message_for(event: PublishedEvent) -> ServerSentEventMessage | None:
+            return await rendered.get("order-status", event, fragments.message) if fragments.concerns(event) else None
+
+        start = live.resume_point(request.headers.get("last-event-id"), after)
+        return ServerSentEvent(live.store_stream(state.sessions, state.channels, store.id, start, message_for))
 
     # ---- account -----------------------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Live pages (app.core.live): a store's stream carries only its events, replays what a screen missed in
+order and without gaps, and many screens share one rendering of each event."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+from litestar.response import ServerSentEventMessage
+from redis.asyncio import Redis
+from saq import Queue
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.core import live
+from app.core.outbox import OutboxRelay, PublishedEvent, emit, events_after
+from app.core.tenancy import bind_store
+from app.orders.board import BoardCards
+from app.orders.services import Actor, OrderService
+from app.orders.states import Axis
+from app.orders.tracking import OrderStatusFragments
+from app.stores.models import Store
+from tests.integration.conftest import World
+from tests.integration.shop import make_shop, place_order
+
+Sessions = async_sessionmaker[AsyncSession]
+Stream = AsyncIterator[ServerSentEventMessage]
+Publish = Callable[..., Awaitable[list[int]]]
+
+
+async def _as_is(event: PublishedEvent) -> ServerSentEventMessage:
+    return ServerSentEventMessage(data=f"{event.type} {event.aggregate_id}", event=event.type, id=event.seq)
+
+
+@pytest.fixture
+async def channels(redis: Redis) -> AsyncIterator[ChannelsPlugin]:
+    plugin = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=redis), arbitrary_channels_allowed=True)
+    async with plugin:
+        yield plugin
+
+
+@pytest.fixture
+def publish(sessions: Sessions, redis: Redis, settings: Settings) -> Publish:
+    relay = OutboxRelay(sessions, RedisChannelsPubSubBackend(redis=redis), Queue.from_url(settings.redis_url or ""))
+
+    async def publish(store: Store, *names: str) -> list[int]:
+        """Events named ``names`` committed for ``store`` and published by the relay; returns their seqs."""
+        async with sessions() as session, session.begin():
+            bind_store(session, store.id)
+            for name in names:
+                emit(session, "test.event", aggregate_type="test", aggregate_id=name)
+        await relay.drain()
+        async with sessions() as session:
+            bind_store(session, store.id)
+            return [e.seq for e in await events_after(session, store.id, 0)][-len(names) :]
+
+    return publish
+
+
+async def _next(stream: Stream) -> ServerSentEventMessage:
+    return await asyncio.wait_for(anext(stream), timeout=5)
+
+
+def _stream(sessions: Sessions, channels: ChannelsPlugin, store: Store, after: int) -> Stream:
+    return live.store_stream(sessions, channels, store.id, after, _as_is)
+
+
+async def test_a_stream_replays_what_was_missed_then_goes_live_with_only_its_stores_events(
+    world: World, sessions: Sessions, channels: ChannelsPlugin, publish: Publish
+) -> None:
+    mine, theirs = await world.store(), await world.store()
+    seqs = await publish(mine, "a1", "a2", "a3")
+    await publish(theirs, "b1")
+
+    stream = _stream(sessions, channels, mine, after=seqs[0])  # the page was rendered after a1
+    assert (await _next(stream)).comment == "connected"
+    assert [(await _next(stream)).data for _ in range(2)] == ["test.event a2", "test.event a3"]
+
+    await publish(theirs, "b2")  # published first: had it reached this stream, it would come next
+    (a4,) = await publish(mine, "a4")
+    live_one = await _next(stream)
+    assert (live_one.data, live_one.id) == ("test.event a4", a4)
+    await stream.aclose()
+
+    resumed = _stream(sessions, channels, mine, after=int(live.resume_point(str(seqs[1]), 0)))  # Last-Event-ID: a2
+    assert (await _next(resumed)).comment == "connected"
+    assert [(await _next(resumed)).data for _ in range(2)] == ["test.event a3", "test.event a4"]
+    await resumed.aclose()
+
+
+async def test_a_long_absence_is_replayed_page_by_page_without_a_gap(
+    world: World, sessions: Sessions, channels: ChannelsPlugin, publish: Publish, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "REPLAY_PAGE", 2)
+    store = await world.store()
+    names = [f"e{n}" for n in range(5)]
+    await publish(store, *names)
+    stream = _stream(sessions, channels, store, after=0)
+    await _next(stream)
+    assert [(await _next(stream)).data for _ in names] == [f"test.event {n}" for n in names]
+    await stream.aclose()
+
+
+def test_resume_point_prefers_the_browsers_last_event_id() -> None:
+    assert live.resume_point("41", 7) == 41
+    assert live.resume_point(None, 7) == 7
+    assert live.resume_point("not-a-number", 7) == 7
+
+
+async def test_many_screens_share_one_rendering_of_an_event() -> None:
+    rendered = live.Rendered(size=4)
+    calls: list[int] = []
+
+    async def render(event: PublishedEvent) -> ServerSentEventMessage:
+        calls.append(event.seq)
+        await asyncio.sleep(0)  # let the other screens arrive while this one renders
+        return ServerSentEventMessage(data="card", id=event.seq)
+
+    event = PublishedEvent(1, 10, str(uuid.uuid4()), "order.placed", "order", "x", {}, None)
+    messages = await asyncio.gather(*(rendered.get("board", event, render) for _ in range(50)))
+    assert calls == [10] and {m.data for m in messages} == {"card"}
+    await rendered.get("order-status", event, render)  # another kind of screen renders its own
+    assert calls == [10, 10]
+
+
+async def test_a_failed_rendering_is_tried_again_by_the_next_screen() -> None:
+    rendered = live.Rendered()
+    attempts: list[int] = []
+
+    async def flaky(event: PublishedEvent) -> ServerSentEventMessage:
+        attempts.append(event.seq)
+        if len(attempts) == 1:
+            raise RuntimeError("database went away")
+        return ServerSentEventMessage(data="card", id=event.seq)
+
+    event = PublishedEvent(1, 11, str(uuid.uuid4()), "order.placed", "order", "x", {}, None)
+    with pytest.raises(RuntimeError):
+        await rendered.get("board", event, flaky)
+    assert (await rendered.get("board", event, flaky)).data == "card"
+
+
+async def test_board_cards_and_the_shoppers_status_show_the_order_as_it_is_now(
+    app: Litestar, world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop = await make_shop(world)
+    order = await place_order(sessions, shop, redis, settings)
+    staff = await world.staff(shop.store)
+    async with sessions() as session, session.begin():
+        await OrderService(session, shop.store.id).change_status(
+            order.id, Axis.ORDER, "accepted", actor=Actor(staff.role, "Ann", "staff")
+        )
+    event = PublishedEvent(1, 99, str(shop.store.id), "order.status_changed", "order", str(order.id), {}, None)
+    engine = app.template_engine
+    assert engine is not None
+    board = BoardCards(sessions, shop.store.id, engine.get_template("orders/_card.html").render, timedelta(minutes=10))
+    card = await board.message(event)
+    assert card is not None and card.id == 99 and card.event == "order"
+    assert '"status": "accepted"' in str(card.data) and f"#{order.number}" in str(card.data)
+
+    mine = OrderStatusFragments(
+        sessions, shop.store.id, order.id, engine.get_template("storefront/_order_status.html").render
+    )
+    other = PublishedEvent(2, 100, str(shop.store.id), "order.status_changed", "order", str(uuid.uuid4()), {}, None)
+    assert mine.concerns(event) and not mine.concerns(other)
+    fragment = await mine.message(event)
+    assert fragment is not None and "accepted" in str(fragment.data) and fragment.id == 99
