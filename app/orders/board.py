@@ -43,7 +43,7 @@ def card_context(order: Order, now: datetime, delay: timedelta) -> dict[str, Any
     return {
         "order": order,
         "age": f"{minutes} min" if minutes < 120 else f"{minutes // 60} h",
-        "items": ", ".join(f"{line.quantity}× {line.name}" for line in order.lines),
+        "summary": ", ".join(f"{line.quantity}× {line.name}" for line in order.lines),
         "next": next_statuses(Axis.ORDER, order.status, method=order.fulfilment_method)[:1],
         "since": since.isoformat(),
         "delay_s": int(delay.total_seconds()),
@@ -64,7 +64,7 @@ class BoardController(Controller):
         delay = await _board_delay(db_session, me.store_id)
         columns = {}
         for status in COLUMNS:
-            rows, _ = await orders.page(OrderFilter(status=status, oldest_first=True), limit=100)
+            rows, _ = await orders.page(OrderFilter(status=status, oldest_first=True), limit=100, with_lines=True)
             columns[status] = [card_context(order, now, delay) for order in rows]
         after = await live.last_seq(db_session, me.store_id)
         return Template("orders/board.html", context={"me": me, "columns": columns, "last_seq": after})
@@ -110,6 +110,6 @@ class BoardCards:
             order = await session.get(Order, uuid.UUID(event.aggregate_id))
             if order is None:
                 return None
-            html = self.render(**card_context(order, datetime.now(UTC), self.delay))
+            html = self.render(card=card_context(order, datetime.now(UTC), self.delay))
             data = {"id": str(order.id), "status": order.status, "type": event.type, "html": html}
         return ServerSentEventMessage(data=json.dumps(data), event="order", id=event.seq)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import noload, selectinload
 
 from app.checkout.models import CheckoutSnapshot
 from app.core import pg
@@ -271,12 +271,13 @@ class OrderService:
         )
 
     async def page(
-        self, filters: OrderFilter, *, limit: int = 50, cursor: str | None = None
+        self, filters: OrderFilter, *, limit: int = 50, cursor: str | None = None, with_lines: bool = False
     ) -> tuple[list[Order], str | None]:
-        """One page of orders, newest first (or oldest), by keyset: stable while new orders arrive."""
+        """One page of orders, newest first (or oldest), by keyset: stable while new orders arrive. Their
+        lines are loaded only ``with_lines`` (the board's cards list them)."""
         if not 1 <= limit <= PAGE_MAX:
             raise ValidationFailed("Choose a page size.", fields={"limit": f"From 1 to {PAGE_MAX}."})
-        stmt = select(Order).options(noload(Order.lines))
+        stmt = select(Order).options(selectinload(Order.lines) if with_lines else noload(Order.lines))
         for column, value in (
             (Order.status, filters.status),
             (Order.payment_status, filters.payment_status),

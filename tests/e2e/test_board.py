@@ -1,4 +1,5 @@
-"""Two tablets on the live board while a shopper checks out on a phone; one goes offline and catches up."""
+"""Two tablets on the live board while a shopper checks out on a phone; one goes offline and catches up, and
+the shopper's order page follows along."""
 
 from __future__ import annotations
 
@@ -37,8 +38,17 @@ def test_two_boards_follow_an_order_and_an_offline_board_catches_up(
             expect(board.get_by_test_id("column-placed").get_by_test_id(card)).to_be_visible(timeout=LIVE_WITHIN_MS)
         expect(board_a.get_by_test_id(card).get_by_text("delayed")).to_be_hidden()  # fresh, not late
         screenshot(board_a, "board-tablet")
+        expect(board_a.get_by_test_id(card)).to_have_class("order-card fresh arrived")  # highlighted as new
+        sound = board_a.get_by_test_id("sound")
+        sound.click()
+        expect(sound).to_have_attribute("aria-pressed", "true")
+        board_a.reload()  # the tablet remembers the choice
+        expect(board_a.get_by_test_id("sound")).to_have_text("Sound on")
+        expect(board_a.get_by_test_id(card)).to_contain_text("1× Butter Croissant")  # as the page renders it
+        expect(board_a.get_by_test_id("connection")).to_have_text("Live", timeout=LIVE_WITHIN_MS)
         board_a.get_by_test_id(card).get_by_role("button", name="Accepted").click()
         expect(board_b.get_by_test_id("column-accepted").get_by_test_id(card)).to_be_visible(timeout=LIVE_WITHIN_MS)
+        expect(phone.get_by_test_id("order-status")).to_have_text("accepted", timeout=LIVE_WITHIN_MS)  # no reload
         context_b.set_offline(True)
         expect(board_b.get_by_test_id("connection")).to_have_text("Reconnecting…", timeout=LIVE_WITHIN_MS)
         board_a.get_by_test_id(card).get_by_role("button", name="In progress").click()
@@ -50,6 +60,8 @@ def test_two_boards_follow_an_order_and_an_offline_board_catches_up(
         expect(board_b.get_by_test_id("column-ready").get_by_test_id(card)).to_be_visible(timeout=LIVE_WITHIN_MS)
         expect(board_b.get_by_test_id(card)).to_have_count(1)
         screenshot(board_b, "board-after-reconnect-tablet")
+        expect(phone.get_by_test_id("order-status")).to_have_text("ready", timeout=LIVE_WITHIN_MS)
+        screenshot(phone, "order-status-live-phone")
     finally:
         context_a.close()
         context_b.close()
