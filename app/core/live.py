@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from litestar.channels import ChannelsPlugin
 from litestar.response import ServerSentEventMessage
@@ -47,7 +47,7 @@ async def store_stream(
     store_id: uuid.UUID,
     after: int,
     message_for: MessageFor,
-) -> AsyncIterator[ServerSentEventMessage]:
+) -> AsyncGenerator[ServerSentEventMessage, None]:
     """The store's events with seq > ``after``, each as ``message_for`` makes it, in order, none twice.
 
     Subscribes before reading the missed events, so nothing published in between is lost; a live event
