@@ -120,9 +120,26 @@ async def _seed(settings: Settings) -> bool:
         await engine.dispose()
 
 
+def _raise_open_files_limit() -> int:
+    """Every open board or order page is a socket: lift the soft limit on open files (often 1,024) to the
+    hard one. uvicorn itself caps nothing (no limit_concurrency); this is what would. Returns the limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
+    _raise_open_files_limit()
     uvicorn.run(
         "app.main:create_app",
         factory=True,

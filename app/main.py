@@ -35,7 +35,7 @@ from app.core.db import (
 from app.core.health import HealthController, MetricsController
 from app.core.http_errors import exception_handlers
 from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
-from app.core.live import Rendered
+from app.core.live import Hub
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     redis = Redis.from_url(settings.redis_url)
     queue = Queue.from_url(settings.redis_url, name=QUEUE_NAME)
     channels = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=redis), arbitrary_channels_allowed=True)
+    live = Hub(channels)
     template_config = make_template_config()
     session_config = ServerSideSessionConfig(
         store="sessions",
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         await queue.connect()
 
     async def on_shutdown(app: Litestar) -> None:
+        await live.close()
         await queue.disconnect()
         await redis.aclose()
         await dispose(engine)
@@ -150,7 +152,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
                 "queue": queue,
                 "channels": channels,
                 "idempotency": IdempotencyStore(engine),
-                "rendered": Rendered(),
+                "live": live,
             }
         ),
         on_startup=[on_startup],

@@ -80,8 +80,11 @@ def _free_port() -> int:
 
 
 @contextmanager
-def own_server(workers: int, on_database: Callable[[str], Any] | None = None) -> Iterator[Any]:
-    """A seeded `till serve` on a fresh database. With ``on_database``, yields (url, its result)."""
+def own_server(
+    workers: int, on_database: Callable[[str], Any] | None = None, *, with_worker: bool = False
+) -> Iterator[Any]:
+    """A seeded `till serve` on a fresh database. With ``on_database``, yields (url, its result); with
+    ``with_worker``, a `till worker` runs too (the outbox relay that feeds live pages)."""
     import httpx
 
     from tests.servers import provision_servers
@@ -93,6 +96,7 @@ def own_server(workers: int, on_database: Callable[[str], Any] | None = None) ->
         prepared = on_database(database_url) if on_database else None
         port = _free_port()
         server = subprocess.Popen([*till, "serve", "--port", str(port), "--workers", str(workers)], env=env)
+        worker = subprocess.Popen([*till, "worker"], env=env) if with_worker else None
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -103,8 +107,10 @@ def own_server(workers: int, on_database: Callable[[str], Any] | None = None) ->
                     time.sleep(0.1)
             yield (url, prepared) if on_database else url
         finally:
-            server.terminate()
-            server.wait(timeout=15)
+            for process in (server, worker):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=15)
 
 
 def main() -> None:

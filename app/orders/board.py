@@ -18,7 +18,7 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
-from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
+from litestar.response import ServerSentEventMessage, Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core import live
@@ -70,24 +70,20 @@ class BoardController(Controller):
         return Template("orders/board.html", context={"me": me, "columns": columns, "last_seq": after})
 
     @get("/events")
-    async def events(
-        self, request: Request[Any, Any, Any], db_session: DbSession, after: FromQuery[int] = 0
-    ) -> ServerSentEvent:
+    async def events(self, request: Request[Any, Any, Any], db_session: DbSession, after: FromQuery[int] = 0) -> Stream:
         me = principal_of(request)
         delay = await _board_delay(db_session, me.store_id)
         await db_session.close()  # the stream stays open for hours: hold no pooled connection meanwhile
         state = request.app.state
         template = request.app.template_engine.get_template("orders/_card.html")  # type: ignore[union-attr]
         cards = BoardCards(state.sessions, me.store_id, template.render, delay)
-        rendered: live.Rendered = state.rendered
 
-        async def message_for(event: PublishedEvent) -> ServerSentEventMessage | None:
-            if event.aggregate_type != "order":
-                return None
-            return await rendered.get("board", event, cards.message)
+        async def message_for(event: PublishedEvent) -> bytes | None:
+            return await cards.message(event) if event.aggregate_type == "order" else None
 
         start = live.resume_point(request.headers.get("last-event-id"), after)
-        return ServerSentEvent(live.store_stream(state.sessions, state.channels, me.store_id, start, message_for))
+        hub: live.Hub = state.live
+        return live.response(hub.stream(state.sessions, me.store_id, start, "board", message_for))
 
 
 async def _board_delay(session: AsyncSession, store_id: uuid.UUID) -> timedelta:
@@ -104,7 +100,7 @@ class BoardCards:
     render: Callable[..., str]
     delay: timedelta
 
-    async def message(self, event: PublishedEvent) -> ServerSentEventMessage | None:
+    async def message(self, event: PublishedEvent) -> bytes | None:
         async with self.sessions() as session:
             bind_store(session, self.store_id)
             order = await session.get(Order, uuid.UUID(event.aggregate_id))
@@ -112,4 +108,4 @@ class BoardCards:
                 return None
             html = self.render(card=card_context(order, datetime.now(UTC), self.delay))
             data = {"id": str(order.id), "status": order.status, "type": event.type, "html": html}
-        return ServerSentEventMessage(data=json.dumps(data), event="order", id=event.seq)
+        return ServerSentEventMessage(data=json.dumps(data), event="order", id=event.seq).encode()

@@ -26,11 +26,11 @@ class OrderStatusFragments:
     def concerns(self, event: PublishedEvent) -> bool:
         return event.aggregate_type == "order" and event.aggregate_id == str(self.order_id)
 
-    async def message(self, event: PublishedEvent) -> ServerSentEventMessage | None:
+    async def message(self, event: PublishedEvent) -> bytes | None:
         async with self.sessions() as session:
             bind_store(session, self.store_id)
             order = await session.get(Order, self.order_id)
             if order is None:
                 return None
             html = self.render(order=order)
-        return ServerSentEventMessage(data=html, event="order", id=event.seq)
+        return ServerSentEventMessage(data=html, event="order", id=event.seq).encode()

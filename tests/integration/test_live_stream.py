@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -30,12 +31,37 @@ from tests.integration.conftest import World
 from tests.integration.shop import make_shop, place_order
 
 Sessions = async_sessionmaker[AsyncSession]
-Stream = AsyncGenerator[ServerSentEventMessage, None]
+Stream = AsyncGenerator[bytes, None]
 Publish = Callable[..., Awaitable[list[int]]]
 
 
-async def _as_is(event: PublishedEvent) -> ServerSentEventMessage:
-    return ServerSentEventMessage(data=f"{event.type} {event.aggregate_id}", event=event.type, id=event.seq)
+@dataclass
+class Frame:
+    """An SSE frame as a browser reads it."""
+
+    comment: str = ""
+    id: str = ""
+    event: str = ""
+    data: str = ""
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Frame:
+        frame = cls()
+        for line in raw.decode().split("\r\n"):
+            name, _, value = line.partition(": ")
+            if not line:
+                continue
+            if name == "":
+                frame.comment = value
+            elif name in ("id", "event"):
+                setattr(frame, name, value)
+            elif name == "data":
+                frame.data += ("\n" if frame.data else "") + value
+        return frame
+
+
+async def _as_is(event: PublishedEvent) -> bytes:
+    return ServerSentEventMessage(data=f"{event.type} {event.aggregate_id}", event=event.type, id=event.seq).encode()
 
 
 @pytest.fixture
@@ -63,48 +89,100 @@ def publish(sessions: Sessions, redis: Redis, settings: Settings) -> Publish:
     return publish
 
 
-async def _next(stream: Stream) -> ServerSentEventMessage:
-    return await asyncio.wait_for(anext(stream), timeout=5)
+async def _next(stream: Stream) -> Frame:
+    return Frame.parse(await asyncio.wait_for(anext(stream), timeout=5))
 
 
-def _stream(sessions: Sessions, channels: ChannelsPlugin, store: Store, after: int) -> Stream:
-    return live.store_stream(sessions, channels, store.id, after, _as_is)
+def _stream(sessions: Sessions, hub: live.Hub, store: Store, after: int, view: str = "test") -> Stream:
+    return hub.stream(sessions, store.id, after, view, _as_is)
+
+
+@pytest.fixture
+async def hub(channels: ChannelsPlugin) -> AsyncIterator[live.Hub]:
+    hub = live.Hub(channels)
+    yield hub
+    await hub.close()
 
 
 async def test_a_stream_replays_what_was_missed_then_goes_live_with_only_its_stores_events(
-    world: World, sessions: Sessions, channels: ChannelsPlugin, publish: Publish
+    world: World, sessions: Sessions, hub: live.Hub, publish: Publish
 ) -> None:
     mine, theirs = await world.store(), await world.store()
     seqs = await publish(mine, "a1", "a2", "a3")
     await publish(theirs, "b1")
 
-    stream = _stream(sessions, channels, mine, after=seqs[0])  # the page was rendered after a1
+    stream = _stream(sessions, hub, mine, after=seqs[0])  # the page was rendered after a1
     assert (await _next(stream)).comment == "connected"
     assert [(await _next(stream)).data for _ in range(2)] == ["test.event a2", "test.event a3"]
 
     await publish(theirs, "b2")  # published first: had it reached this stream, it would come next
     (a4,) = await publish(mine, "a4")
     live_one = await _next(stream)
-    assert (live_one.data, live_one.id) == ("test.event a4", a4)
+    assert (live_one.data, live_one.id) == ("test.event a4", str(a4))
     await stream.aclose()
 
-    resumed = _stream(sessions, channels, mine, after=int(live.resume_point(str(seqs[1]), 0)))  # Last-Event-ID: a2
+    resumed = _stream(sessions, hub, mine, after=int(live.resume_point(str(seqs[1]), 0)))  # Last-Event-ID: a2
     assert (await _next(resumed)).comment == "connected"
     assert [(await _next(resumed)).data for _ in range(2)] == ["test.event a3", "test.event a4"]
     await resumed.aclose()
 
 
 async def test_a_long_absence_is_replayed_page_by_page_without_a_gap(
-    world: World, sessions: Sessions, channels: ChannelsPlugin, publish: Publish, monkeypatch: pytest.MonkeyPatch
+    world: World, sessions: Sessions, hub: live.Hub, publish: Publish, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(live, "REPLAY_PAGE", 2)
     store = await world.store()
     names = [f"e{n}" for n in range(5)]
     await publish(store, *names)
-    stream = _stream(sessions, channels, store, after=0)
+    stream = _stream(sessions, hub, store, after=0)
     await _next(stream)
     assert [(await _next(stream)).data for _ in names] == [f"test.event {n}" for n in names]
     await stream.aclose()
+
+
+async def test_screens_of_one_view_get_one_rendering_and_other_views_their_own(
+    world: World, sessions: Sessions, hub: live.Hub, publish: Publish
+) -> None:
+    store = await world.store()
+    made: list[tuple[str, int]] = []
+
+    def maker(view: str) -> live.MessageFor:
+        async def message_for(event: PublishedEvent) -> bytes:
+            made.append((view, event.seq))
+            return await _as_is(event)
+
+        return message_for
+
+    screens = [hub.stream(sessions, store.id, 0, "board", maker("board")) for _ in range(20)]
+    screens.append(hub.stream(sessions, store.id, 0, "order:1", maker("order:1")))
+    for screen in screens:
+        assert Frame.parse(await asyncio.wait_for(anext(screen), 5)).comment == "connected"
+    (seq,) = await publish(store, "x1")
+    frames = [Frame.parse(await asyncio.wait_for(anext(screen), 5)) for screen in screens]
+    assert {(f.data, f.id) for f in frames} == {("test.event x1", str(seq))}
+    assert sorted(made) == [("board", seq), ("order:1", seq)]  # once per view, not once per screen
+    for screen in screens:
+        await screen.aclose()
+
+
+async def test_a_screen_that_falls_behind_is_closed_and_resumes_where_it_was(
+    world: World, sessions: Sessions, hub: live.Hub, publish: Publish, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "SCREEN_BACKLOG", 2)
+    store = await world.store()
+    stream = _stream(sessions, hub, store, after=0)
+    assert (await _next(stream)).comment == "connected"
+    seqs = await publish(store, "s1")
+    first = await _next(stream)
+    assert first.id == str(seqs[0])
+    await publish(store, "s2", "s3", "s4")  # more than its backlog while it reads nothing
+    with pytest.raises(StopAsyncIteration):  # closed: the browser reconnects with Last-Event-ID
+        while True:
+            await _next(stream)
+    resumed = _stream(sessions, hub, store, after=live.resume_point(first.id, 0))
+    await _next(resumed)
+    assert [(await _next(resumed)).data for _ in range(3)] == [f"test.event s{n}" for n in (2, 3, 4)]
+    await resumed.aclose()
 
 
 def test_resume_point_prefers_the_browsers_last_event_id() -> None:
@@ -117,14 +195,15 @@ async def test_many_screens_share_one_rendering_of_an_event() -> None:
     rendered = live.Rendered(size=4)
     calls: list[int] = []
 
-    async def render(event: PublishedEvent) -> ServerSentEventMessage:
+    async def render(event: PublishedEvent) -> bytes:
         calls.append(event.seq)
         await asyncio.sleep(0)  # let the other screens arrive while this one renders
-        return ServerSentEventMessage(data="card", id=event.seq)
+        return b"card"
 
     event = PublishedEvent(1, 10, str(uuid.uuid4()), "order.placed", "order", "x", {}, None)
     messages = await asyncio.gather(*(rendered.get("board", event, render) for _ in range(50)))
-    assert calls == [10] and {m.data for m in messages if m} == {"card"}
+    assert calls == [10] and set(messages) == {b"card"}
+    assert await rendered.get("board", event, render) == b"card" and calls == [10]  # a late screen too
     await rendered.get("order-status", event, render)  # another kind of screen renders its own
     assert calls == [10, 10]
 
@@ -133,17 +212,16 @@ async def test_a_failed_rendering_is_tried_again_by_the_next_screen() -> None:
     rendered = live.Rendered()
     attempts: list[int] = []
 
-    async def flaky(event: PublishedEvent) -> ServerSentEventMessage:
+    async def flaky(event: PublishedEvent) -> bytes:
         attempts.append(event.seq)
         if len(attempts) == 1:
             raise RuntimeError("database went away")
-        return ServerSentEventMessage(data="card", id=event.seq)
+        return b"card"
 
     event = PublishedEvent(1, 11, str(uuid.uuid4()), "order.placed", "order", "x", {}, None)
     with pytest.raises(RuntimeError):
         await rendered.get("board", event, flaky)
-    again = await rendered.get("board", event, flaky)
-    assert again is not None and again.data == "card"
+    assert await rendered.get("board", event, flaky) == b"card"
 
 
 async def test_board_cards_and_the_shoppers_status_show_the_order_as_it_is_now(
@@ -160,14 +238,18 @@ async def test_board_cards_and_the_shoppers_status_show_the_order_as_it_is_now(
     engine = app.template_engine
     assert engine is not None
     board = BoardCards(sessions, shop.store.id, engine.get_template("orders/_card.html").render, timedelta(minutes=10))
-    card = await board.message(event)
-    assert card is not None and card.id == 99 and card.event == "order"
-    assert '"status": "accepted"' in str(card.data) and f"#{order.number}" in str(card.data)
+    encoded = await board.message(event)
+    assert encoded is not None
+    card = Frame.parse(encoded)
+    assert (card.id, card.event) == ("99", "order")
+    assert '"status": "accepted"' in card.data and f"#{order.number}" in card.data
 
     mine = OrderStatusFragments(
         sessions, shop.store.id, order.id, engine.get_template("storefront/_order_status.html").render
     )
     other = PublishedEvent(2, 100, str(shop.store.id), "order.status_changed", "order", str(uuid.uuid4()), {}, None)
     assert mine.concerns(event) and not mine.concerns(other)
-    fragment = await mine.message(event)
-    assert fragment is not None and "accepted" in str(fragment.data) and fragment.id == 99
+    encoded = await mine.message(event)
+    assert encoded is not None
+    fragment = Frame.parse(encoded)
+    assert "accepted" in fragment.data and fragment.id == "99"

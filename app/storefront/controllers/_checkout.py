@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
-from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
+from litestar.response import Redirect, Stream, Template
 
 from app.checkout.factory import checkout_saga
 from app.checkout.quotes import QuoteRequest, QuoteService
@@ -259,7 +259,7 @@ class CheckoutPagesController(Controller):
         db_session: DbSession,
         key: FromQuery[str | None] = None,
         after: FromQuery[int] = 0,
-    ) -> ServerSentEvent:
+    ) -> Stream:
         """The order page's status, again each time the order changes (the same access as the page)."""
         store = await store_by_slug(db_session, slug)
         await OrderService(db_session, store.id).for_shopper(
@@ -269,13 +269,13 @@ class CheckoutPagesController(Controller):
         state = request.app.state
         template = request.app.template_engine.get_template("storefront/_order_status.html")  # type: ignore[union-attr]
         fragments = OrderStatusFragments(state.sessions, store.id, order_id, template.render)
-        rendered: live.Rendered = state.rendered
 
-        async def message_for(event: PublishedEvent) -> ServerSentEventMessage | None:
-            return await rendered.get("order-status", event, fragments.message) if fragments.concerns(event) else None
+        async def message_for(event: PublishedEvent) -> bytes | None:
+            return await fragments.message(event) if fragments.concerns(event) else None
 
         start = live.resume_point(request.headers.get("last-event-id"), after)
-        return ServerSentEvent(live.store_stream(state.sessions, state.channels, store.id, start, message_for))
+        hub: live.Hub = state.live
+        return live.response(hub.stream(state.sessions, store.id, start, f"order:{order_id}", message_for))
 
     # ---- account -----------------------------------------------------------------------------------
 
