@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_baseline import own_server  # noqa: E402
+from bench.http_baseline import own_server, staff_cookie  # noqa: E402
 
 ORDERS = """
     WITH store AS (SELECT id FROM stores WHERE slug = 'demo'), placed AS (
@@ -67,22 +67,6 @@ async def prepare(database_url: str, orders: int) -> list[str]:
             return [str(i) for i in (await session.scalars(text(ORDERS), {"orders": orders})).all()]
     finally:
         await engine.dispose()
-
-
-def sign_in(url: str) -> str:
-    """A manager's session cookie, as a browser gets it."""
-    import httpx
-
-    from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
-
-    with httpx.Client(base_url=url) as client:
-        form = client.get("/signin").text
-        token = re.search(r'name="_csrf_token" value="([^"]+)"', form)
-        assert token is not None
-        client.post(
-            "/signin", data={"email": DEMO_ACCOUNTS[1].email, "password": DEMO_PASSWORD, "_csrf_token": token[1]}
-        )
-        return f"till_session={client.cookies['till_session']}"
 
 
 class Board:
@@ -227,7 +211,7 @@ def main() -> None:
 
     results = []
     with own_server(args.workers, on_database=on_database, with_worker=True) as (url, (database_url, order_ids)):
-        cookie = sign_in(url)
+        cookie = staff_cookie(url)
         for n, subscribers in enumerate(levels):
             batch = order_ids[n * args.events : (n + 1) * args.events]
             results.append(asyncio.run(level(url, database_url, cookie, subscribers, batch, args.rate)))

@@ -113,6 +113,23 @@ def own_server(
                     process.wait(timeout=15)
 
 
+def staff_cookie(url: str) -> str:
+    """The demo manager's session cookie, signed in through the page as a browser does."""
+    import re
+
+    import httpx
+
+    from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
+
+    with httpx.Client(base_url=url) as client:
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', client.get("/signin").text)
+        assert token is not None
+        client.post(
+            "/signin", data={"email": DEMO_ACCOUNTS[1].email, "password": DEMO_PASSWORD, "_csrf_token": token[1]}
+        )
+        return f"till_session={client.cookies['till_session']}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url")
