@@ -35,3 +35,20 @@ def test_manager_finds_the_new_order_accepts_it_and_reads_the_timeline(phone: Pa
     screenshot(tablet, "staff-order-tablet")
     tablet.get_by_role("link", name="Payment", exact=True).click()
     expect(tablet.get_by_test_id("timeline")).not_to_contain_text("placed → accepted")
+
+
+def test_manager_sets_the_boards_delay_and_a_wrong_value_is_said_inline(tablet: Page) -> None:
+    tablet.goto("/signin")
+    tablet.get_by_label("E-mail").fill(DEMO_ACCOUNTS[1].email)
+    tablet.get_by_label("Password").fill(DEMO_PASSWORD)
+    tablet.get_by_role("button", name="Sign in").click()
+    tablet.get_by_role("link", name="Settings").first.click()
+    delay = tablet.get_by_label("Board: delayed after (minutes)")
+    delay.fill("0")
+    tablet.get_by_role("button", name="Save").click()
+    expect(tablet.get_by_text("Enter whole minutes from 1 to 1440.")).to_be_visible()
+    screenshot(tablet, "settings-error-tablet")
+    tablet.get_by_label("Board: delayed after (minutes)").fill("15")
+    tablet.get_by_role("button", name="Save").click()
+    expect(tablet.get_by_text("Settings saved.")).to_be_visible()
+    expect(tablet.get_by_label("Board: delayed after (minutes)")).to_have_value("15")
