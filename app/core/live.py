@@ -28,7 +28,7 @@ from litestar.response import ServerSentEventMessage, Stream
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.outbox import OutboxEvent, PublishedEvent, events_after, store_channel
+from app.core.outbox import OutboxEvent, PublishedEvent, events_after, store_channel, wait_for_publishing
 from app.core.tenancy import bind_store
 
 log = structlog.get_logger(__name__)
@@ -174,8 +174,9 @@ class Hub:
             yield CONNECTED
             last = after
             while True:
-                async with sessions() as session:
+                async with sessions() as session, session.begin():
                     bind_store(session, store_id)
+                    await wait_for_publishing(session)  # a batch published before the feed joined is read here
                     missed = await events_after(session, store_id, last, limit=REPLAY_PAGE)
                 for event in missed:
                     last = event.seq

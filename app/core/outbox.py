@@ -155,9 +155,9 @@ class OutboxRelay:
         """Publish one batch of committed, unpublished events. Returns how many."""
         async with self.sessions() as session, session.begin():
             system_scope(session)
-            got_lock = await session.scalar(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))
-            if not got_lock:
-                return 0
+            # Waits for another relay's batch (and for a live page reading what it missed: see
+            # wait_for_publishing); held until this batch, published, commits.
+            await session.execute(select(func.pg_advisory_xact_lock(RELAY_LOCK_KEY)))
             events = (
                 await session.scalars(
                     select(OutboxEvent)
@@ -229,6 +229,16 @@ class OutboxRelay:
                 await conn.close()
 
 
+async def wait_for_publishing(session: AsyncSession) -> None:
+    """Wait until no relay batch is between publishing and committing (ADR 0001).
+
+    The relay publishes a batch before its transaction commits. A live page that subscribed just after
+    that publish and then read the events it missed before the commit would see neither: call this in
+    the transaction that reads them. Holds the relay's lock shared until that transaction ends.
+    """
+    await session.execute(select(func.pg_advisory_xact_lock_shared(RELAY_LOCK_KEY)))
+
+
 async def events_after(
     session: AsyncSession, store_id: uuid.UUID, after_seq: int, limit: int = 1000
 ) -> list[PublishedEvent]:
@@ -253,4 +263,5 @@ __all__ = [
     "events_after",
     "register_consumer",
     "store_channel",
+    "wait_for_publishing",
 ]

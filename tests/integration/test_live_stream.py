@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from litestar import Litestar
@@ -16,12 +16,13 @@ from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.response import ServerSentEventMessage
 from redis.asyncio import Redis
 from saq import Queue
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.core import live
-from app.core.outbox import OutboxRelay, PublishedEvent, emit, events_after
-from app.core.tenancy import bind_store
+from app.core.outbox import RELAY_LOCK_KEY, OutboxRelay, PublishedEvent, emit, events_after
+from app.core.tenancy import bind_store, system_scope
 from app.orders.board import BoardCards
 from app.orders.services import Actor, OrderService
 from app.orders.states import Axis
@@ -183,6 +184,43 @@ async def test_a_screen_that_falls_behind_is_closed_and_resumes_where_it_was(
     await _next(resumed)
     assert [(await _next(resumed)).data for _ in range(3)] == [f"test.event s{n}" for n in (2, 3, 4)]
     await resumed.aclose()
+
+
+async def _until_a_reader_waits_for_the_relay(sessions: Sessions) -> None:
+    """Until some session waits for the relay's lock (for at most 5 s: a reader that does not wait has
+    read past the batch by then)."""
+    async with sessions() as session:
+        system_scope(session)
+        for _ in range(500):
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)  # polling a condition, not timing anything
+
+
+async def test_an_event_published_before_the_screen_joined_but_committed_after_is_not_lost(
+    world: World, sessions: Sessions, hub: live.Hub
+) -> None:
+    store = await world.store()
+    async with sessions() as relay, relay.begin():  # a relay batch: published, not yet committed
+        system_scope(relay)
+        await relay.execute(select(func.pg_advisory_xact_lock(RELAY_LOCK_KEY)))
+        event = emit(relay, "test.event", aggregate_type="test", aggregate_id="late", store_id=store.id)
+        event.seq = await relay.scalar(text("SELECT nextval('outbox_publish_seq')"))
+        event.published_at = datetime.now(UTC)
+        await relay.flush()
+        stream = _stream(sessions, hub, store, after=0)
+        assert (await _next(stream)).comment == "connected"  # joined the feed after the publish
+        replay = asyncio.ensure_future(_next(stream))  # reading what it missed: waits for the commit
+        await _until_a_reader_waits_for_the_relay(sessions)
+    frame = await replay  # had it read past the uncommitted batch, the screen would never get the event
+    assert (frame.data, frame.id) == ("test.event late", str(event.seq))
+    await stream.aclose()
 
 
 def test_resume_point_prefers_the_browsers_last_event_id() -> None:
