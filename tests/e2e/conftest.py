@@ -12,8 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
+from app.seed import DEMO_PASSWORD
 from tests.servers import ROOT, provision_servers
 
 CHROMIUM = "/usr/bin/chromium"
@@ -106,3 +107,12 @@ def phone(browser: Browser, live_server: str) -> Iterator[Page]:
 def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, email: str) -> None:
+    """Sign a staff member in (the demo password) and wait for the staff home."""
+    page.goto("/signin")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
-from tests.e2e.conftest import TABLET, screenshot
+from app.seed import DEMO_ACCOUNTS
+from tests.e2e.conftest import TABLET, screenshot, sign_in
 from tests.e2e.test_checkout import _add, _checkout
 
 LIVE_WITHIN_MS = 10_000
@@ -15,10 +15,7 @@ LIVE_WITHIN_MS = 10_000
 def _board(browser: Browser, live_server: str, email: str) -> tuple[BrowserContext, Page]:
     context = browser.new_context(viewport=TABLET, base_url=live_server)
     page = context.new_page()
-    page.goto("/signin")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, email)
     page.goto("/staff/board")
     expect(page.get_by_test_id("connection")).to_have_text("Live", timeout=LIVE_WITHIN_MS)
     return context, page

@@ -2,15 +2,12 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
-from tests.e2e.conftest import screenshot
+from app.seed import DEMO_ACCOUNTS
+from tests.e2e.conftest import screenshot, sign_in
 
 
 def test_manager_searches_products_and_opens_one(tablet: Page) -> None:
-    tablet.goto("/signin")
-    tablet.get_by_label("E-mail").fill(DEMO_ACCOUNTS[1].email)
-    tablet.get_by_label("Password").fill(DEMO_PASSWORD)
-    tablet.get_by_role("button", name="Sign in").click()
+    sign_in(tablet, DEMO_ACCOUNTS[1].email)
     tablet.get_by_role("link", name="Products").first.click()
     expect(tablet.get_by_test_id("product-rows")).to_contain_text("Butter Croissant")
     tablet.get_by_label("Search products").fill("espresso")

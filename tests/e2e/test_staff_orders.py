@@ -6,8 +6,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
-from tests.e2e.conftest import screenshot
+from app.seed import DEMO_ACCOUNTS
+from tests.e2e.conftest import screenshot, sign_in
 from tests.e2e.test_checkout import _add, _checkout
 
 
@@ -15,10 +15,7 @@ def test_manager_finds_the_new_order_accepts_it_and_reads_the_timeline(phone: Pa
     _add(phone, "Butter Croissant")
     _checkout(phone, "4242 4242 4242 4242")
     number = phone.get_by_test_id("order-number").inner_text().removeprefix("Order ")
-    tablet.goto("/signin")
-    tablet.get_by_label("E-mail").fill(DEMO_ACCOUNTS[1].email)
-    tablet.get_by_label("Password").fill(DEMO_PASSWORD)
-    tablet.get_by_role("button", name="Sign in").click()
+    sign_in(tablet, DEMO_ACCOUNTS[1].email)
     tablet.get_by_role("link", name="Orders").first.click()
     expect(tablet.get_by_test_id("order-rows")).to_contain_text(number)
     tablet.get_by_label("Any payment").select_option("paid")
@@ -38,10 +35,7 @@ def test_manager_finds_the_new_order_accepts_it_and_reads_the_timeline(phone: Pa
 
 
 def test_manager_sets_the_boards_delay_and_a_wrong_value_is_said_inline(tablet: Page) -> None:
-    tablet.goto("/signin")
-    tablet.get_by_label("E-mail").fill(DEMO_ACCOUNTS[1].email)
-    tablet.get_by_label("Password").fill(DEMO_PASSWORD)
-    tablet.get_by_role("button", name="Sign in").click()
+    sign_in(tablet, DEMO_ACCOUNTS[1].email)
     tablet.get_by_role("link", name="Settings").first.click()
     delay = tablet.get_by_label("Board: delayed after (minutes)")
     delay.fill("0")

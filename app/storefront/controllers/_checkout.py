@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checkout.factory import checkout_saga
 from app.checkout.quotes import QuoteRequest, QuoteService
@@ -18,6 +19,7 @@ from app.core.idempotency import request_hash
 from app.core.money import Money
 from app.core.outbox import PublishedEvent
 from app.customers.services import CustomerService
+from app.orders.models import Order
 from app.orders.services import OrderService
 from app.orders.tracking import OrderStatusFragments
 from app.payments.provider import CardDetails
@@ -242,10 +244,7 @@ class CheckoutPagesController(Controller):
         db_session: DbSession,
         key: FromQuery[str | None] = None,
     ) -> Template:
-        store = await store_by_slug(db_session, slug)
-        order = await OrderService(db_session, store.id).for_shopper(
-            order_id, token=key, customer_id=customer_id_of(request, store)
-        )
+        store, order = await _shoppers_order(request, db_session, slug, order_id, key)
         context = await shop_context(request, db_session, store)
         context.update(order=order, key=key or "", after=await live.last_seq(db_session, store.id))
         return Template("storefront/order.html", context=context)
@@ -261,10 +260,7 @@ class CheckoutPagesController(Controller):
         after: FromQuery[int] = 0,
     ) -> Stream:
         """The order page's status, again each time the order changes (the same access as the page)."""
-        store = await store_by_slug(db_session, slug)
-        await OrderService(db_session, store.id).for_shopper(
-            order_id, token=key, customer_id=customer_id_of(request, store)
-        )
+        store, _ = await _shoppers_order(request, db_session, slug, order_id, key)
         await db_session.close()  # the page may stay open for an hour: hold no pooled connection meanwhile
         state = request.app.state
         template = request.app.template_engine.get_template("storefront/_order_status.html")  # type: ignore[union-attr]
@@ -278,6 +274,17 @@ class CheckoutPagesController(Controller):
         return live.response(hub.stream(state.sessions, store.id, start, f"order:{order_id}", message_for))
 
     # ---- account -----------------------------------------------------------------------------------
+
+
+async def _shoppers_order(
+    request: Request[Any, Any, Any], session: AsyncSession, slug: str, order_id: uuid.UUID, key: str | None
+) -> tuple[Store, Order]:
+    """The store and the order its shopper may see: by the order's link key, or signed in as its customer."""
+    store = await store_by_slug(session, slug)
+    order = await OrderService(session, store.id).for_shopper(
+        order_id, token=key, customer_id=customer_id_of(request, store)
+    )
+    return store, order
 
 
 def _delivery_options(store: Store) -> list[dict[str, Any]]:
