@@ -16,6 +16,7 @@ class Customer(TenantMixin, UUIDv7AuditBase):
     name: Mapped[str] = mapped_column(String(120), default="")
     phone: Mapped[str] = mapped_column(String(40), default="")
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)  # None: a guest
+    stripe_customer_id: Mapped[str] = mapped_column(String(64), default="")  # Stripe's cus_..., made on first use
 
     @property
     def has_account(self) -> bool:

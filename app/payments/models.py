@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from advanced_alchemy.types import JsonB
+from advanced_alchemy.types import DateTimeUTC, JsonB
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +41,18 @@ class PaymentIntent(TenantMixin, UUIDv7AuditBase):
     card_brand: Mapped[str] = mapped_column(String(20), default="")
     card_last4: Mapped[str] = mapped_column(String(4), default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # A capture, void or refund asked of the provider and not yet answered (app/payments/operations.py):
+    # it blocks a second one, and its amount counts against the limits (CHECK constraints, migration 0008).
+    # ``pending_tx_id`` is the id the ledger row will get; the provider's idempotency key derives from it.
+    pending_operation: Mapped[str | None] = mapped_column(String(10), default=None)
+    pending_amount_minor: Mapped[int] = mapped_column(Integer, default=0)
+    pending_tx_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    pending_since: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # Fees (app/payments/fees.py), fixed when the payment is made; Connect's account and transfer.
+    application_fee_minor: Mapped[int] = mapped_column(Integer, default=0)
+    processing_fee_minor: Mapped[int] = mapped_column(Integer, default=0)
+    connected_account: Mapped[str] = mapped_column(String(64), default="")
+    transfer_ref: Mapped[str] = mapped_column(String(64), default="")
 
     # Optimistic concurrency: an UPDATE that lost a race changes no row and raises StaleDataError.
     __mapper_args__ = {"version_id_col": version}
@@ -60,3 +73,27 @@ class PaymentTransaction(TenantMixin, UUIDv7AuditBase):
     idempotency_key: Mapped[str] = mapped_column(String(255))
     error_code: Mapped[str] = mapped_column(String(40), default="")
     raw: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    actor: Mapped[str] = mapped_column(String(120), default="")
+
+
+class RefundRequest(TenantMixin, UUIDv7AuditBase):
+    """A refund over the store's approval threshold, waiting for a manager (pending → approved | rejected;
+    ``failed`` when the approved refund could not be made)."""
+
+    __tablename__ = "refund_requests"
+    __store_index__ = False
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    intent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_intents.id"))
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    requested_by: Mapped[str] = mapped_column(String(120))
+    requested_by_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    decided_by: Mapped[str] = mapped_column(String(120), default="")
+    decided_by_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    decision_note: Mapped[str] = mapped_column(String(500), default="")
+    transaction_id: Mapped[uuid.UUID | None] = mapped_column(default=None)

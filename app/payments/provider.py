@@ -78,6 +78,13 @@ class AuthorizeRequest:
     return_url: str = ""
     description: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # The provider's customer (Stripe ``cus_...``) the payment belongs to, if any.
+    customer_ref: str = ""
+    # Stripe Connect destination charges: the connected account receives the payment less ``application_fee``.
+    destination_account: str = ""
+    application_fee: Money | None = None
+    # Separate charges and transfers: groups the charge with its later transfer.
+    transfer_group: str = ""
 
 
 @dataclass(frozen=True)
