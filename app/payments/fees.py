@@ -2,11 +2,11 @@
 
 Both are fixed when the payment is made and stored on the intent; the breakdown follows refunds.
 
-- processing fee = round(amount × bps / 10,000) + fixed, per provider (:data:`PROCESSING_FEES`);
+- processing fee = round(amount * bps / 10,000) + fixed, per provider (:data:`PROCESSING_FEES`);
   providers keep it when money is refunded (Stripe has since 2022).
-- platform fee   = round(amount × store.platform_fee_bps / 10,000) + store.platform_fee_fixed_minor,
+- platform fee   = round(amount * store.platform_fee_bps / 10,000) + store.platform_fee_fixed_minor,
   capped at the amount; a refund gives back the same share of it (Stripe's ``refund_application_fee``).
-- net to the store = captured − refunded − processing fee − (platform fee − platform fee refunded).
+- net to the store = captured - refunded - processing fee - (platform fee - platform fee refunded).
 
 Rounding is half up on integer minor units (Invariant 1): no floats.
 """

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -72,12 +74,61 @@ class PaymentLedger:
         self.session.add(self._transaction(intent.id, "authorize", result, idempotency_key))
         return intent
 
-    def record(self, intent: PaymentIntent, kind: TxKind, result: ProviderResult, idempotency_key: str) -> None:
-        """Append a transaction and bring the intent's status and totals up to the provider's answer."""
+    def record(
+        self,
+        intent: PaymentIntent,
+        kind: TxKind,
+        result: ProviderResult,
+        idempotency_key: str,
+        *,
+        tx_id: uuid.UUID | None = None,
+        reason: str = "",
+        actor: str = "",
+    ) -> PaymentTransaction:
+        """Append a transaction and bring the intent's status and totals up to the provider's answer.
+
+        The row's amount is what this step moved (a capture's or refund's own amount, not the running
+        total), so the ledger's sums give the intent's totals (:func:`ledger_totals`)."""
+        tx = self._transaction(intent.id, kind, result, idempotency_key, moved=_moved(kind, intent, result))
+        if tx_id is not None:
+            tx.id = tx_id
+        tx.reason, tx.actor = reason[:500], actor[:120]
         intent.status = str(result.status)
         intent.captured_minor = result.captured.amount_minor
         intent.refunded_minor = result.refunded.amount_minor
-        self.session.add(self._transaction(intent.id, kind, result, idempotency_key))
+        self.session.add(tx)
+        return tx
+
+    def record_failure(
+        self,
+        intent: PaymentIntent,
+        kind: TxKind,
+        *,
+        tx_id: uuid.UUID,
+        key: str,
+        amount_minor: int,
+        code: str,
+        message: str,
+        reason: str = "",
+        actor: str = "",
+    ) -> PaymentTransaction:
+        """Append a refused or failed step: nothing moved, the intent is unchanged."""
+        tx = PaymentTransaction(
+            id=tx_id,
+            intent_id=intent.id,
+            kind=kind,
+            status="failed",
+            amount_minor=amount_minor,
+            currency=intent.currency,
+            provider_ref=intent.provider_ref,
+            idempotency_key=key,
+            error_code=code[:40],
+            raw={"message": message[:500]},
+            reason=reason[:500],
+            actor=actor[:120],
+        )
+        self.session.add(tx)
+        return tx
 
     async def of_order(self, order_id: uuid.UUID) -> list[tuple[PaymentIntent, list[PaymentTransaction]]]:
         """An order's intents, oldest first, each with its transactions in the order they happened."""
@@ -96,14 +147,15 @@ class PaymentLedger:
         return [(intent, [tx for tx in rows if tx.intent_id == intent.id]) for intent in intents]
 
     @staticmethod
-    def _transaction(intent_id: uuid.UUID, kind: TxKind, result: ProviderResult, key: str) -> PaymentTransaction:
-        amount = _amount_of(kind, result)
+    def _transaction(
+        intent_id: uuid.UUID, kind: TxKind, result: ProviderResult, key: str, *, moved: int | None = None
+    ) -> PaymentTransaction:
         return PaymentTransaction(
             intent_id=intent_id,
             kind=kind,
             status=str(result.status),
-            amount_minor=amount.amount_minor,
-            currency=amount.currency,
+            amount_minor=result.amount.amount_minor if moved is None else moved,
+            currency=result.amount.currency,
             provider_ref=result.provider_ref,
             idempotency_key=key,
             error_code=result.decline_code,
@@ -189,9 +241,49 @@ async def give_money_back(
     return "void", key, await provider.void(VoidRequest(provider_ref=provider_ref, idempotency_key=key))
 
 
-def _amount_of(kind: TxKind, result: ProviderResult) -> Money:
-    """What a transaction of ``kind`` moved: captures and refunds carry their totals, the rest the amount."""
-    return {"capture": result.captured, "refund": result.refunded}.get(kind, result.amount)
+def _moved(kind: TxKind, before: PaymentIntent, result: ProviderResult) -> int:
+    """What one step moved: a capture or refund the change in its running total; a void what it released."""
+    if kind == "capture":
+        return result.captured.amount_minor - before.captured_minor
+    if kind == "refund":
+        return result.refunded.amount_minor - before.refunded_minor
+    if kind == "void":
+        return before.amount_minor - before.captured_minor
+    return result.amount.amount_minor
+
+
+@dataclass(frozen=True)
+class LedgerTotals:
+    authorized_minor: int
+    captured_minor: int
+    refunded_minor: int
+    voided: bool
+
+
+_SUCCEEDED = ("authorized", "captured", "refunded")
+
+
+def ledger_totals(transactions: Iterable[PaymentTransaction]) -> LedgerTotals:
+    """An intent's totals summed from its ledger rows alone (oldest first); they must equal the intent's.
+
+    An authorisation (or the step that finished one: a 3-D Secure challenge, a delayed success) that
+    succeeded sets the authorised amount, and captured it too when its status says so; captures and
+    refunds add what they moved; failed rows move nothing."""
+    authorized = captured = refunded = 0
+    voided = False
+    for tx in transactions:
+        if tx.status == "failed" or tx.error_code:
+            continue
+        if tx.kind in ("authorize", "action") and tx.status in _SUCCEEDED:
+            authorized = tx.amount_minor
+            captured = tx.amount_minor if tx.status == "captured" else captured
+        elif tx.kind == "capture":
+            captured += tx.amount_minor
+        elif tx.kind == "refund":
+            refunded += tx.amount_minor
+        elif tx.kind == "void" and tx.status == "voided":
+            voided = True
+    return LedgerTotals(authorized, captured, refunded, voided)
 
 
 def payment_status_of(result: ProviderResult) -> str:

@@ -54,7 +54,7 @@ import hashlib
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
@@ -102,6 +102,7 @@ __all__ = ["STATE_TTL_S", "TEST_CARDS", "TEST_TOKENS", "SandboxProvider", "provi
 
 # authorize: the key's record and the payment, set together unless either exists (KEYS: key record, payment).
 _CREATED, _REPLAYED, _REF_TAKEN = 0, 1, 2
+_FAULT_PREFIX = "till:sandbox:fault:"
 _CREATE_LUA = """
 local stored = redis.call('GET', KEYS[1])
 if stored then return {1, stored} end
@@ -158,10 +159,11 @@ class SandboxProvider:
             return new, {}
 
         fingerprint = _dumps(["capture", ref, request.amount.amount_minor, request.amount.currency])
+        fault = await self._take_fault(ref, "capture")
         result, _ = await self._transact(
             ref=ref, idempotency_key=request.idempotency_key, op="capture", fingerprint=fingerprint, step=step
         )
-        return result
+        return self._after_fault(fault, result)
 
     async def void(self, request: VoidRequest) -> ProviderResult:
         ref = request.provider_ref
@@ -176,10 +178,11 @@ class SandboxProvider:
             new: _State = {**state, "status": PaymentStatus.VOIDED.value, "action_url": ""}
             return new, {}
 
+        fault = await self._take_fault(ref, "void")
         result, _ = await self._transact(
             ref=ref, idempotency_key=request.idempotency_key, op="void", fingerprint=_dumps(["void", ref]), step=step
         )
-        return result
+        return self._after_fault(fault, result)
 
     async def refund(self, request: RefundRequest) -> ProviderResult:
         ref = request.provider_ref
@@ -206,10 +209,11 @@ class SandboxProvider:
             return new, {"refund_id": refund_id, "refund_amount": request.amount.amount_minor}
 
         fingerprint = _dumps(["refund", ref, request.amount.amount_minor, request.amount.currency])
+        fault = await self._take_fault(ref, "refund")
         result, _ = await self._transact(
             ref=ref, idempotency_key=request.idempotency_key, op="refund", fingerprint=fingerprint, step=step
         )
-        return result
+        return self._after_fault(fault, result)
 
     async def get_transaction(self, provider_ref: str) -> ProviderResult:
         return _result(_require(self._load(await self._redis.get(_PI_PREFIX + provider_ref)), provider_ref))
@@ -282,6 +286,25 @@ class SandboxProvider:
             return new, {}
 
         result, _ = await self._transact(ref=provider_ref, idempotency_key=None, op="settle", fingerprint="", step=step)
+        return result
+
+    async def fail_next(self, provider_ref: str, op: Literal["capture", "void", "refund"], *, applied: bool) -> None:
+        """Make the next ``op`` on this payment time out (a test control, like Stripe's test clocks):
+        ``applied`` — the money moves, then the answer is lost; otherwise the request never arrives."""
+        await self._redis.set(f"{_FAULT_PREFIX}{provider_ref}:{op}", "applied" if applied else "lost", ex=STATE_TTL_S)
+
+    async def _take_fault(self, provider_ref: str, op: str) -> str | None:
+        fault = await self._redis.getdel(f"{_FAULT_PREFIX}{provider_ref}:{op}")
+        if fault == b"lost":
+            raise ProviderTimeout("sandbox: the request was lost (fail_next)", provider_ref=provider_ref)
+        return None if fault is None else fault.decode()
+
+    @staticmethod
+    def _after_fault(fault: str | None, result: ProviderResult) -> ProviderResult:
+        if fault == "applied":
+            raise ProviderTimeout(
+                "sandbox: applied, then the answer was lost (fail_next)", provider_ref=result.provider_ref
+            )
         return result
 
     def event_for(self, result: ProviderResult, type: str, *, created: int | None = None) -> tuple[bytes, str]:
