@@ -7,10 +7,8 @@ import dataclasses
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
@@ -19,6 +17,7 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.days import day_range
 from app.core.errors import TillError, ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
 from app.orders.cancellation import OrderCancellation
@@ -74,26 +73,14 @@ class ListQuery:
 
     def filters(self, timezone: str) -> OrderFilter:
         """The service's filter; a date that is not one is a ValidationFailed naming the field."""
-        zone = ZoneInfo(timezone)
-        errors: dict[str, str] = {}
-        days: dict[str, datetime | None] = {}
-        for name, text in (("since", self.since), ("until", self.until)):
-            try:
-                days[name] = datetime.combine(date.fromisoformat(text), time(), zone) if text else None
-            except ValueError:
-                errors[name] = "Enter a date such as 2026-11-23."
-        since, until = days.get("since"), days.get("until")
-        if since and until and until < since:
-            errors["until"] = "The last day comes before the first."
-        if errors:
-            raise ValidationFailed("Check the dates.", fields=errors)
+        since, until = day_range(self.since, self.until, timezone)
         return OrderFilter(
             status=_choice(self.status, ORDER_STATUSES),
             payment_status=_choice(self.payment, PAYMENT_STATUSES),
             fulfilment_status=_choice(self.fulfilment, FULFILMENT_STATUSES),
             channel=_choice(self.channel, CHANNELS),
             placed_from=since,
-            placed_to=until + timedelta(days=1) if until else None,
+            placed_to=until,
             search=self.q,
             oldest_first=self.sort == "oldest",
         )
