@@ -84,6 +84,7 @@ from app.payments.sandbox._cards import (
     _Screened,
     provider_ref_for,
 )
+from app.payments.sandbox._connect import SandboxConnect
 from app.payments.sandbox._state import (
     _IDEM_PREFIX,
     _MAX_ATTEMPTS,
@@ -113,7 +114,7 @@ return {0}
 """
 
 
-class SandboxProvider:
+class SandboxProvider(SandboxConnect):
     """Deterministic fake gateway; see the module docstring for the test cards and rules."""
 
     def __init__(self, redis: Redis, *, webhook_secret: str, base_url: str = "", name: str = "sandbox") -> None:
