@@ -6,10 +6,12 @@ are used (``till up`` starts them and passes their URLs down to its children).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -34,6 +36,9 @@ class Settings:
     env: Environment
     default_store: str
     log_level: str
+    # Keys that encrypt secrets at rest (app/core/encryption.py): (version, 32 raw bytes), newest first.
+    # Empty: version 1 is derived from SECRET_KEY. Never in a repr.
+    encryption_keys: tuple[tuple[int, bytes], ...] = field(default=(), repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -79,6 +84,38 @@ def redact_url(raw: str) -> str:
     return raw
 
 
+ENCRYPTION_KEY_BYTES = 32
+
+
+def parse_encryption_keys(raw: str | None) -> tuple[tuple[int, bytes], ...]:
+    """``ENCRYPTION_KEYS="2:<base64 of 32 bytes>,1:<base64>"`` → ((2, key), (1, key)), newest first.
+
+    Messages name the entry by its position and version, never its key material."""
+    if not raw or not raw.strip():
+        return ()
+    keys: dict[int, bytes] = {}
+    for position, entry in enumerate(raw.split(","), start=1):
+        version_text, sep, encoded = entry.strip().partition(":")
+        if not sep or not version_text.strip().isdigit() or int(version_text) < 1:
+            raise ConfigError(
+                f"ENCRYPTION_KEYS entry {position} must look like <version>:<base64 key> with a version from 1 up"
+            )
+        version = int(version_text)
+        if version in keys:
+            raise ConfigError(f"ENCRYPTION_KEYS names version {version} twice")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != ENCRYPTION_KEY_BYTES:
+            raise ConfigError(
+                f"ENCRYPTION_KEYS version {version} must be {ENCRYPTION_KEY_BYTES} random bytes in base64 "
+                "(make one with: python -c 'import os, base64; print(base64.b64encode(os.urandom(32)).decode())')"
+            )
+        keys[version] = key
+    return tuple(sorted(keys.items(), reverse=True))
+
+
 def _secret_key(env: Environment, raw: str | None, data_dir: Path) -> str:
     if raw:
         if len(raw) < 32:
@@ -117,4 +154,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         env=env,
         default_store=env_vars.get("TILL_DEFAULT_STORE", "demo"),
         log_level=log_level,
+        encryption_keys=parse_encryption_keys(env_vars.get("ENCRYPTION_KEYS")),
     )

@@ -8,6 +8,7 @@ from app.core.outbox import OutboxEvent
 from app.customers.models import Customer
 from app.inventory.models import Location, Reservation, StockLevel, StockMovement
 from app.orders.models import Order, OrderLine, OrderStatusChange
+from app.payments.credentials import ProviderCredential
 from app.payments.models import PaymentIntent, PaymentTransaction
 from app.stores.models import ApiToken, Membership, Store, User
 
@@ -29,6 +30,7 @@ __all__ = [
     "PaymentIntent",
     "PaymentTransaction",
     "Product",
+    "ProviderCredential",
     "Reservation",
     "StockLevel",
     "StockMovement",

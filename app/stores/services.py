@@ -264,6 +264,25 @@ class StoreService:
             emit(self.session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload=changed)
         return store
 
+    async def set_payment(self, *, provider: str, mode: str) -> Store:
+        """Which payment provider the store uses and with which keys (``payment_provider``, ``payment_mode``).
+
+        The payments domain checks the choice first (app/payments/credentials.py): the provider exists and
+        has keys for the mode."""
+        if mode not in ("test", "live"):
+            raise ValidationFailed("Choose test or live mode.", fields={"mode": "Choose test or live."})
+        store = await self.get()
+        current = CommerceSettings.of(store.settings)
+        changed: dict[str, Any] = {}
+        if provider != current.payment_provider:
+            changed["payment_provider"] = provider
+        if mode != current.payment_mode:
+            changed["payment_mode"] = mode
+        if changed:
+            store.settings = {**store.settings, **changed}
+            emit(self.session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload=changed)
+        return store
+
 
 class ApiTokenRepository(SQLAlchemyAsyncRepository[ApiToken]):
     model_type = ApiToken
