@@ -33,10 +33,10 @@ def _payment_axis(status: str, amount: int, captured: int, refunded: int) -> str
         return "refunded"
     if refunded:
         return "partially_refunded"
-    if captured >= amount:
-        return "paid"
+    if captured >= amount or (captured and status in ("captured", "refunded")):
+        return "paid"  # in full, or in part with the rest released (a capture is final)
     if captured:
-        return "partially_paid"
+        return "partially_paid"  # captured in part, the rest still authorised
     return "authorized" if status == "authorized" else "unpaid"
 
 

@@ -96,6 +96,7 @@ def upgrade() -> None:
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("decision_note", sa.String(500), nullable=False, server_default=""),
         sa.Column("transaction_id", postgresql.UUID(as_uuid=True), nullable=True),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("amount_minor > 0", name=op.f("ck_refund_requests_amount_positive")),
