@@ -22,10 +22,16 @@ from workers.context import TillContext
 
 log = structlog.get_logger(__name__)
 
-FUNCTIONS: list[Function[TillContext]] = [tasks.sweep_idempotency_keys, tasks.sandbox_settle, tasks.recover_checkouts]
+FUNCTIONS: list[Function[TillContext]] = [
+    tasks.sweep_idempotency_keys,
+    tasks.sandbox_settle,
+    tasks.recover_checkouts,
+    tasks.settle_payment_operations,
+]
 CRON_JOBS = [
     CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),
     CronJob(tasks.recover_checkouts, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
+    CronJob(tasks.settle_payment_operations, cron="* * * * * */30", unique=True, timeout=60),
 ]
 
 

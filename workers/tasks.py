@@ -5,10 +5,13 @@ from __future__ import annotations
 import structlog
 
 from app.checkout.saga import recover_stalled
+from app.core.errors import TillError
 from app.core.tenancy import system_scope
 from app.inventory.services import release_expired_reservations
+from app.payments.operations import PaymentOperations, stale_claims
 from app.payments.registry import provider_for, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
+from app.stores.models import Store
 from app.webhooks.intake import receive
 from workers.context import TillContext
 
@@ -41,3 +44,26 @@ async def recover_checkouts(ctx: TillContext) -> int:
         released = await release_expired_reservations(session)
     log.info("checkouts.recovered", attempts=len(outcomes), reservations_released=released)
     return len(outcomes)
+
+
+async def settle_payment_operations(ctx: TillContext) -> int:
+    """Finish captures, voids and refunds whose provider answer never arrived: ask the provider, record it."""
+    redis, settings, sessions = ctx["redis"], ctx["settings"], ctx["sessions"]
+    async with sessions() as session:
+        claims = await stale_claims(session)
+    settled = 0
+    for store_id, intent_id in claims:
+        async with sessions() as session:
+            store = await session.get(Store, store_id)
+        if store is None:
+            continue
+        try:
+            outcome = await PaymentOperations(sessions, store_id, provider_for(store, redis, settings)).settle(
+                intent_id
+            )
+        except TillError as exc:  # the provider refused it: recorded as failed, the claim released
+            log.warning("payments.settle_refused", intent_id=str(intent_id), reason=exc.detail)
+            continue
+        settled += outcome is not None and outcome.state == "done"
+    log.info("payments.settled", claims=len(claims), settled=settled)
+    return settled
