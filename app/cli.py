@@ -1,4 +1,4 @@
-"""`till`: up, serve, worker, db, seed, user."""
+"""`till`: up, serve, worker, db, seed, user, keys."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from app.config import ConfigError, Settings, load_settings, redact_url
+
+if TYPE_CHECKING:
+    from app.payments.credentials import RotationResult
 
 T = TypeVar("T")
 
@@ -310,6 +313,43 @@ def user_create(email: str, name: str, store_slug: str, role: str, password: str
         _run(lambda: _check_database(settings, need_migrated=True))
         _run(lambda: create(settings))
         click.echo(f"created {role} {email} in {store_slug}")
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for secrets at rest (ENCRYPTION_KEYS)."""
+
+
+async def rotate_keys(settings: Settings) -> RotationResult:
+    """Re-encrypt every stored secret under the newest key version, in one transaction (idempotent)."""
+    from app.core.db import create_engine, session_maker
+    from app.core.encryption import keyring_from_settings
+    from app.payments.credentials import rotate_credentials
+
+    assert settings.database_url is not None
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with session_maker(engine)() as session, session.begin():
+            return await rotate_credentials(session, keyring_from_settings(settings))
+    finally:
+        await engine.dispose()
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt provider credentials with the newest key in ENCRYPTION_KEYS. Prints counts only."""
+    from app.core.encryption import EncryptionError
+
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        try:
+            result = _run(lambda: rotate_keys(settings))
+        except EncryptionError as exc:
+            fail(f"nothing was rotated: {exc}")
+        click.echo(
+            f"key version {result.newest_version}: {result.rotated} credential(s) re-encrypted, "
+            f"{result.current} already current"
+        )
 
 
 if __name__ == "__main__":
