@@ -32,6 +32,7 @@ from app.core.db import (
     migration_state,
     session_maker,
 )
+from app.core.encryption import install_keyring
 from app.core.health import HealthController, MetricsController
 from app.core.http_errors import exception_handlers
 from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
@@ -43,6 +44,7 @@ from app.orders.board import BoardController
 from app.orders.controllers import OrderAuditApiController, OrdersApiController
 from app.orders.pages import OrderPagesController
 from app.payments.controllers import SandboxController
+from app.payments.settings_pages import PaymentSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     if settings.database_url is None or settings.redis_url is None:
         raise ConfigError("DATABASE_URL and REDIS_URL must be set (`till up` sets them for the embedded servers)")
     configure_logging(settings.log_level)
+    install_keyring(settings)  # secrets at rest (ENCRYPTION_KEYS, else derived from SECRET_KEY)
 
     engine = create_engine(settings.database_url)
     sessions = session_maker(engine)
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             BoardController,
             WebhookController,
             SandboxController,
+            PaymentSettingsController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         plugins=[
