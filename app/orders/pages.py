@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.days import day_range
 from app.core.errors import TillError, ValidationFailed
+from app.core.idempotency import form_key
 from app.core.rbac import Role, principal_of, require_role
 from app.orders.cancellation import OrderCancellation
 from app.orders.services import Actor, OrderFilter, OrderService
@@ -31,8 +32,9 @@ from app.orders.states import (
     Axis,
     next_statuses,
 )
+from app.payments.order_payments import order_payments
 from app.payments.registry import provider_for
-from app.payments.services import PaymentLedger
+from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
@@ -199,6 +201,7 @@ class OrderPagesController(Controller):
         me = principal_of(request)
         orders = OrderService(db_session, me.store_id)
         order = await orders.get(order_id)
+        store = await db_session.get(Store, me.store_id)
         method = order.fulfilment_method
         entries = await orders.audit(order_id)
         kind = timeline if timeline in TIMELINE_KINDS else ""
@@ -208,7 +211,9 @@ class OrderPagesController(Controller):
             "timeline": [e for e in entries if e.kind.startswith(f"{kind}.")] if kind else entries,
             "timeline_kind": kind,
             "timeline_kinds": TIMELINE_KINDS,
-            "payments": await PaymentLedger(db_session, me.store_id).of_order(order_id),
+            "payments": await order_payments(db_session, me.store_id, order_id),
+            "settings": CommerceSettings.of(store.settings if store else {}),
+            "form_key": form_key,
             "next_order": next_statuses(Axis.ORDER, order.status, method=method),
             "next_fulfilment": next_statuses(Axis.FULFILMENT, order.fulfilment_status, method=method),
             "can_cancel": me.can("manager")
