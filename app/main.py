@@ -43,7 +43,9 @@ from app.core.templating import make_template_config
 from app.orders.board import BoardController
 from app.orders.controllers import OrderAuditApiController, OrdersApiController
 from app.orders.pages import OrderPagesController
+from app.payments.api import PaymentsAdminApiController
 from app.payments.controllers import SandboxController
+from app.payments.pages import PaymentPagesController
 from app.payments.settings_pages import PaymentSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.stores.access import AccessMiddleware
@@ -111,6 +113,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             BoardController,
             WebhookController,
             SandboxController,
+            PaymentPagesController,
+            PaymentsAdminApiController,
             PaymentSettingsController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
