@@ -151,7 +151,9 @@ def validate_stripe_keys(mode: Mode, secret_key: str, publishable_key: str, webh
         elif not _KEY_BODY.match(value.split("_", 2 if name != "webhook_secret" else 1)[-1]):
             fields[name] = f"That does not look like a whole {label}; copy it again from the Stripe dashboard."
     if fields:
-        raise ValidationFailed("Check the highlighted keys. Nothing was saved.", fields=fields)
+        raise ValidationFailed(
+            "Check the highlighted keys. Nothing was saved; enter the secret fields again.", fields=fields
+        )
 
 
 class ProviderCredentialService:

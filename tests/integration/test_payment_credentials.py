@@ -162,7 +162,7 @@ async def test_bad_keys_get_inline_errors_and_nothing_is_stored(
     _, token = await _owner_page(client, world)
     refused = await client.post(f"{PAGE}/keys/{mode}", data={**form, "_csrf_token": token})
     assert refused.status_code == 422
-    assert "Check the highlighted keys. Nothing was saved." in refused.text
+    assert "Check the highlighted keys. Nothing was saved; enter the secret fields again." in refused.text
     for message in errors:
         assert message in refused.text
     assert_no_secret(refused.text)  # secret fields come back empty
