@@ -207,13 +207,7 @@ class ProviderCredentialService:
         row.updated_by = updated_by[:120]
         row.updated_by_id = updated_by_id
         await self.session.flush()
-        emit(
-            self.session,
-            "payment_credentials.saved",
-            aggregate_type="store",
-            aggregate_id=self.store_id,
-            payload={"provider": provider, "mode": checked_mode},
-        )
+        self._emit("payment_credentials.saved", provider, checked_mode)
         return CredentialHint.of(row)
 
     async def remove(self, provider: str, mode: str) -> bool:
@@ -229,14 +223,13 @@ class ProviderCredentialService:
             )
         await self.session.delete(row)
         await self.session.flush()
-        emit(
-            self.session,
-            "payment_credentials.removed",
-            aggregate_type="store",
-            aggregate_id=self.store_id,
-            payload={"provider": provider, "mode": mode},
-        )
+        self._emit("payment_credentials.removed", provider, mode)
         return True
+
+    def _emit(self, event_type: str, provider: str, mode: str) -> None:
+        """The event says which keys changed, never what they are."""
+        payload = {"provider": provider, "mode": mode}
+        emit(self.session, event_type, aggregate_type="store", aggregate_id=self.store_id, payload=payload)
 
     async def hints(self, provider: str) -> dict[Mode, CredentialHint]:
         """The saved keys per mode, as hints (no decryption)."""

@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from app.cli import rotate_keys
 from app.config import Settings
 from app.core.encryption import DecryptionFailed, Keyring, keyring_from_settings
+from app.core.outbox import OutboxEvent
 from app.core.rbac import Role
 from app.core.tenancy import system_scope
 from app.payments.credentials import ProviderCredential, ProviderCredentialService, load_credentials
@@ -128,6 +129,12 @@ async def test_owner_saves_test_keys_and_sees_only_hints(
     assert replaced.status_code == 303
     assert "rk_test_…5555" in (await client.get(PAGE)).text
     assert len(await _rows(world)) == 1
+    async with world.sessions() as session:
+        system_scope(session)
+        events = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
+    assert [(e.type, e.payload) for e in events] == [
+        ("payment_credentials.saved", {"provider": "stripe", "mode": "test"})
+    ] * 2
     logs = captured_logs.text()
     assert "POST http://testserver.local/staff/settings/payments/keys/test" in logs  # the capture works
     assert_no_secret(logs)
