@@ -44,6 +44,7 @@ from app.orders.board import BoardController
 from app.orders.controllers import OrderAuditApiController, OrdersApiController
 from app.orders.pages import OrderPagesController
 from app.payments.api import PaymentsAdminApiController
+from app.payments.connect_pages import ConnectApiController, PayoutPagesController
 from app.payments.controllers import SandboxController
 from app.payments.pages import PaymentPagesController
 from app.payments.settings_pages import PaymentSettingsController
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             BoardController,
             WebhookController,
             SandboxController,
+            PayoutPagesController,
+            ConnectApiController,
             PaymentPagesController,
             PaymentsAdminApiController,
             PaymentSettingsController,

@@ -1,4 +1,4 @@
-"""The sandbox provider's pages: the 3-D Secure challenge a test card asks for."""
+"""The sandbox provider's pages: the 3-D Secure challenge a test card asks for, and Connect onboarding."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.checkout.models import CheckoutAttempt
 from app.core.errors import NotFound
 from app.core.tenancy import system_scope
+from app.payments.connect import store_for_account
 from app.payments.models import PaymentIntent
+from app.payments.provider import PaymentError
 from app.payments.registry import provider_for
 from app.payments.sandbox import SandboxProvider
+from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
@@ -35,6 +38,18 @@ async def _challenge(db_session: AsyncSession, ref: str) -> tuple[Store, Checkou
     if row is None:
         raise NotFound("No such payment is waiting for 3-D Secure.")
     return row[0], row[1], row[2]
+
+
+async def _onboarding(
+    request: Request[Any, Any, Any], db_session: AsyncSession, account_id: str
+) -> tuple[Store, SandboxProvider]:
+    """The sandbox store that owns ``account_id`` and its provider (404 for any other account)."""
+    store = await store_for_account(db_session, account_id)
+    if store is None or CommerceSettings.of(store.settings).payment_provider != "sandbox":
+        raise NotFound("No such account is onboarding.")
+    provider = provider_for(store, request.app.state.redis, request.app.state.settings)
+    assert isinstance(provider, SandboxProvider)
+    return store, provider
 
 
 class SandboxController(Controller):
@@ -59,3 +74,33 @@ class SandboxController(Controller):
         assert isinstance(provider, SandboxProvider)
         await provider.complete_challenge(ref, approve=data.get("decision") == "approve")
         return Redirect(f"/s/{store.slug}/checkout/attempts/{attempt.id}/return", status_code=303)
+
+    @get("/connect/{account_id:str}")
+    async def onboarding_page(
+        self, request: Request[Any, Any, Any], account_id: FromPath[str], db_session: DbSession
+    ) -> Template:
+        store, provider = await _onboarding(request, db_session, account_id)
+        try:
+            account = await provider.get_account(account_id)
+        except PaymentError as exc:
+            raise NotFound("The sandbox no longer knows this account; start onboarding again.") from exc
+        return Template("payments/connect_onboarding.html", context={"store": store, "account": account})
+
+    @post("/connect/{account_id:str}", status_code=303, media_type=MediaType.HTML)
+    async def onboard(
+        self,
+        request: Request[Any, Any, Any],
+        account_id: FromPath[str],
+        data: URLEncodedBody[dict[str, str]],
+        db_session: DbSession,
+    ) -> Redirect:
+        """Complete (or leave) onboarding, then back to the return URL the link was made with (stored, not
+        taken from the query: no open redirect)."""
+        _, provider = await _onboarding(request, db_session, account_id)
+        try:
+            if data.get("decision") == "complete":
+                await provider.complete_onboarding(account_id)
+            target = await provider.return_url_for(account_id)
+        except PaymentError as exc:
+            raise NotFound("The sandbox no longer knows this account; start onboarding again.") from exc
+        return Redirect(target or "/staff/payouts", status_code=303)
