@@ -352,5 +352,42 @@ def keys_rotate() -> None:
         )
 
 
+@main.group()
+def platform() -> None:
+    """The platform owner's settings for stores (stores cannot change these)."""
+
+
+@platform.command("fee")
+@click.option("--store", "store_slug", required=True, help="store slug")
+@click.option("--bps", required=True, type=int, help="share of each payment in basis points (100 = 1 %), 0-10000")
+@click.option("--fixed", required=True, type=int, help="fixed part per payment in minor units (cents), 0 or more")
+def platform_fee(store_slug: str, bps: int, fixed: int) -> None:
+    """Set the platform's application fee on a store's payments."""
+    from app.core.db import create_engine, session_maker
+    from app.core.errors import TillError
+    from app.core.money import Money
+    from app.payments.connect import fee_percent, set_platform_fee
+
+    async def apply(settings: Settings) -> str:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            async with session_maker(engine)() as session, session.begin():
+                store = await set_platform_fee(session, slug=store_slug, bps=bps, fixed_minor=fixed)
+                return store.currency
+        except TillError as exc:
+            fail("; ".join(f"--{k}: {v}" for k, v in exc.fields.items()) or exc.detail)
+        finally:
+            await engine.dispose()
+
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        currency = _run(lambda: apply(settings))
+        fixed_text = Money(fixed, currency).format("en_US")
+        click.echo(
+            f"platform fee for {store_slug}: {fee_percent(bps)} + {fixed_text} per payment ({bps} bps + {fixed})"
+        )
+
+
 if __name__ == "__main__":
     main()
