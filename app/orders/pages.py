@@ -22,7 +22,7 @@ from app.core.errors import TillError, ValidationFailed
 from app.core.idempotency import form_key
 from app.core.rbac import Role, principal_of, require_role
 from app.orders.cancellation import OrderCancellation
-from app.orders.services import Actor, OrderFilter, OrderService
+from app.orders.services import TIMELINE_KINDS, Actor, OrderFilter, OrderService
 from app.orders.states import (
     CANCELLED,
     CHANNELS,
@@ -42,7 +42,6 @@ FormData = URLEncodedBody[dict[str, str]]
 
 
 EXPORT_MAX = 50_000
-TIMELINE_KINDS = ("order", "fulfilment", "payment")  # AuditEntry.kind's first part
 
 
 def _csv(rows: list[list[str]], filename: str) -> Response[str]:

@@ -154,6 +154,9 @@ class Actor:
 MAX_REASON = 500
 
 
+TIMELINE_KINDS = ("order", "fulfilment", "payment")  # AuditEntry.kind's first part
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     at: datetime
@@ -164,6 +167,18 @@ class AuditEntry:
     reason: str = ""
     correlation_id: str | None = None
     reference: str = ""  # a payment's idempotency key
+
+
+_PAYMENT_VERBS = {"capture": "captured", "refund": "refunded", "void": "voided"}
+
+
+def _payment_summary(tx: PaymentTransaction) -> str:
+    """One ledger row as the timeline says it: "refunded 1.00 EUR", "refund failed (amount_too_large)"."""
+    amount = f"{tx.amount_minor / 100:.2f} {tx.currency}"
+    if tx.status == "failed":
+        return f"{tx.kind} failed" + (f" ({tx.error_code})" if tx.error_code else "")
+    verb = _PAYMENT_VERBS.get(tx.kind, tx.status)
+    return f"{verb} {amount}" + (f" ({tx.error_code})" if tx.error_code else "")
 
 
 def clean_reason(reason: str) -> str:
@@ -341,10 +356,10 @@ class OrderService:
             AuditEntry(
                 tx.created_at,
                 f"payment.{tx.kind}",
-                f"{tx.status} {tx.amount_minor / 100:.2f} {tx.currency}"
-                + (f" ({tx.error_code})" if tx.error_code else ""),
-                provider,
-                "provider",
+                _payment_summary(tx),
+                tx.actor or provider,
+                "staff" if tx.actor else "provider",
+                tx.reason,
                 reference=tx.idempotency_key,
             )
             for tx, provider in payments

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, URLEncodedBody
@@ -21,7 +22,7 @@ from app.catalog.services import parse_price
 from app.core.errors import PermissionDenied, TillError
 from app.core.idempotency import IdempotencyStore, StoredResponse, form_key
 from app.core.rbac import Principal, Role, principal_of, require_role
-from app.orders.services import Actor
+from app.orders.services import TIMELINE_KINDS, Actor, OrderService
 from app.payments.operations import PaymentOperations
 from app.payments.order_payments import order_payments, refunds_for, store_of
 from app.payments.registry import provider_for
@@ -189,6 +190,8 @@ async def _render(
     store = await store_of(request)
     async with request.app.state.sessions() as session:
         payments = await order_payments(session, me.store_id, order_id)
+        entries = await OrderService(session, me.store_id).audit(order_id)
+    kind = parse_qs(urlsplit(request.headers.get("hx-current-url", "")).query).get("timeline", [""])[0]
     context = {
         "me": me,
         "order": payments.order,
@@ -200,5 +203,6 @@ async def _render(
         "errors": errors or {},
         "form": form or {},
         "oob": True,
+        "timeline": [e for e in entries if e.kind.startswith(f"{kind}.")] if kind in TIMELINE_KINDS else entries,
     }
     return Template("orders/_payment_panel.html", context=context, status_code=status)
