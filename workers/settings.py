@@ -27,6 +27,8 @@ FUNCTIONS: list[Function[TillContext]] = [
     tasks.sandbox_settle,
     tasks.recover_checkouts,
     tasks.settle_payment_operations,
+    tasks.capture_on_fulfilment,
+    tasks.transfer_to_store,
 ]
 CRON_JOBS = [
     CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),

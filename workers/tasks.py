@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import structlog
 
 from app.checkout.saga import recover_stalled
 from app.core.errors import TillError
+from app.core.outbox import register_consumer
 from app.core.tenancy import system_scope
 from app.inventory.services import release_expired_reservations
+from app.payments import followups
 from app.payments.operations import PaymentOperations, stale_claims
+from app.payments.provider import PaymentProvider
 from app.payments.registry import provider_for, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.stores.models import Store
@@ -67,3 +73,37 @@ async def settle_payment_operations(ctx: TillContext) -> int:
         settled += outcome is not None and outcome.state == "done"
     log.info("payments.settled", claims=len(claims), settled=settled)
     return settled
+
+
+async def _store_and_provider(ctx: TillContext, store_id: str) -> tuple[Store, PaymentProvider] | None:
+    async with ctx["sessions"]() as session:
+        store = await session.get(Store, uuid.UUID(store_id))
+    if store is None:
+        return None
+    return store, provider_for(store, ctx["redis"], ctx["settings"])
+
+
+async def capture_on_fulfilment(ctx: TillContext, *, event: dict[str, Any]) -> str:
+    """order.status_changed: a store that captures at fulfilment captures when the order is handed over."""
+    payload = event.get("payload") or {}
+    if payload.get("axis") != "fulfilment" or payload.get("to") not in followups.HANDED_OVER:
+        return "skipped"
+    found = await _store_and_provider(ctx, event["store_id"])
+    if found is None:
+        return "skipped"
+    outcome = await followups.capture_on_fulfilment(ctx["sessions"], *found, uuid.UUID(event["aggregate_id"]))
+    return "skipped" if outcome is None else outcome.state
+
+
+async def transfer_to_store(ctx: TillContext, *, event: dict[str, Any]) -> str:
+    """order.placed / order.payment_changed: Connect separate charges send the store its share once captured."""
+    found = await _store_and_provider(ctx, event["store_id"])
+    if found is None:
+        return "skipped"
+    transfer = await followups.transfer_to_store(ctx["sessions"], *found, uuid.UUID(event["aggregate_id"]))
+    return transfer or "skipped"
+
+
+register_consumer("order.status_changed", "capture_on_fulfilment")
+register_consumer("order.placed", "transfer_to_store")
+register_consumer("order.payment_changed", "transfer_to_store")

@@ -40,6 +40,7 @@ from app.inventory.services import (
 )
 from app.orders.models import Order
 from app.orders.services import PLACE_ORDER_CTES, placing
+from app.payments.fees import application_fee, processing_fee
 from app.payments.models import PaymentIntent
 from app.payments.provider import (
     AuthorizeRequest,
@@ -52,6 +53,7 @@ from app.payments.provider import (
 )
 from app.payments.services import (
     RECORD_PAYMENT_CTES,
+    PaymentFees,
     PaymentLedger,
     give_money_back,
     is_success,
@@ -223,14 +225,20 @@ class CheckoutSaga:
 
     async def _authorize(self, attempt_id: uuid.UUID, snapshot: CheckoutSnapshot, payment: PaymentInput) -> Outcome:
         key = f"checkout:{attempt_id}:authorize"
+        amount = Money(snapshot.total_minor, snapshot.currency)
+        fees = self._fees(amount)
+        destination = self.settings.connect_charge_type == "destination" and fees.connected_account
         request = AuthorizeRequest(
-            amount=Money(snapshot.total_minor, snapshot.currency),
+            amount=amount,
             idempotency_key=key,
             card=payment.card,
             capture=self.settings.capture_policy == "at_checkout",
             return_url=payment.return_url,
             description=f"{self.store.name} checkout",
             metadata={"attempt_id": str(attempt_id), "snapshot_id": str(snapshot.id)},
+            destination_account=fees.connected_account if destination else "",
+            application_fee=Money(fees.application_fee_minor, amount.currency) if destination else None,
+            transfer_group=f"attempt-{attempt_id}" if fees.connected_account and not destination else "",
         )
         try:
             result = await self.provider.authorize(request)
@@ -289,9 +297,19 @@ class CheckoutSaga:
             result=result,
             idempotency_key=key,
             order_id=order_id,
+            fees=self._fees(result.amount),
         )
         attempt.payment_intent_id = intent.id
         return intent, True
+
+    def _fees(self, amount: Money) -> PaymentFees:
+        """The payment's fees, and the store's Connect account when its onboarding is done."""
+        account = self.settings.connect_account if self.settings.connect_status == "enabled" else ""
+        return PaymentFees(
+            processing_fee_minor=processing_fee(self.provider.name, amount).amount_minor,
+            application_fee_minor=application_fee(self.settings, amount).amount_minor,
+            connected_account=account,
+        )
 
     def _capture_method(self) -> str:
         return "automatic" if self.settings.capture_policy == "at_checkout" else "manual"
@@ -353,6 +371,7 @@ class CheckoutSaga:
                         capture_method=self._capture_method(),
                         result=result,
                         idempotency_key=key,
+                        fees=self._fees(result.amount),
                     ),
                     **stock_move_params(attempt_id, sold=True),
                 },

@@ -40,6 +40,15 @@ def _payment_axis(status: str, amount: int, captured: int, refunded: int) -> str
     return "authorized" if status == "authorized" else "unpaid"
 
 
+@dataclass(frozen=True)
+class PaymentFees:
+    """What a new payment costs (app/payments/fees.py) and the Connect account it is made for."""
+
+    processing_fee_minor: int = 0
+    application_fee_minor: int = 0
+    connected_account: str = ""
+
+
 class PaymentLedger:
     def __init__(self, session: AsyncSession, store_id: uuid.UUID) -> None:
         self.session = session
@@ -54,8 +63,13 @@ class PaymentLedger:
         result: ProviderResult,
         idempotency_key: str,
         order_id: uuid.UUID | None = None,
+        fees: PaymentFees | None = None,
     ) -> PaymentIntent:
+        fees = fees or PaymentFees()
         intent = PaymentIntent(
+            processing_fee_minor=fees.processing_fee_minor,
+            application_fee_minor=fees.application_fee_minor,
+            connected_account=fees.connected_account,
             id=uuid.uuid4(),
             snapshot_id=snapshot_id,
             order_id=order_id,
@@ -170,10 +184,11 @@ RECORD_PAYMENT_CTES = """
     intent_opened AS (
         INSERT INTO payment_intents (id, store_id, snapshot_id, order_id, provider, provider_ref, status,
                                      capture_method, currency, amount_minor, captured_minor, refunded_minor,
-                                     card_brand, card_last4, version, created_at, updated_at)
+                                     card_brand, card_last4, version, created_at, updated_at, processing_fee_minor,
+                                     application_fee_minor, connected_account)
         SELECT :intent_new_id, :store_id, :intent_snapshot_id, :order_id, :intent_provider, :pay_ref, :pay_status,
                :intent_capture_method, :pay_currency, :pay_amount, :pay_captured, :pay_refunded, :pay_brand,
-               :pay_last4, 1, now(), now()
+               :pay_last4, 1, now(), now(), :intent_processing_fee, :intent_application_fee, :intent_connected_account
         FROM go WHERE go.intent_id IS NULL
         RETURNING id
     ), intent_followed AS (
@@ -199,9 +214,14 @@ def payment_params(
     capture_method: str,
     result: ProviderResult,
     idempotency_key: str,
+    fees: PaymentFees | None = None,
 ) -> dict[str, Any]:
     """Parameters of RECORD_PAYMENT_CTES (``intent_new_id`` is the id a newly opened intent gets)."""
+    fees = fees or PaymentFees()
     return {
+        "intent_processing_fee": fees.processing_fee_minor,
+        "intent_application_fee": fees.application_fee_minor,
+        "intent_connected_account": fees.connected_account,
         "intent_new_id": uuid.uuid4(),
         "intent_snapshot_id": snapshot_id,
         "intent_provider": provider,

@@ -1,0 +1,96 @@
+"""Worker jobs that follow order events: capture at fulfilment, and Connect transfers of the store's share."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.core.outbox import OutboxEvent, consumers_of
+from app.core.rbac import Role
+from app.core.tenancy import system_scope
+from app.orders.models import Order
+from tests.integration.conftest import World, bearer, issue_token
+from tests.integration.test_payment_operations import _consistent, _paid_order
+from workers import tasks
+from workers.context import TillContext
+
+
+async def _events(sessions: async_sessionmaker[AsyncSession], order: Order, type_: str) -> list[dict[str, Any]]:
+    """The order's outbox rows of one type, shaped as the relay hands them to a job."""
+    async with sessions() as session:
+        system_scope(session)
+        rows = await session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.aggregate_id == str(order.id), OutboxEvent.type == type_)
+            .order_by(OutboxEvent.id)
+        )
+        return [
+            {
+                "id": row.id,
+                "seq": 0,
+                "store_id": str(row.store_id),
+                "type": row.type,
+                "aggregate_type": row.aggregate_type,
+                "aggregate_id": row.aggregate_id,
+                "payload": row.payload,
+                "correlation_id": None,
+            }
+            for row in rows
+        ]
+
+
+def test_the_jobs_consume_the_order_events() -> None:
+    assert "capture_on_fulfilment" in consumers_of("order.status_changed")
+    assert "transfer_to_store" in consumers_of("order.payment_changed")
+    assert "transfer_to_store" in consumers_of("order.placed")
+
+
+async def test_a_store_that_captures_at_fulfilment_captures_when_the_order_is_fulfilled(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
+) -> None:
+    shop, order, intent = await _paid_order(world, sessions, redis, settings, policy="at_fulfilment")
+    ctx = cast(TillContext, {"redis": redis, "settings": settings, "sessions": sessions})
+    auth = bearer(await issue_token(world, shop.store, Role.STAFF))
+    accepted = await client.patch(f"/api/v1/orders/{order.id}/status", json={"status": "accepted"}, headers=auth)
+    assert accepted.status_code == 200
+    [event] = await _events(sessions, order, "order.status_changed")
+    assert await tasks.capture_on_fulfilment(ctx, event=event) == "skipped"  # not handed over yet
+    assert (await _consistent(sessions, intent.id)).captured_minor == 0
+    fulfilled = await client.patch(
+        f"/api/v1/orders/{order.id}/status", json={"axis": "fulfilment", "status": "fulfilled"}, headers=auth
+    )
+    assert fulfilled.status_code == 200
+    event = (await _events(sessions, order, "order.status_changed"))[-1]
+    assert await tasks.capture_on_fulfilment(ctx, event=event) == "done"
+    assert await tasks.capture_on_fulfilment(ctx, event=event) == "skipped"  # a repeated event
+    after = await _consistent(sessions, intent.id)
+    assert (after.captured_minor, after.status) == (order.total_minor, "captured")
+    async with sessions() as session:
+        system_scope(session)
+        assert (await session.get(Order, order.id)).payment_status == "paid"  # type: ignore[union-attr]
+    [changed] = await _events(sessions, order, "order.payment_changed")
+    assert changed["payload"]["operation"] == "capture"
+
+
+async def test_a_store_that_captures_at_checkout_is_not_captured_again(
+    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+) -> None:
+    _, order, intent = await _paid_order(world, sessions, redis, settings, policy="at_checkout")
+    ctx = cast(TillContext, {"redis": redis, "settings": settings, "sessions": sessions})
+    event = {
+        "store_id": str(intent.store_id),
+        "aggregate_id": str(order.id),
+        "payload": {"axis": "fulfilment", "to": "fulfilled"},
+    }
+    assert await tasks.capture_on_fulfilment(ctx, event=event) == "skipped"
+    assert (await _consistent(sessions, intent.id)).captured_minor == order.total_minor  # once, at checkout
