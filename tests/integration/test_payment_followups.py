@@ -16,7 +16,8 @@ from app.core.rbac import Role
 from app.core.tenancy import system_scope
 from app.orders.models import Order
 from tests.integration.conftest import World, bearer, issue_token
-from tests.integration.test_payment_operations import _consistent, _paid_order
+from tests.integration.shop import make_shop, place_order
+from tests.integration.test_payment_operations import _consistent, _paid_order, _set
 from workers import tasks
 from workers.context import TillContext
 
@@ -94,3 +95,30 @@ async def test_a_store_that_captures_at_checkout_is_not_captured_again(
     }
     assert await tasks.capture_on_fulfilment(ctx, event=event) == "skipped"
     assert (await _consistent(sessions, intent.id)).captured_minor == order.total_minor  # once, at checkout
+
+
+async def test_every_checkout_payment_carries_its_fees(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
+) -> None:
+    shop = await make_shop(world)
+    await _set(sessions, shop.store, platform_fee_bps=200, platform_fee_fixed_minor=10)
+    order = await place_order(sessions, shop, redis, settings, {"MUG-1": 2, "BEAN-1": 1})  # 39.90
+    auth = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    ledger = (await client.get(f"/api/v1/admin/orders/{order.id}/payments/", headers=auth)).json()
+    [intent] = ledger["intents"]
+    processing = (3990 * 150 + 5000) // 10000 + 25  # 1.5 % + 0.25, half up: 60 + 25
+    platform = (3990 * 200 + 5000) // 10000 + 10  # 2 % + 0.10: 80 + 10
+    assert (intent["fees"]["processing_fee_minor"], intent["fees"]["platform_fee_minor"]) == (processing, platform)
+    assert intent["fees"]["net_minor"] == 3990 - processing - platform
+    refund = await client.post(
+        f"/api/v1/admin/orders/{order.id}/payments/{intent['id']}/refund",
+        json={"amount_minor": 1995, "reason": "half"},
+        headers={**auth, "Idempotency-Key": "half-refund"},
+    )
+    fees = refund.json()["payments"]["intents"][0]["fees"]
+    assert fees["platform_fee_refunded_minor"] == platform * 1995 // 3990  # the platform gives back its share
+    assert fees["net_minor"] == 3990 - 1995 - processing - (platform - platform * 1995 // 3990)
