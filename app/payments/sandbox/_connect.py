@@ -280,6 +280,10 @@ class SandboxConnect:
             await self._keyed(ACCOUNT_PREFIX + account_id, idempotency_key=None, op="", fingerprint="", step=step)
         )
 
+    async def return_url_for(self, account_id: str) -> str:
+        """The return URL of the account's latest onboarding link ("" if none was made)."""
+        return (await self._load_account(account_id))["return_url"]
+
     async def credit(self, account_id: str, amount: Money, *, idempotency_key: str, source_ref: str = "") -> Payout:
         """Add a destination charge's share (captured amount less the application fee) to the account's
         balance, i.e. its open ``in_transit`` payout, which it returns. Once per key."""
