@@ -91,7 +91,8 @@ def account_idempotency_key(store_id: uuid.UUID) -> str:
 
 
 def connect_state(store: Store) -> ConnectState:
-    """What the store's settings say (no provider call)."""
+    """What the store's settings say (no provider call). Only the status and what is due are kept, so the
+    two flags are read from the status; :meth:`ConnectService.refresh` gives the provider's own."""
     commerce = CommerceSettings.of(store.settings)
     if not commerce.connect_account:
         return ConnectState(account_id="", status="not_started")

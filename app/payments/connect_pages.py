@@ -21,7 +21,7 @@ OWNER = {"min_role": Role.OWNER}
 PAGE = "/staff/payouts"
 _RETURNED = {
     "enabled": ("Payouts are set up: your account is enabled.", "success"),
-    "restricted": ("The payment provider needs more information before it pays out again.", "error"),
+    "restricted": ("Your account is restricted: see what is still due below.", "error"),
     "pending": ("Onboarding is not finished yet. Continue where you left off.", "info"),
     "not_started": ("Payouts are not set up yet.", "info"),
 }

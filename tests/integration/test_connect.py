@@ -135,6 +135,7 @@ async def test_leaving_onboarding_keeps_it_pending_and_a_restricted_account_list
     assert 'data-testid="connect-status">Restricted<' in restricted.text
     assert "individual.verification.document" in restricted.text
     assert "needs more information" in restricted.text
+    assert "Your account is restricted: see what is still due below." in restricted.text
 
     refreshed = await client.get("/staff/payouts/refresh")  # an expired link's refresh URL: a new link
     assert refreshed.status_code == 303
