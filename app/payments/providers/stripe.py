@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import stripe
@@ -80,6 +81,17 @@ def _stripe_refund_reason(reason: str) -> str:
     return _REFUND_REASONS.get("_".join(reason.lower().replace("-", " ").split()), "")
 
 
+class _HTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, sending the form-encoded body as ``content=``: stripe-python 16.1 passes it
+    as ``data=<str>``, which httpx 0.28 deprecates (a DeprecationWarning on every POST)."""
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Mapping[str, str], post_data: Any) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        return [args, kwargs]
+
+
 def _check_amount(amount: Money) -> None:
     if amount.amount_minor <= 0:
         raise PaymentError("invalid_amount", f"amount must be positive, got {amount.amount_minor}")
@@ -105,7 +117,7 @@ class StripeProvider:
         self._webhook_secret = webhook_secret
         self._localstripe = localstripe
         self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else stripe.HTTPXClient(timeout=timeout_s)
+        self._http = http_client if http_client is not None else _HTTPXClient(timeout=timeout_s)
         self._client = stripe.StripeClient(
             secret_key,
             stripe_version=API_VERSION,
