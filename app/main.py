@@ -46,7 +46,13 @@ from app.orders.pages import OrderPagesController
 from app.payments.api import PaymentsAdminApiController
 from app.payments.connect_pages import ConnectApiController, PayoutPagesController
 from app.payments.controllers import SandboxController
+from app.payments.order_payments_api import (
+    CheckoutPaymentsApiController,
+    OrderPaymentsApiController,
+    RefundRequestsApiController,
+)
 from app.payments.pages import PaymentPagesController
+from app.payments.panel import PaymentPanelController
 from app.payments.settings_pages import PaymentSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.stores.access import AccessMiddleware
@@ -116,9 +122,13 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             SandboxController,
             PayoutPagesController,
             ConnectApiController,
+            PaymentSettingsController,
             PaymentPagesController,
             PaymentsAdminApiController,
-            PaymentSettingsController,
+            OrderPaymentsApiController,
+            CheckoutPaymentsApiController,
+            PaymentPanelController,
+            RefundRequestsApiController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         plugins=[

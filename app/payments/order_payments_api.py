@@ -13,15 +13,18 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.checkout.schemas import CardIn
 from app.core.errors import ValidationFailed
 from app.core.idempotency import HEADER
 from app.core.rbac import Role, principal_of, require_role
 from app.core.tenancy import bind_store
 from app.orders.services import Actor
+from app.payments.authorization import OrderAuthorization
 from app.payments.fees import FeeBreakdown
 from app.payments.models import PaymentTransaction, RefundRequest
 from app.payments.operations import Outcome, PaymentOperations
 from app.payments.order_payments import IntentView, order_payments, refunds_for, store_of
+from app.payments.provider import CardDetails
 from app.payments.registry import provider_for
 
 DbSession = NamedDependency[AsyncSession]
@@ -360,3 +363,71 @@ class RefundRequestsApiController(Controller):
         refunds = await refunds_for(request)
         row = await refunds.reject(request_id, actor=Actor.of(principal_of(request)), note=data.note)
         return RefundRequestOut.of(row)
+
+
+class AuthorizeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``amount_minor`` must be what the order owes. Give a card (sandbox test cards) or a provider token
+    (``pm_card_visa`` ...)."""
+
+    amount_minor: int
+    card: CardIn | None = None
+    payment_method_token: str | None = None
+    return_url: str = ""
+
+
+class AuthorizationOut(msgspec.Struct):
+    """``authorized`` / ``captured`` (the store captures at checkout) → 201; ``requires_action`` → 202 with
+    ``action_url``; ``declined`` → 402 with ``decline_code``."""
+
+    intent: IntentOut
+    status: str
+    payment_status: str
+    action_url: str = ""
+    decline_code: str = ""
+    message: str = ""
+
+
+class CheckoutPaymentsApiController(Controller):
+    path = "/api/v1/checkout/orders/{order_id:uuid}/payments"
+    guards = [require_role]
+    tags = ["checkout"]
+
+    @post(
+        "/authorize",
+        summary="Authorise a payment for an order that has none in force (requires Idempotency-Key)",
+        description="For an order whose payment was declined or voided, or that arrived unpaid. 201 when "
+        "authorised (or captured, by the store's capture policy); 202 when 3-D Secure is needed (follow "
+        "action_url); 402 when declined; 409 when the order already has a payment or is cancelled; 422 when "
+        "the amount is not what the order owes or no card/token is given.",
+    )
+    async def authorize(
+        self, request: Request[Any, Any, Any], order_id: FromPath[uuid.UUID], data: JSONBody[AuthorizeIn]
+    ) -> Response[AuthorizationOut]:
+        _require_key(request)
+        store = await store_of(request)
+        state = request.app.state
+        card = (
+            CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
+            if data.card
+            else None
+        )
+        authorization = OrderAuthorization(state.sessions, store, provider_for(store, state.redis, state.settings))
+        intent, result = await authorization.authorize(
+            order_id,
+            amount_minor=data.amount_minor,
+            card=card,
+            payment_method_token=data.payment_method_token,
+            return_url=data.return_url,
+        )
+        payments = await _payments_out(request, order_id)
+        view = next(i for i in payments.intents if i.id == intent.id)
+        body = AuthorizationOut(
+            intent=view,
+            status=str(result.status),
+            payment_status=payments.payment_status,
+            action_url=result.action_url,
+            decline_code=result.decline_code,
+            message=result.message,
+        )
+        status = {"authorized": 201, "captured": 201, "declined": 402, "failed": 402}.get(str(result.status), 202)
+        return Response(body, status_code=status)
