@@ -15,9 +15,12 @@ from app.core.outbox import OutboxEvent, consumers_of
 from app.core.rbac import Role
 from app.core.tenancy import system_scope
 from app.orders.models import Order
+from app.payments.registry import provider_for
+from app.payments.sandbox import SandboxProvider
 from tests.integration.conftest import World, bearer, issue_token
-from tests.integration.shop import make_shop, place_order
+from tests.integration.shop import Shop, make_shop, place_order
 from tests.integration.test_payment_operations import _consistent, _paid_order, _set
+from tests.integration.test_payment_panel import _intent_of
 from workers import tasks
 from workers.context import TillContext
 
@@ -122,3 +125,52 @@ async def test_every_checkout_payment_carries_its_fees(
     fees = refund.json()["payments"]["intents"][0]["fees"]
     assert fees["platform_fee_refunded_minor"] == platform * 1995 // 3990  # the platform gives back its share
     assert fees["net_minor"] == 3990 - 1995 - processing - (platform - platform * 1995 // 3990)
+
+
+async def _connected(
+    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings, charge_type: str
+) -> tuple[Shop, SandboxProvider, str]:
+    shop = await make_shop(world)
+    sandbox = provider_for(shop.store, redis, settings)
+    assert isinstance(sandbox, SandboxProvider)
+    account = await sandbox.create_account(
+        email="owner@example.com", country="DE", idempotency_key=f"acct:{shop.store.id}"
+    )
+    await sandbox.complete_onboarding(account.id)
+    await _set(
+        sessions,
+        shop.store,
+        connect_account=account.id,
+        connect_status="enabled",
+        connect_charge_type=charge_type,
+        platform_fee_bps=100,
+    )
+    return shop, sandbox, account.id
+
+
+async def test_a_destination_charge_credits_the_store_less_the_platform_fee(
+    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+) -> None:
+    shop, sandbox, account = await _connected(world, sessions, redis, settings, "destination")
+    order = await place_order(sessions, shop, redis, settings, {"MUG-1": 2, "BEAN-1": 1})  # 39.90
+    intent = await _intent_of(sessions, order)
+    assert (intent.connected_account, intent.application_fee_minor) == (account, 40)  # 1 % of 39.90
+    [upcoming] = await sandbox.list_payouts(account)
+    assert (upcoming.amount.amount_minor, upcoming.status) == (3990 - 40, "in_transit")
+
+
+async def test_separate_charges_transfer_the_store_its_share_once(
+    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+) -> None:
+    shop, sandbox, account = await _connected(world, sessions, redis, settings, "separate")
+    order = await place_order(sessions, shop, redis, settings, {"MUG-1": 2, "BEAN-1": 1})
+    assert await sandbox.list_payouts(account) == []  # the charge stays on the platform
+    ctx = cast(TillContext, {"redis": redis, "settings": settings, "sessions": sessions})
+    [placed] = await _events(sessions, order, "order.placed")
+    transfer = await tasks.transfer_to_store(ctx, event=placed)
+    assert transfer.startswith("tr_")
+    assert await tasks.transfer_to_store(ctx, event=placed) == "skipped"  # a repeated event
+    intent = await _intent_of(sessions, order)
+    assert intent.transfer_ref == transfer
+    [upcoming] = await sandbox.list_payouts(account)
+    assert upcoming.amount.amount_minor == 3990 - intent.processing_fee_minor - intent.application_fee_minor

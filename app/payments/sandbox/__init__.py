@@ -59,6 +59,7 @@ from typing import Any, Literal, cast
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from app.core.money import Money
 from app.payments import signing
 from app.payments.provider import (
     AuthorizeRequest,
@@ -135,6 +136,7 @@ class SandboxProvider(SandboxConnect):
         )
 
         result, first = await self._create(ref, request, screened, fingerprint)
+        await self._credit_destination(result)
         if first and screened.behaviour == _TIMEOUT:
             raise ProviderTimeout("sandbox processing error: outcome unknown", provider_ref=ref)
         return result
@@ -164,6 +166,7 @@ class SandboxProvider(SandboxConnect):
         result, _ = await self._transact(
             ref=ref, idempotency_key=request.idempotency_key, op="capture", fingerprint=fingerprint, step=step
         )
+        await self._credit_destination(result)
         return self._after_fault(fault, result)
 
     async def void(self, request: VoidRequest) -> ProviderResult:
@@ -272,6 +275,7 @@ class SandboxProvider(SandboxConnect):
         result, _ = await self._transact(
             ref=provider_ref, idempotency_key=None, op="challenge", fingerprint="", step=step
         )
+        await self._credit_destination(result)
         return result
 
     async def settle_pending(self, provider_ref: str) -> ProviderResult:
@@ -287,12 +291,26 @@ class SandboxProvider(SandboxConnect):
             return new, {}
 
         result, _ = await self._transact(ref=provider_ref, idempotency_key=None, op="settle", fingerprint="", step=step)
+        await self._credit_destination(result)
         return result
 
     async def fail_next(self, provider_ref: str, op: Literal["capture", "void", "refund"], *, applied: bool) -> None:
         """Make the next ``op`` on this payment time out (a test control, like Stripe's test clocks):
         ``applied`` — the money moves, then the answer is lost; otherwise the request never arrives."""
         await self._redis.set(f"{_FAULT_PREFIX}{provider_ref}:{op}", "applied" if applied else "lost", ex=STATE_TTL_S)
+
+    async def _credit_destination(self, result: ProviderResult) -> None:
+        """A destination charge's capture credits the connected account (less the platform's fee), once."""
+        if result.status != PaymentStatus.CAPTURED or not result.raw.get("destination"):
+            return
+        share = result.captured.amount_minor - int(result.raw.get("application_fee", 0))
+        if share > 0:
+            await self.credit(
+                str(result.raw["destination"]),
+                Money(share, result.captured.currency),
+                idempotency_key=f"destination:{result.provider_ref}",
+                source_ref=result.provider_ref,
+            )
 
     async def _take_fault(self, provider_ref: str, op: str) -> str | None:
         fault = await self._redis.getdel(f"{_FAULT_PREFIX}{provider_ref}:{op}")
@@ -366,6 +384,9 @@ class SandboxProvider(SandboxConnect):
             "action_url": "",
             "created": int(time.time()),
         }
+        if request.destination_account:
+            state["destination"] = request.destination_account
+            state["application_fee"] = request.application_fee.amount_minor if request.application_fee else 0
         behaviour = screened.behaviour
         if behaviour in (_SUCCESS, _TIMEOUT):
             return self._succeeded(state)

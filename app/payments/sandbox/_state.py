@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from app.core.money import Money
 from app.payments.provider import (
@@ -37,6 +37,9 @@ class _State(TypedDict):
     message: str
     action_url: str
     created: int
+    # Connect destination charges: the connected account credited with the capture, less the platform's fee.
+    destination: NotRequired[str]
+    application_fee: NotRequired[int]
 
 
 def _public(state: _State) -> dict[str, Any]:
@@ -48,6 +51,8 @@ def _public(state: _State) -> dict[str, Any]:
         "amount": state["amount"],
         "currency": state["currency"],
         "amount_captured": state["captured"],
+        "destination": state.get("destination", ""),
+        "application_fee": state.get("application_fee", 0),
         "amount_refunded": state["refunded"],
         "brand": state["brand"],
         "last4": state["last4"],
