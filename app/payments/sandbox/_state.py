@@ -44,20 +44,21 @@ class _State(TypedDict):
 
 def _public(state: _State) -> dict[str, Any]:
     """The redacted object shown in ``ProviderResult.raw`` and in webhooks."""
-    return {
+    public = {
         "id": state["id"],
         "object": "payment_intent",
         "status": state["status"],
         "amount": state["amount"],
         "currency": state["currency"],
         "amount_captured": state["captured"],
-        "destination": state.get("destination", ""),
-        "application_fee": state.get("application_fee", 0),
         "amount_refunded": state["refunded"],
         "brand": state["brand"],
         "last4": state["last4"],
         "decline_code": state["decline_code"],
     }
+    if "destination" in state:  # a Connect destination charge
+        public["destination"], public["application_fee"] = state["destination"], state.get("application_fee", 0)
+    return public
 
 
 def _result(state: _State, **extra_raw: Any) -> ProviderResult:
