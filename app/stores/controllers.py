@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar import Controller, MediaType, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, URLEncodedBody
@@ -34,6 +35,17 @@ def _safe_next(target: str | None) -> str:
 
 def _client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _major(minor: int | None) -> str:
+    return "" if minor is None else f"{minor // 100}.{minor % 100:02d}"
+
+
+def _threshold_change(value: int | msgspec.UnsetType | None) -> int | str | None:
+    """The API's field for the service: omitted → keep (None), null → remove (""), a number → set."""
+    if isinstance(value, msgspec.UnsetType):
+        return None
+    return "" if value is None else value
 
 
 class SignInController(Controller):
@@ -125,6 +137,7 @@ class StaffController(Controller):
             "name": store.name,
             "timezone": store.timezone,
             "board_delay_minutes": str(CommerceSettings.of(store.settings).board_delay_minutes),
+            "refund_approval_threshold": _major(CommerceSettings.of(store.settings).refund_approval_threshold_minor),
         }
         return Template("staff/settings.html", context={"me": me, "store": store, "values": values, "errors": {}})
 
@@ -139,6 +152,7 @@ class StaffController(Controller):
                 name=data.get("name", ""),
                 timezone=data.get("timezone", ""),
                 board_delay_minutes=data.get("board_delay_minutes"),
+                refund_approval_threshold=data.get("refund_approval_threshold", "").strip(),
             )
         except ValidationFailed as exc:
             store = await service.get()
@@ -228,7 +242,10 @@ class StoreApiController(Controller):
         me = principal_of(request)
         return StoreOut.of(
             await StoreService(db_session, me.store_id).update(
-                name=data.name, timezone=data.timezone, board_delay_minutes=data.board_delay_minutes
+                name=data.name,
+                timezone=data.timezone,
+                board_delay_minutes=data.board_delay_minutes,
+                refund_approval_threshold=_threshold_change(data.refund_approval_threshold_minor),
             )
         )
 

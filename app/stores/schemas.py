@@ -17,6 +17,8 @@ class StoreOut(msgspec.Struct):
     currency: str
     timezone: str
     board_delay_minutes: int  # a board card sitting longer than this in one status is marked delayed
+    # Refunds over this (minor units) by someone below manager wait for a manager's approval; null: never.
+    refund_approval_threshold_minor: int | None
 
     @classmethod
     def of(cls, store: Store) -> StoreOut:
@@ -27,6 +29,7 @@ class StoreOut(msgspec.Struct):
             currency=store.currency,
             timezone=store.timezone,
             board_delay_minutes=CommerceSettings.of(store.settings).board_delay_minutes,
+            refund_approval_threshold_minor=CommerceSettings.of(store.settings).refund_approval_threshold_minor,
         )
 
 
@@ -34,6 +37,8 @@ class StoreUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: str | None = None
     timezone: str | None = None
     board_delay_minutes: int | None = None
+    # Omit to keep it; null removes the threshold (no approval needed).
+    refund_approval_threshold_minor: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ApiTokenOut(msgspec.Struct):

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.services import parse_price
 from app.core import pg
 from app.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from app.core.outbox import emit
@@ -231,6 +232,19 @@ def _board_delay_minutes(value: int | str | None) -> int | None:
     return int(text)
 
 
+def _refund_threshold(value: int | str | None) -> int | str | None:
+    """``None``: not given; ``""``: no approval needed; else minor units from a number or a form's "50.00"."""
+    if value is None or value == "":
+        return value
+    minor = value if isinstance(value, int) else parse_price(value)
+    if minor is None or minor < 0:
+        raise ValidationFailed(
+            "Check the highlighted fields.",
+            fields={"refund_approval_threshold": "Enter an amount such as 50.00, or leave it empty."},
+        )
+    return minor
+
+
 class StoreService:
     """The signed-in store's own settings. The session is bound to that store."""
 
@@ -246,11 +260,18 @@ class StoreService:
         return store
 
     async def update(
-        self, *, name: str | None = None, timezone: str | None = None, board_delay_minutes: int | str | None = None
+        self,
+        *,
+        name: str | None = None,
+        timezone: str | None = None,
+        board_delay_minutes: int | str | None = None,
+        refund_approval_threshold: int | str | None = None,
     ) -> Store:
-        """Change what is given; a form's text for ``board_delay_minutes`` is checked like a number."""
+        """Change what is given; a form's text for ``board_delay_minutes`` is checked like a number, and for
+        ``refund_approval_threshold`` like an amount ("" removes the threshold: no approval needed)."""
         validate_store_fields(name=name, timezone=timezone)
         delay = _board_delay_minutes(board_delay_minutes)
+        threshold = _refund_threshold(refund_approval_threshold)
         store = await self.get()
         changed: dict[str, Any] = {}
         if name is not None and name.strip() != store.name:
@@ -260,6 +281,11 @@ class StoreService:
         if delay is not None and delay != CommerceSettings.of(store.settings).board_delay_minutes:
             store.settings = {**store.settings, "board_delay_minutes": delay}
             changed["board_delay_minutes"] = delay
+        current_threshold = CommerceSettings.of(store.settings).refund_approval_threshold_minor
+        new = None if threshold == "" else threshold
+        if threshold is not None and new != current_threshold:
+            store.settings = {**store.settings, "refund_approval_threshold_minor": new}
+            changed["refund_approval_threshold_minor"] = new
         if changed:
             emit(self.session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload=changed)
         return store

@@ -73,3 +73,37 @@ async def test_the_boards_delay_is_a_whole_number_of_minutes_on_the_page_and_the
         events = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))).all()
     updates = [e.payload for e in events if e.type == "store.updated"]
     assert updates == [{"board_delay_minutes": 25}, {"board_delay_minutes": 5}]
+
+
+async def test_the_refund_approval_limit_is_set_on_the_page_and_the_api(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    store = await world.store("limits")
+    manager = await world.staff(store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    page = await client.get("/staff/settings")
+    assert 'name="refund_approval_threshold"' in page.text
+    fields = {"name": store.name, "timezone": store.timezone, "board_delay_minutes": "10"}
+    for bad in ("abc", "-5", "1.234"):
+        refused = await client.post(
+            "/staff/settings",
+            data={**fields, "refund_approval_threshold": bad, "_csrf_token": csrf_from(page.text)},
+        )
+        assert refused.status_code == 422 and "Enter an amount such as 50.00, or leave it empty." in refused.text
+    saved = await client.post(
+        "/staff/settings", data={**fields, "refund_approval_threshold": "50.00", "_csrf_token": csrf_from(page.text)}
+    )
+    assert saved.status_code == 303
+    assert 'value="50.00"' in (await client.get("/staff/settings")).text
+    auth = bearer(await issue_token(world, store, Role.MANAGER))
+    assert (await client.get("/api/v1/store", headers=auth)).json()["refund_approval_threshold_minor"] == 5000
+    kept = await client.patch("/api/v1/store", json={"name": "Limits & Co"}, headers=auth)
+    assert kept.json()["refund_approval_threshold_minor"] == 5000  # omitted: kept
+    bad = await client.patch("/api/v1/store", json={"refund_approval_threshold_minor": -1}, headers=auth)
+    assert bad.status_code == 422 and "refund_approval_threshold" in bad.text
+    removed = await client.patch("/api/v1/store", json={"refund_approval_threshold_minor": None}, headers=auth)
+    assert removed.json()["refund_approval_threshold_minor"] is None
+    staff = bearer(await issue_token(world, store, Role.STAFF))
+    assert (
+        await client.patch("/api/v1/store", json={"refund_approval_threshold_minor": 1}, headers=staff)
+    ).status_code == 403
