@@ -99,8 +99,8 @@ async def test_the_refund_approval_limit_is_set_on_the_page_and_the_api(
     assert (await client.get("/api/v1/store", headers=auth)).json()["refund_approval_threshold_minor"] == 5000
     kept = await client.patch("/api/v1/store", json={"name": "Limits & Co"}, headers=auth)
     assert kept.json()["refund_approval_threshold_minor"] == 5000  # omitted: kept
-    bad = await client.patch("/api/v1/store", json={"refund_approval_threshold_minor": -1}, headers=auth)
-    assert bad.status_code == 422 and "refund_approval_threshold" in bad.text
+    negative = await client.patch("/api/v1/store", json={"refund_approval_threshold_minor": -1}, headers=auth)
+    assert negative.status_code == 422 and "refund_approval_threshold" in negative.text
     removed = await client.patch("/api/v1/store", json={"refund_approval_threshold_minor": None}, headers=auth)
     assert removed.json()["refund_approval_threshold_minor"] is None
     staff = bearer(await issue_token(world, store, Role.STAFF))
