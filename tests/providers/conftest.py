@@ -57,7 +57,7 @@ def sandbox(redis: Redis) -> SandboxProvider:
     return SandboxProvider(redis, webhook_secret=WEBHOOK_SECRET, base_url=BASE_URL + "/")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -68,7 +68,7 @@ def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A localstripe server of our own for the session (empty store), stopped at the end.
 
     Its output goes to a file (a pipe nobody reads would fill up and stall it)."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).parent / "localstripe"), "--port", str(port), "--from-scratch"]
     log_path = tmp_path_factory.mktemp("localstripe") / "localstripe.log"

@@ -255,7 +255,7 @@ class StripeProvider:
                 else "no matching signature"
             )
             raise signing.InvalidSignature(reason) from exc
-        timestamp = int(signature_header.split("t=", 1)[1].split(",", 1)[0])  # parsed by the SDK above
+        timestamp = next(int(v) for k, _, v in (i.partition("=") for i in signature_header.split(",")) if k == "t")
         current = int(time.time()) if now is None else now
         if abs(current - timestamp) > signing.DEFAULT_TOLERANCE_S:
             raise signing.InvalidSignature("timestamp outside the tolerance")
