@@ -39,6 +39,8 @@ class Settings:
     # Keys that encrypt secrets at rest (app/core/encryption.py): (version, 32 raw bytes), newest first.
     # Empty: version 1 is derived from SECRET_KEY. Never in a repr.
     encryption_keys: tuple[tuple[int, bytes], ...] = field(default=(), repr=False)
+    # Where the Stripe SDK sends requests: None is api.stripe.com; tests and local runs point it at localstripe.
+    stripe_api_base: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -155,4 +157,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         default_store=env_vars.get("TILL_DEFAULT_STORE", "demo"),
         log_level=log_level,
         encryption_keys=parse_encryption_keys(env_vars.get("ENCRYPTION_KEYS")),
+        stripe_api_base=env_vars.get("STRIPE_API_BASE") or None,
     )

@@ -15,7 +15,7 @@ from app.inventory.services import release_expired_reservations
 from app.payments import followups
 from app.payments.operations import PaymentOperations, stale_claims
 from app.payments.provider import PaymentProvider
-from app.payments.registry import provider_for, sandbox_webhook_secret
+from app.payments.registry import provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.stores.models import Store
 from app.webhooks.intake import receive
@@ -44,7 +44,8 @@ async def sandbox_settle(ctx: TillContext, *, provider_ref: str) -> str:
 async def recover_checkouts(ctx: TillContext) -> int:
     """Finish or compensate checkouts stuck mid-saga; release reservations nobody will use."""
     redis, settings = ctx["redis"], ctx["settings"]
-    outcomes = await recover_stalled(ctx["sessions"], lambda store: provider_for(store, redis, settings))
+    sessions = ctx["sessions"]
+    outcomes = await recover_stalled(sessions, lambda store: provider_of(sessions, store, redis, settings))
     async with ctx["sessions"]() as session, session.begin():
         system_scope(session)
         released = await release_expired_reservations(session)
@@ -64,9 +65,8 @@ async def settle_payment_operations(ctx: TillContext) -> int:
         if store is None:
             continue
         try:
-            outcome = await PaymentOperations(sessions, store_id, provider_for(store, redis, settings)).settle(
-                intent_id
-            )
+            provider = await provider_of(sessions, store, redis, settings)
+            outcome = await PaymentOperations(sessions, store_id, provider).settle(intent_id)
         except TillError as exc:  # the provider refused it: recorded as failed, the claim released
             log.warning("payments.settle_refused", intent_id=str(intent_id), reason=exc.detail)
             continue
@@ -80,7 +80,7 @@ async def _store_and_provider(ctx: TillContext, store_id: str) -> tuple[Store, P
         store = await session.get(Store, uuid.UUID(store_id))
     if store is None:
         return None
-    return store, provider_for(store, ctx["redis"], ctx["settings"])
+    return store, await provider_of(ctx["sessions"], store, ctx["redis"], ctx["settings"])
 
 
 async def capture_on_fulfilment(ctx: TillContext, *, event: dict[str, Any]) -> str:

@@ -147,7 +147,7 @@ class CheckoutApiController(Controller):
         # No request session here: the saga runs its own short statements and holds none across the provider call.
         store = caller_store(request.scope)
         assert store is not None  # /api callers are bearer tokens, read with their store
-        saga = checkout_saga(request.app.state, store)
+        saga = await checkout_saga(request.app.state, store)
         card = CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
         fingerprint = request_hash(
             "POST", "/api/v1/checkout/complete", b"", f"{data.snapshot_id}:{data.amount_minor}".encode()
@@ -166,5 +166,5 @@ class CheckoutApiController(Controller):
         self, request: Request[Any, Any, Any], attempt_id: FromPath[uuid.UUID], db_session: DbSession
     ) -> AttemptOut:
         store = await _store(db_session, request)
-        saga = checkout_saga(request.app.state, store)
+        saga = await checkout_saga(request.app.state, store)
         return _attempt_out(await saga.outcome(attempt_id))

@@ -9,14 +9,14 @@ from saq import Queue
 
 from app.checkout.saga import CheckoutSaga
 from app.core.jobs import enqueue
-from app.payments.registry import provider_for
+from app.payments.registry import provider_of
 from app.stores.models import Store
 
 SANDBOX_SETTLE_DELAY_S = 2
 
 
-def checkout_saga(state: State, store: Store) -> CheckoutSaga:
-    provider = provider_for(store, state.redis, state.settings)
+async def checkout_saga(state: State, store: Store) -> CheckoutSaga:
+    provider = await provider_of(state.sessions, store, state.redis, state.settings)
     queue: Queue = state.queue
 
     async def settle_later(provider_ref: str) -> None:

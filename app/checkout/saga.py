@@ -537,7 +537,7 @@ def _now() -> str:
 
 async def recover_stalled(
     sessions: async_sessionmaker[AsyncSession],
-    provider_for: object,
+    provider_of: Callable[[Store], Awaitable[PaymentProvider]],
     *,
     older_than: timedelta = STALL_AFTER,
     now: datetime | None = None,
@@ -556,7 +556,7 @@ async def recover_stalled(
         ).all()
     outcomes = []
     for attempt_id, store in stalled:
-        saga = CheckoutSaga(sessions, store, provider_for(store))  # type: ignore[operator]
+        saga = CheckoutSaga(sessions, store, await provider_of(store))
         outcomes.append(await saga.resume(attempt_id))
     return outcomes
 

@@ -17,7 +17,7 @@ from app.orders.cancellation import OrderCancellation
 from app.orders.schemas import AuditEntryOut, OrderDetailOut, OrderPage, OrderSummaryOut, StatusChangeIn
 from app.orders.services import Actor, OrderFilter, OrderService
 from app.orders.states import CANCELLED, Axis
-from app.payments.registry import provider_for
+from app.payments.registry import provider_of
 from app.stores.access import caller_store
 from app.stores.models import Store
 
@@ -94,7 +94,8 @@ class OrdersApiController(Controller):
             store = caller_store(request.scope) or await db_session.get(Store, principal.store_id)
             assert store is not None
             state = request.app.state
-            cancellation = OrderCancellation(state.sessions, store.id, provider_for(store, state.redis, state.settings))
+            provider = await provider_of(state.sessions, store, state.redis, state.settings)
+            cancellation = OrderCancellation(state.sessions, store.id, provider)
             await cancellation.cancel(order_id, actor=actor, reason=data.reason)
             return OrderDetailOut.of(await orders.get(order_id), await orders.history(order_id))
         order, _ = await orders.change_status(order_id, Axis(data.axis), data.status, actor=actor, reason=data.reason)

@@ -33,7 +33,7 @@ from app.orders.states import (
     next_statuses,
 )
 from app.payments.order_payments import order_payments
-from app.payments.registry import provider_for
+from app.payments.registry import provider_of
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
@@ -237,7 +237,7 @@ class OrderPagesController(Controller):
                 store = await db_session.get(Store, me.store_id)
                 assert store is not None
                 state = request.app.state
-                provider = provider_for(store, state.redis, state.settings)
+                provider = await provider_of(state.sessions, store, state.redis, state.settings)
                 await OrderCancellation(state.sessions, me.store_id, provider).cancel(
                     order_id, actor=actor, reason=reason
                 )

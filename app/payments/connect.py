@@ -30,8 +30,9 @@ from app.core.errors import NotFound, TillError, ValidationFailed
 from app.core.outbox import emit
 from app.core.tenancy import bind_store, system_scope
 from app.payments.capabilities import ConnectedAccount, OnboardingLink, Payout, SupportsConnect
+from app.payments.credentials import load_credentials
 from app.payments.provider import PaymentError, ProviderTimeout
-from app.payments.registry import provider_for
+from app.payments.registry import ProviderNotReady, provider_for
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
@@ -175,14 +176,18 @@ class ConnectService:
             raise NotFound("No such store.")
         return store
 
-    def _connect(self, store: Store) -> SupportsConnect:
-        name = CommerceSettings.of(store.settings).payment_provider
+    async def _connect(self, store: Store) -> SupportsConnect:
+        commerce = CommerceSettings.of(store.settings)
+        name = commerce.payment_provider
+        credentials = (
+            await load_credentials(self.session, store.id, "stripe", commerce.payment_mode)
+            if name == "stripe"
+            else None
+        )
         try:
-            provider: object = provider_for(store, self.redis, self.settings)
-        except NotImplementedError as exc:
-            raise ConnectUnavailable(
-                f"Payouts need a payment provider with Connect; {name!r} is not available here."
-            ) from exc
+            provider: object = provider_for(store, self.redis, self.settings, credentials=credentials)
+        except ProviderNotReady as exc:
+            raise ConnectUnavailable(f"Payouts need a payment provider with Connect: {exc.detail}") from exc
         if not isinstance(provider, SupportsConnect):
             raise ConnectUnavailable(f"The payment provider {name!r} does not support payouts to stores (Connect).")
         return provider
@@ -193,7 +198,7 @@ class ConnectService:
     async def start_onboarding(self, *, email: str, return_url: str, refresh_url: str) -> OnboardingLink:
         """The link to the provider's onboarding: creates the store's account the first time (once, by key)."""
         store = await self.store(for_update=True)  # two owners clicking at once make one account
-        provider = self._connect(store)
+        provider = await self._connect(store)
         commerce = CommerceSettings.of(store.settings)
         try:
             if commerce.connect_account:
@@ -220,7 +225,7 @@ class ConnectService:
         store = await self.store()
         if not CommerceSettings.of(store.settings).connect_account:
             return None
-        provider = self._connect(store)
+        provider = await self._connect(store)
         try:
             link = await provider.onboarding_link(
                 CommerceSettings.of(store.settings).connect_account, refresh_url=refresh_url, return_url=return_url
@@ -235,7 +240,7 @@ class ConnectService:
         account_id = CommerceSettings.of(store.settings).connect_account
         if not account_id:
             return connect_state(store)
-        provider = self._connect(store)
+        provider = await self._connect(store)
         try:
             account = await provider.get_account(account_id)
         except PaymentError as exc:
@@ -248,7 +253,7 @@ class ConnectService:
         account_id = CommerceSettings.of(store.settings).connect_account
         if not account_id:
             return PayoutSplit(upcoming=[], past=[])
-        provider = self._connect(store)
+        provider = await self._connect(store)
         try:
             payouts = await provider.list_payouts(account_id, limit=limit)
         except PaymentError as exc:

@@ -18,7 +18,7 @@ from app.orders.models import Order
 from app.payments.fees import FeeBreakdown, breakdown
 from app.payments.models import PaymentIntent, PaymentTransaction, RefundRequest
 from app.payments.refunds import Refunds
-from app.payments.registry import provider_for
+from app.payments.registry import provider_of
 from app.payments.services import PaymentLedger
 from app.stores.access import caller_store
 from app.stores.commerce import CommerceSettings
@@ -101,6 +101,6 @@ async def refunds_for(request: Request[Any, Any, Any]) -> Refunds:
     return Refunds(
         state.sessions,
         store.id,
-        provider_for(store, state.redis, state.settings),
+        await provider_of(state.sessions, store, state.redis, state.settings),
         approval_threshold_minor=CommerceSettings.of(store.settings).refund_approval_threshold_minor,
     )

@@ -25,7 +25,7 @@ from app.payments.models import PaymentTransaction, RefundRequest
 from app.payments.operations import Outcome, PaymentOperations
 from app.payments.order_payments import IntentView, order_payments, refunds_for, store_of
 from app.payments.provider import CardDetails
-from app.payments.registry import provider_for
+from app.payments.registry import provider_of
 
 DbSession = NamedDependency[AsyncSession]
 
@@ -220,7 +220,9 @@ async def _payments_out(request: Request[Any, Any, Any], order_id: uuid.UUID) ->
 async def _operations(request: Request[Any, Any, Any]) -> PaymentOperations:
     store = await store_of(request)
     state = request.app.state
-    return PaymentOperations(state.sessions, store.id, provider_for(store, state.redis, state.settings))
+    return PaymentOperations(
+        state.sessions, store.id, await provider_of(state.sessions, store, state.redis, state.settings)
+    )
 
 
 def _done(outcome: Outcome, payments: OrderPaymentsOut) -> Response[OperationOut]:
@@ -411,7 +413,8 @@ class CheckoutPaymentsApiController(Controller):
             if data.card
             else None
         )
-        authorization = OrderAuthorization(state.sessions, store, provider_for(store, state.redis, state.settings))
+        provider = await provider_of(state.sessions, store, state.redis, state.settings)
+        authorization = OrderAuthorization(state.sessions, store, provider)
         intent, result = await authorization.authorize(
             order_id,
             amount_minor=data.amount_minor,

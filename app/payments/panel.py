@@ -25,7 +25,7 @@ from app.core.rbac import Principal, Role, principal_of, require_role
 from app.orders.services import TIMELINE_KINDS, Actor, OrderService
 from app.payments.operations import PaymentOperations
 from app.payments.order_payments import order_payments, refunds_for, store_of
-from app.payments.registry import provider_for
+from app.payments.registry import provider_of
 from app.stores.commerce import CommerceSettings
 
 FormData = dict[str, str]
@@ -128,7 +128,8 @@ async def _operate(
             raise PermissionDenied("Voiding a payment needs the manager role.")
         store = await store_of(request)
         state = request.app.state
-        operations = PaymentOperations(state.sessions, store.id, provider_for(store, state.redis, state.settings))
+        provider = await provider_of(state.sessions, store, state.redis, state.settings)
+        operations = PaymentOperations(state.sessions, store.id, provider)
         if operation == "capture":
             outcome = await operations.capture(order_id, intent_id, amount_minor=amount, actor=actor)
         else:

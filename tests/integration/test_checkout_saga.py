@@ -36,7 +36,7 @@ from app.inventory.services import SoldOut, move_reserved
 from app.orders.models import Order
 from app.payments.models import PaymentIntent
 from app.payments.provider import CardDetails, PaymentStatus, ProviderResult
-from app.payments.registry import provider_for
+from app.payments.registry import provider_for, provider_of
 from app.payments.sandbox import SandboxProvider
 from tests.integration.conftest import World
 from tests.integration.shop import Shop, Shopper, make_shop
@@ -266,7 +266,7 @@ async def test_crash_after_authorise_is_finished_by_the_sweeper(
     async with sessions() as session, session.begin():
         system_scope(session)
         await session.execute(update(CheckoutAttempt).values(updated_at=datetime.now(UTC) - timedelta(minutes=5)))
-    outcomes = await recover_stalled(sessions, lambda store: provider_for(store, redis, settings))
+    outcomes = await recover_stalled(sessions, lambda store: provider_of(sessions, store, redis, settings))
     assert [o.state for o in outcomes] == ["failed"]
     # The charge was found by its deterministic reference and given back; the stock came back.
     assert await _counts(sessions, shop, "MUG-1") == (0, 0, 50, 0)

@@ -288,7 +288,7 @@ async def test_a_provider_without_connect_is_a_clear_409(
         name = "paymentsonly"
 
     await set_settings(world, store, payment_provider="sandbox", connect_account="acct_x", connect_status="pending")
-    monkeypatch.setattr(connect, "provider_for", lambda *args: PaymentsOnly())
+    monkeypatch.setattr(connect, "provider_for", lambda *args, **kwargs: PaymentsOnly())
     for method, path in (
         ("POST", "/api/v1/admin/connect/onboarding-link"),
         ("GET", "/api/v1/admin/connect/account"),

@@ -146,7 +146,7 @@ class CheckoutPagesController(Controller):
         if errors:
             context.update(snapshot=snapshot, errors=errors, values=values)
             return Template("storefront/review.html", context=context, status_code=422)
-        saga = self._saga(request, store)
+        saga = await self._saga(request, store)
         await db_session.commit()  # the saga runs its own short transactions; hold none across the provider call
         amount = data.get("amount_minor", "")
         payment = PaymentInput(
@@ -188,8 +188,8 @@ class CheckoutPagesController(Controller):
         context.update(snapshot=snapshot, errors={"form": outcome.message or "The payment failed."}, values=values)
         return Template("storefront/review.html", context=context, status_code=402)
 
-    def _saga(self, request: Request[Any, Any, Any], store: Store) -> CheckoutSaga:
-        return checkout_saga(request.app.state, store)
+    async def _saga(self, request: Request[Any, Any, Any], store: Store) -> CheckoutSaga:
+        return await checkout_saga(request.app.state, store)
 
     @get("/s/{slug:str}/checkout/attempts/{attempt_id:uuid}")
     async def attempt_page(
@@ -200,7 +200,7 @@ class CheckoutPagesController(Controller):
         db_session: DbSession,
     ) -> Template | Redirect | Response[Any]:
         store = await store_by_slug(db_session, slug)
-        outcome = await self._saga(request, store).outcome(attempt_id)
+        outcome = await (await self._saga(request, store)).outcome(attempt_id)
         if outcome.state == "completed" and outcome.order is not None:
             target = f"/s/{store.slug}/orders/{outcome.order.id}?key={outcome.order.access_token}"
             if is_htmx(request):
@@ -220,7 +220,7 @@ class CheckoutPagesController(Controller):
     ) -> Template | Redirect:
         """Where the 3-D Secure challenge sends the shopper back."""
         store = await store_by_slug(db_session, slug)
-        saga = self._saga(request, store)
+        saga = await self._saga(request, store)
         await db_session.commit()
         outcome = await saga.resume(attempt_id)
         if outcome.state == "failed":
