@@ -20,7 +20,7 @@ from app.config import Settings
 from app.core import pg
 from app.inventory.services import InventoryService
 from app.orders.models import Order
-from app.payments.provider import CardDetails
+from app.payments.provider import CardDetails, PaymentProvider
 from app.payments.registry import provider_for
 from app.stores.models import Store
 from tests.integration.conftest import World, csrf_from
@@ -71,8 +71,10 @@ async def place_order(
     settings: Settings,
     lines: dict[str, int] | None = None,
     email: str = "ann@example.com",
+    provider: PaymentProvider | None = None,
 ) -> Order:
-    """A paid order, straight through the cart, quote and saga services (Visa, the store's capture policy)."""
+    """A paid order, straight through the cart, quote and saga services (Visa, the store's capture policy);
+    the sandbox unless another ``provider`` is given."""
     async with sessions() as session, session.begin():
         carts = CartService(session, shop.store.id, shop.store.currency)
         cart = await carts.get_or_create(None)
@@ -80,7 +82,7 @@ async def place_order(
             await carts.add(cart, shop.variants[sku], quantity)
         quotes = QuoteService(await pg.writer(session), shop.store)
         snapshot = await quotes.create(QuoteRequest(cart_token=cart.token, email=email))
-    saga = CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
+    saga = CheckoutSaga(sessions, shop.store, provider or provider_for(shop.store, redis, settings))
     card = CardDetails("4242424242424242", 12, 2034, "123")
     outcome = await saga.complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=card), fingerprint="f")
     assert outcome.order is not None, outcome.message

@@ -30,7 +30,7 @@ from app.payments.provider import (
 )
 from app.payments.providers import StripeProvider
 from app.payments.sandbox import SandboxProvider
-from tests.providers.conftest import STRIPE_TEST_KEY
+from tests.localstripe import STRIPE_TEST_KEY
 
 EUR = "EUR"
 AMOUNT = Money(10_000, EUR)
@@ -253,11 +253,14 @@ async def test_unknown_payment(driver: Driver) -> None:
 
 
 async def test_same_idempotency_key_makes_one_payment(driver: Driver) -> None:
-    if not driver.honours_idempotency_keys:
-        pytest.skip(f"{driver.name} here ignores idempotency keys; the Stripe header is checked with fixtures")
     idempotency_key = key()
     first = await driver.authorize(idempotency_key=idempotency_key)
     again = await driver.authorize(idempotency_key=idempotency_key)
+    if not driver.honours_idempotency_keys:
+        # localstripe ignores Idempotency-Key (a documented gap): two payments. That the provider sends the
+        # same key both times is checked against recorded Stripe answers in test_stripe_provider.py.
+        assert again.provider_ref != first.provider_ref
+        return
     assert again.provider_ref == first.provider_ref
     assert again.status is first.status is PaymentStatus.AUTHORIZED
     captured = await driver.provider.capture(CaptureRequest(first.provider_ref, AMOUNT, key()))

@@ -35,7 +35,7 @@ from app.payments.provider import (
 )
 from app.payments.providers import API_VERSION, StripeProvider
 from app.payments.signing import InvalidSignature, sign
-from tests.providers.conftest import free_port
+from tests.localstripe import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 SECRET = "whsec_fixture_test"

@@ -1,0 +1,84 @@
+"""A store on Stripe, end to end against localstripe: its keys are saved encrypted, checkout charges through
+the Stripe provider, and staff capture and refund through the same API as on the sandbox."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.core.rbac import Role
+from app.main import create_app
+from app.payments.credentials import ProviderCredentialService
+from app.payments.providers import StripeProvider
+from app.payments.registry import ProviderNotReady, provider_of
+from tests.integration.conftest import World, bearer, issue_token
+from tests.integration.shop import make_shop, place_order
+from tests.integration.test_payment_operations import _consistent, _key, _set, _url
+from tests.integration.test_payment_panel import _intent_of
+from tests.localstripe import STRIPE_TEST_KEY, STRIPE_WEBHOOK_SECRET, localstripe_server
+
+
+@pytest.fixture(scope="module")
+def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with localstripe_server(Path(tmp_path_factory.mktemp("localstripe"))) as url:
+        yield url
+
+
+@pytest.fixture
+def stripe_settings(settings: Settings, localstripe_url: str) -> Settings:
+    return dataclasses.replace(settings, stripe_api_base=localstripe_url)
+
+
+@pytest.fixture
+async def stripe_client(stripe_settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=create_app(stripe_settings), base_url="http://testserver.local") as client:
+        yield client
+
+
+async def test_a_store_on_stripe_charges_captures_and_refunds_through_stripe(
+    stripe_client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    stripe_settings: Settings,
+) -> None:
+    shop = await make_shop(world)
+    await _set(sessions, shop.store, payment_provider="stripe", payment_mode="test", capture_policy="at_fulfilment")
+    with pytest.raises(ProviderNotReady, match="no keys for test mode"):
+        await provider_of(sessions, shop.store, redis, stripe_settings)
+    async with sessions() as session, session.begin():
+        await ProviderCredentialService(session, shop.store.id).save(
+            provider="stripe",
+            mode="test",
+            secret_key=STRIPE_TEST_KEY,
+            publishable_key="pk_test_till_providers",
+            webhook_secret=STRIPE_WEBHOOK_SECRET,
+        )
+    provider = await provider_of(sessions, shop.store, redis, stripe_settings)
+    assert isinstance(provider, StripeProvider)
+
+    order = await place_order(sessions, shop, redis, stripe_settings, {"MUG-1": 1}, provider=provider)
+    intent = await _intent_of(sessions, order)
+    assert (intent.provider, intent.status, intent.provider_ref[:3]) == ("stripe", "authorized", "pi_")
+    auth = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    captured = await stripe_client.post(_url(order, intent, "capture"), json={}, headers={**auth, **_key()})
+    assert captured.status_code == 200, captured.text
+    refund = {"amount_minor": 400, "reason": "chipped"}
+    refunded = await stripe_client.post(_url(order, intent, "refund"), json=refund, headers={**auth, **_key()})
+    assert refunded.status_code == 200 and refunded.json()["payment_status"] == "partially_refunded"
+    too_much = {"amount_minor": order.total_minor, "reason": "all"}
+    refused = await stripe_client.post(_url(order, intent, "refund"), json=too_much, headers={**auth, **_key()})
+    assert refused.status_code == 422  # checked against the intent before Stripe is asked
+    after = await _consistent(sessions, intent.id)
+    seen = await provider.get_transaction(intent.provider_ref)  # Stripe's own view agrees with the ledger
+    assert (seen.captured.amount_minor, seen.refunded.amount_minor) == (after.captured_minor, after.refunded_minor)
+    assert after.refunded_minor == 400
+    await provider.aclose()
