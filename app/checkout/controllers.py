@@ -148,14 +148,25 @@ class CheckoutApiController(Controller):
         store = caller_store(request.scope)
         assert store is not None  # /api callers are bearer tokens, read with their store
         saga = await checkout_saga(request.app.state, store)
-        card = CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
+        if (data.card is None) == (data.payment_method_token is None):
+            raise ValidationFailed("Pay with a card or a payment method token.", fields={"card": "Give exactly one."})
+        card = (
+            CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
+            if data.card
+            else None
+        )
         fingerprint = request_hash(
             "POST", "/api/v1/checkout/complete", b"", f"{data.snapshot_id}:{data.amount_minor}".encode()
         )
         outcome = await saga.complete(
             data.snapshot_id,
             key,
-            PaymentInput(card=card, amount_minor=data.amount_minor, return_url=data.return_url),
+            PaymentInput(
+                card=card,
+                payment_method_token=data.payment_method_token,
+                amount_minor=data.amount_minor,
+                return_url=data.return_url,
+            ),
             fingerprint=fingerprint,
         )
         status = {"completed": 201, "failed": 402}.get(outcome.state, 202)

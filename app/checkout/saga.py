@@ -83,6 +83,7 @@ class CheckoutExpired(TillError):
 @dataclass(frozen=True)
 class PaymentInput:
     card: CardDetails | None = None
+    payment_method_token: str | None = None  # a provider's token instead of a card (Stripe.js: pm_...)
     amount_minor: int | None = None  # what the client believes it pays; must equal the snapshot total
     return_url: str = ""
 
@@ -232,6 +233,7 @@ class CheckoutSaga:
             amount=amount,
             idempotency_key=key,
             card=payment.card,
+            payment_method_token=payment.payment_method_token,
             capture=self.settings.capture_policy == "at_checkout",
             return_url=payment.return_url,
             description=f"{self.store.name} checkout",

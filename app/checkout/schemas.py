@@ -121,9 +121,13 @@ class CardIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CompleteIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Pay with ``card`` (sandbox test cards; Stripe test mode) or ``payment_method_token`` (Stripe.js's pm_...,
+    or a sandbox ``pm_card_*``): exactly one of the two."""
+
     snapshot_id: uuid.UUID
     amount_minor: int
-    card: CardIn
+    card: CardIn | None = None
+    payment_method_token: str | None = None
     return_url: str = ""
 
 

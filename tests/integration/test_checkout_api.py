@@ -125,3 +125,31 @@ async def test_delivery_quote_uses_the_address(client: AsyncTestClient[Litestar]
     assert shipping_tax["tax_minor"] == shipping - (shipping * 10000 + 11900 // 2) // 11900
     assert body["tax_minor"] == sum(t["tax_minor"] for t in body["tax_lines"])
     assert body["tax_minor"] == sum(line["tax_minor"] for line in body["lines"]) + shipping_tax["tax_minor"]
+
+
+async def test_api_pays_with_a_payment_method_token_and_needs_exactly_one_way_to_pay(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    shop = await make_shop(world)
+    auth = bearer(await issue_token(world, shop.store))
+    cart = (await client.post("/api/v1/checkout/carts", headers=auth)).json()
+    line = {"variant_id": str(shop.variants["MUG-1"]), "quantity": 1}
+    await client.post(f"/api/v1/checkout/carts/{cart['token']}/lines", json=line, headers=auth)
+    quote = (
+        await client.post(
+            "/api/v1/checkout/quote", json={"cart_token": cart["token"], "email": "pm@example.com"}, headers=auth
+        )
+    ).json()
+    base = {"snapshot_id": quote["id"], "amount_minor": quote["total_minor"]}
+    for body in (base, {**base, "card": VISA, "payment_method_token": "pm_card_visa"}):
+        refused = await client.post(
+            "/api/v1/checkout/complete", json=body, headers={**auth, "Idempotency-Key": str(len(body))}
+        )
+        assert refused.status_code == 422 and "exactly one" in refused.text
+    paid = await client.post(
+        "/api/v1/checkout/complete",
+        json={**base, "payment_method_token": "pm_card_visa"},
+        headers={**auth, "Idempotency-Key": "pm-1"},
+    )
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["order"]["payment_status"] == "paid"

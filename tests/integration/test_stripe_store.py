@@ -11,16 +11,19 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.core.rbac import Role
+from app.core.tenancy import system_scope
 from app.main import create_app
 from app.payments.credentials import ProviderCredentialService
+from app.payments.models import PaymentIntent
 from app.payments.providers import StripeProvider
 from app.payments.registry import ProviderNotReady, provider_of
 from tests.integration.conftest import World, bearer, issue_token
-from tests.integration.shop import make_shop, place_order
+from tests.integration.shop import Shopper, make_shop, place_order
 from tests.integration.test_payment_operations import _consistent, _key, _set, _url
 from tests.integration.test_payment_panel import _intent_of
 from tests.localstripe import STRIPE_TEST_KEY, STRIPE_WEBHOOK_SECRET, localstripe_server
@@ -82,3 +85,33 @@ async def test_a_store_on_stripe_charges_captures_and_refunds_through_stripe(
     assert (seen.captured.amount_minor, seen.refunded.amount_minor) == (after.captured_minor, after.refunded_minor)
     assert after.refunded_minor == 400
     await provider.aclose()
+
+
+async def test_on_stripes_real_api_the_card_form_is_stripe_js_and_no_card_reaches_us(
+    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The app's settings name no STRIPE_API_BASE (Stripe's real API): the review page mounts Stripe.js with the
+    store's publishable key under a CSP that allows Stripe's frames, and the pay form wants a pm_ token."""
+    shop = await make_shop(world)
+    async with sessions() as session, session.begin():
+        await ProviderCredentialService(session, shop.store.id).save(
+            provider="stripe",
+            mode="test",
+            secret_key="sk_test_real_api_never_called_0123456789",
+            publishable_key="pk_test_shown_to_shoppers_0123456789",
+            webhook_secret="whsec_shown_to_nobody_0123456789",
+        )
+    await _set(sessions, shop.store, payment_provider="stripe", payment_mode="test")
+    shopper = Shopper(client, shop)
+    await shopper.open()
+    await shopper.add("MUG-1")
+    snapshot_id = await shopper.quote()
+    review = await client.get(f"/s/{shop.store.slug}/checkout/{snapshot_id}")
+    assert 'data-stripe-key="pk_test_shown_to_shoppers_0123456789"' in review.text
+    assert 'name="card_number"' not in review.text and "sk_test_" not in review.text
+    assert "https://js.stripe.com" in review.headers["content-security-policy"]
+    answer = await shopper.pay(snapshot_id)  # posts card fields, no payment method token
+    assert answer.status_code == 422 and "Enter your card details." in answer.text
+    async with sessions() as session:
+        system_scope(session)
+        assert await session.scalar(select(func.count()).select_from(PaymentIntent)) == 0

@@ -8,20 +8,25 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checkout.factory import checkout_saga
+from app.checkout.models import CheckoutAttempt
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import CheckoutExpired, CheckoutSaga, Outcome, PaymentInput
 from app.core import live, pg
-from app.core.errors import TillError, ValidationFailed
+from app.core.errors import NotFound, TillError, ValidationFailed
 from app.core.idempotency import request_hash
 from app.core.money import Money
 from app.core.outbox import PublishedEvent
+from app.core.tenancy import bind_store
 from app.customers.services import CustomerService
 from app.orders.models import Order
 from app.orders.services import OrderService
 from app.orders.tracking import OrderStatusFragments
+from app.payments.credentials import load_credentials
+from app.payments.models import PaymentIntent
 from app.payments.provider import CardDetails
 from app.shipping.providers import BuiltinShipping
 from app.storefront.controllers._common import (
@@ -58,6 +63,29 @@ def parse_card(data: dict[str, str]) -> tuple[CardDetails | None, dict[str, str]
     return CardDetails(
         number=number, exp_month=int(month), exp_year=full_year, cvc=cvc, holder=data.get("card_name", "")
     ), {}
+
+
+# Stripe.js tokenises the card in the shopper's browser (card data never reaches us) and runs in Stripe's frames.
+_STRIPE_CSP = (
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' https://js.stripe.com; frame-src https://js.stripe.com https://hooks.stripe.com; "
+    "connect-src 'self' https://api.stripe.com; frame-ancestors 'none'; form-action 'self' https://hooks.stripe.com; "
+    "base-uri 'self'"
+)
+
+
+async def _stripe_key(request: Request[Any, Any, Any], db_session: AsyncSession, store: Store) -> str:
+    """The publishable key when the card form is Stripe.js: a store on Stripe's real API (not localstripe)."""
+    commerce = CommerceSettings.of(store.settings)
+    if commerce.payment_provider != "stripe" or request.app.state.settings.stripe_api_base is not None:
+        return ""
+    credentials = await load_credentials(db_session, store.id, "stripe", commerce.payment_mode)
+    return credentials.publishable_key if credentials else ""
+
+
+def _review(context: dict[str, Any], status_code: int = 200) -> Template:
+    headers = {"content-security-policy": _STRIPE_CSP} if context.get("stripe_key") else {}
+    return Template("storefront/review.html", context=context, status_code=status_code, headers=headers)
 
 
 class CheckoutPagesController(Controller):
@@ -123,7 +151,8 @@ class CheckoutPagesController(Controller):
         snapshot = await quotes.get(snapshot_id)
         context = await shop_context(request, db_session, store)
         context.update(snapshot=snapshot, errors={}, values={}, choices=await quotes.delivery_choices(snapshot))
-        return Template("storefront/review.html", context=context)
+        context["stripe_key"] = await _stripe_key(request, db_session, store)
+        return _review(context)
 
     @post("/s/{slug:str}/checkout/{snapshot_id:uuid}/pay", status_code=303, media_type=MediaType.HTML)
     async def pay(
@@ -137,21 +166,28 @@ class CheckoutPagesController(Controller):
         store = await store_by_slug(db_session, slug)
         quotes = QuoteService(await pg.writer(db_session), store)
         snapshot = await quotes.get(snapshot_id)
-        card, errors = parse_card(data)
+        stripe_key = await _stripe_key(request, db_session, store)
+        token = data.get("payment_method", "").strip()
+        card, errors = (None, {}) if stripe_key else parse_card(data)
+        if stripe_key and not token.startswith("pm_"):
+            errors["card"] = "Enter your card details."
         key = data.get("idempotency_key", "")
         if not key:
             errors["form"] = "This form is out of date. Please try again."
         values = {"card_name": data.get("card_name", ""), "card_expiry": data.get("card_expiry", "")}
         context = await shop_context(request, db_session, store)
+        context["stripe_key"] = stripe_key
         if errors:
             context.update(snapshot=snapshot, errors=errors, values=values)
-            return Template("storefront/review.html", context=context, status_code=422)
+            return _review(context, 422)
         saga = await self._saga(request, store)
         await db_session.commit()  # the saga runs its own short transactions; hold none across the provider call
         amount = data.get("amount_minor", "")
         payment = PaymentInput(
             card=card,
+            payment_method_token=token if stripe_key else None,
             amount_minor=int(amount) if amount.isdigit() else None,
+            return_url=f"{str(request.base_url).rstrip('/')}/s/{store.slug}/checkout/return",
         )
         fingerprint = request_hash("POST", f"/checkout/{snapshot_id}", b"", f"{snapshot_id}:{amount}".encode())
         try:
@@ -168,10 +204,10 @@ class CheckoutPagesController(Controller):
                 )
             )
             context.update(snapshot=fresh, errors={"form": exc.detail}, values=values)
-            return Template("storefront/review.html", context=context, status_code=409)
+            return _review(context, 409)
         except TillError as exc:
             context.update(snapshot=snapshot, errors={"form": exc.detail, **exc.fields}, values=values)
-            return Template("storefront/review.html", context=context, status_code=exc.status_code)
+            return _review(context, exc.status_code)
         return self._after_payment(store, outcome, context, snapshot, values)
 
     def _after_payment(
@@ -209,6 +245,25 @@ class CheckoutPagesController(Controller):
         context = await shop_context(request, db_session, store)
         context.update(outcome=outcome)
         return Template("storefront/attempt.html", context=context)
+
+    @get("/s/{slug:str}/checkout/return")
+    async def provider_return(
+        self,
+        slug: FromPath[str],
+        db_session: DbSession,
+        payment_intent: FromQuery[str] = "",
+    ) -> Redirect:
+        """Where Stripe's 3-D Secure page sends the shopper back (``?payment_intent=pi_…``): to the attempt."""
+        store = await store_by_slug(db_session, slug)
+        bind_store(db_session, store.id)
+        attempt_id = await db_session.scalar(
+            select(CheckoutAttempt.id)
+            .join(PaymentIntent, PaymentIntent.id == CheckoutAttempt.payment_intent_id)
+            .where(PaymentIntent.provider_ref == payment_intent, PaymentIntent.provider_ref != "")
+        )
+        if attempt_id is None:
+            raise NotFound("We could not find that payment.")
+        return Redirect(f"/s/{store.slug}/checkout/attempts/{attempt_id}/return", status_code=303)
 
     @get("/s/{slug:str}/checkout/attempts/{attempt_id:uuid}/return")
     async def attempt_return(
