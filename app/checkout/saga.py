@@ -30,7 +30,7 @@ from app.core import pg
 from app.core.errors import Conflict, TillError, ValidationFailed
 from app.core.money import Money
 from app.core.tenancy import bind_store, system_scope
-from app.customers.services import GUEST_CUSTOMER_CTE, guest_customer_params
+from app.customers.services import GUEST_CUSTOMER_CTE, CustomerService, guest_customer_params
 from app.inventory.services import (
     MOVE_RESERVED_CTES,
     InventoryService,
@@ -40,6 +40,7 @@ from app.inventory.services import (
 )
 from app.orders.models import Order
 from app.orders.services import PLACE_ORDER_CTES, placing
+from app.payments.capabilities import SupportsCustomers
 from app.payments.fees import application_fee, processing_fee
 from app.payments.models import PaymentIntent
 from app.payments.provider import (
@@ -229,6 +230,7 @@ class CheckoutSaga:
         amount = Money(snapshot.total_minor, snapshot.currency)
         fees = self._fees(amount)
         destination = self.settings.connect_charge_type == "destination" and fees.connected_account
+        customer_ref = await self._customer_ref(snapshot)
         request = AuthorizeRequest(
             amount=amount,
             idempotency_key=key,
@@ -238,6 +240,7 @@ class CheckoutSaga:
             return_url=payment.return_url,
             description=f"{self.store.name} checkout",
             metadata={"attempt_id": str(attempt_id), "snapshot_id": str(snapshot.id)},
+            customer_ref=customer_ref,
             destination_account=fees.connected_account if destination else "",
             application_fee=Money(fees.application_fee_minor, amount.currency) if destination else None,
             transfer_group=f"attempt-{attempt_id}" if fees.connected_account and not destination else "",
@@ -303,6 +306,15 @@ class CheckoutSaga:
         )
         attempt.payment_intent_id = intent.id
         return intent, True
+
+    async def _customer_ref(self, snapshot: CheckoutSnapshot) -> str:
+        """A signed-in shopper's customer at Stripe (made once, then reused); guests and the sandbox: none."""
+        if snapshot.customer_id is None or self.provider.name != "stripe":
+            return ""
+        if not isinstance(self.provider, SupportsCustomers):
+            return ""
+        async with self.sessions() as session, session.begin():
+            return await CustomerService(session, self.store.id).provider_customer(snapshot.customer_id, self.provider)
 
     def _fees(self, amount: Money) -> PaymentFees:
         """The payment's fees, and the store's Connect account when its onboarding is done."""

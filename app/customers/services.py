@@ -15,6 +15,7 @@ from app.core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_passwo
 from app.core.ratelimit import FailureLimit
 from app.core.tenancy import bind_store
 from app.customers.models import Customer
+from app.payments.capabilities import SupportsCustomers
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]{2,}$")
 SHOPPER_SIGNIN = FailureLimit("shopper-signin", limit=8, window_s=15 * 60)
@@ -32,6 +33,21 @@ class CustomerService:
 
     async def get(self, customer_id: uuid.UUID) -> Customer | None:
         return await self.session.get(Customer, customer_id)
+
+    async def provider_customer(self, customer_id: uuid.UUID, provider: SupportsCustomers) -> str:
+        """The customer's id at Stripe: reused while it exists there, else made (keyed by our id) and kept."""
+        customer = await self.get(customer_id)
+        if customer is None:
+            return ""
+        ref = await provider.ensure_customer(
+            email=customer.email,
+            name=customer.name,
+            existing_ref=customer.stripe_customer_id,
+            idempotency_key=f"customer:{customer.id}",
+        )
+        if ref != customer.stripe_customer_id:
+            customer.stripe_customer_id = ref
+        return ref
 
     async def sign_up(self, *, email: str, name: str, password: str) -> Customer:
         email = normalise_email(email)

@@ -4,9 +4,11 @@ the Stripe provider, and staff capture and refund through the same API as on the
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -14,12 +16,19 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cart.services import CartService
+from app.checkout.quotes import QuoteRequest, QuoteService
+from app.checkout.saga import CheckoutSaga, PaymentInput
 from app.config import Settings
+from app.core import pg
 from app.core.rbac import Role
 from app.core.tenancy import system_scope
+from app.customers.models import Customer
+from app.customers.services import CustomerService
 from app.main import create_app
 from app.payments.credentials import ProviderCredentialService
 from app.payments.models import PaymentIntent
+from app.payments.provider import CardDetails
 from app.payments.providers import StripeProvider
 from app.payments.registry import ProviderNotReady, provider_of
 from tests.integration.conftest import World, bearer, issue_token
@@ -115,3 +124,49 @@ async def test_on_stripes_real_api_the_card_form_is_stripe_js_and_no_card_reache
     async with sessions() as session:
         system_scope(session)
         assert await session.scalar(select(func.count()).select_from(PaymentIntent)) == 0
+
+
+async def test_a_signed_in_shopper_is_one_stripe_customer_across_orders(
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    stripe_settings: Settings,
+    localstripe_url: str,
+) -> None:
+    shop = await make_shop(world)
+    await _set(sessions, shop.store, payment_provider="stripe", payment_mode="test")
+    async with sessions() as session, session.begin():
+        await ProviderCredentialService(session, shop.store.id).save(
+            provider="stripe",
+            mode="test",
+            secret_key=STRIPE_TEST_KEY,
+            publishable_key="pk_test_till_providers",
+            webhook_secret=STRIPE_WEBHOOK_SECRET,
+        )
+        customer = await CustomerService(session, shop.store.id).sign_up(
+            email="regular@example.com", name="Rita Regular", password="correct horse battery"
+        )
+    provider = await provider_of(sessions, shop.store, redis, stripe_settings)
+    refs = []
+    for _ in range(2):
+        async with sessions() as session, session.begin():
+            carts = CartService(session, shop.store.id, shop.store.currency)
+            cart = await carts.get_or_create(None)
+            await carts.add(cart, shop.variants["CRO-1"], 1)
+            snapshot = await QuoteService(await pg.writer(session), shop.store).create(
+                QuoteRequest(cart_token=cart.token, email=customer.email, customer_id=customer.id)
+            )
+        saga = CheckoutSaga(sessions, shop.store, provider)
+        card = CardDetails("4242424242424242", 12, 2034, "123")
+        outcome = await saga.complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=card), fingerprint="f")
+        assert outcome.order is not None, outcome.message
+        intent = await _intent_of(sessions, outcome.order)
+        async with httpx.AsyncClient(auth=(STRIPE_TEST_KEY, "")) as http:
+            seen = (await http.get(f"{localstripe_url}/v1/payment_intents/{intent.provider_ref}")).json()
+        refs.append(seen["customer"])
+    async with sessions() as session:
+        system_scope(session)
+        kept = await session.get(Customer, customer.id)
+    assert kept is not None and kept.stripe_customer_id.startswith("cus_")
+    assert refs == [kept.stripe_customer_id] * 2  # made once, then reused
+    await provider.aclose()  # type: ignore[attr-defined]
