@@ -6,11 +6,13 @@ from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
 from app.core.idempotency import IdempotencyKey
 from app.core.outbox import OutboxEvent
 from app.customers.models import Customer
+from app.disputes.models import Dispute, DisputeEvidence
 from app.inventory.models import Location, Reservation, StockLevel, StockMovement
 from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.payments.credentials import ProviderCredential
 from app.payments.models import PaymentIntent, PaymentTransaction
 from app.stores.models import ApiToken, Membership, Store, User
+from app.webhooks.models import ConsumerReceipt, WebhookEventRow
 
 __all__ = [
     "ApiToken",
@@ -19,7 +21,10 @@ __all__ = [
     "Category",
     "CheckoutAttempt",
     "CheckoutSnapshot",
+    "ConsumerReceipt",
     "Customer",
+    "Dispute",
+    "DisputeEvidence",
     "IdempotencyKey",
     "Location",
     "Membership",
@@ -37,4 +42,5 @@ __all__ = [
     "Store",
     "User",
     "Variant",
+    "WebhookEventRow",
 ]
