@@ -8,12 +8,14 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import TillError, ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
 from app.orders.states import PAYMENT_STATUSES
 from app.payments.listing import INTENT_STATUSES, PROVIDERS, PaymentListing, PaymentQuery
+from app.payments.models import RefundRequest
 
 DbSession = NamedDependency[AsyncSession]
 PAGE_SIZE = 50
@@ -60,6 +62,9 @@ class PaymentPagesController(Controller):
             "totals": [],
             "next_cursor": None,
             "choices": {"payment": PAYMENT_STATUSES, "status": INTENT_STATUSES, "provider": PROVIDERS},
+            "waiting_refunds": await db_session.scalar(
+                select(func.count()).select_from(RefundRequest).where(RefundRequest.status == "pending")
+            ),
         }
         try:
             filters = listing.filters(me.timezone)

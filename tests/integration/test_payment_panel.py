@@ -166,3 +166,38 @@ async def test_refunds_over_the_limit_are_approved_from_the_panel(
     twice = await client.post(approve.group(1), data={}, headers=headers)
     assert twice.status_code == 409 and "approved already" in twice.text
     assert (await _consistent(sessions, intent.id)).refunded_minor == 2000
+
+
+async def test_the_refund_queue_lists_waiting_requests_and_decides_them(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
+) -> None:
+    shop, order, intent = await _paid_order(world, sessions, redis, settings, policy="at_checkout")
+    await _set(sessions, shop.store, refund_approval_threshold_minor=500)
+    staff = await world.staff(shop.store, Role.STAFF)
+    await sign_in(client, staff.email)
+    _, headers = await _open(client, order)
+    refund = _action(order, intent, "refund")
+    for amount in ("6.00", "7.00"):
+        form = _form((await _open(client, order))[0], refund)
+        asked = await client.post(refund, data={**form, "amount": amount, "reason": "late"}, headers=headers)
+        assert "a manager has been asked" in asked.text
+    assert (await client.get("/staff/refunds")).status_code == 403
+    manager = await world.staff(shop.store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    payments = await client.get("/staff/payments")
+    assert "Refund approvals (2)" in payments.text
+    queue = await client.get("/staff/refunds")
+    assert queue.text.count('action="/staff/refunds/') == 4  # approve and reject for each
+    first, second = re.findall(r'action="/staff/refunds/([^/]+)/approve"', queue.text)
+    csrf = {"_csrf_token": csrf_from(queue.text)}
+    approved = await client.post(f"/staff/refunds/{first}/approve", data=csrf)
+    assert approved.status_code == 303
+    rejected = await client.post(f"/staff/refunds/{second}/reject", data={**csrf, "note": "no"})
+    assert rejected.status_code == 303
+    after = await client.get("/staff/refunds")
+    assert "Nothing is waiting." in after.text and "approved" in after.text and "rejected" in after.text
+    assert (await _consistent(sessions, intent.id)).refunded_minor in (600, 700)  # the approved one only
