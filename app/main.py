@@ -40,6 +40,7 @@ from app.core.live import Hub
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
+from app.disputes.pages import DisputePagesController
 from app.orders.board import BoardController
 from app.orders.controllers import OrderAuditApiController, OrdersApiController
 from app.orders.pages import OrderPagesController
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             CheckoutPaymentsApiController,
             PaymentPanelController,
             RefundRequestsApiController,
+            DisputePagesController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         plugins=[

@@ -20,6 +20,7 @@ from app.core.logging import current_correlation_id
 from app.core.outbox import emit
 from app.core.rbac import Principal, Role
 from app.core.tenancy import bind_store
+from app.disputes.models import Dispute
 from app.orders.models import Order, OrderStatusChange
 from app.orders.states import CANCELLED, Axis, decide
 from app.payments.models import PaymentIntent, PaymentTransaction
@@ -169,7 +170,7 @@ class AuditEntry:
     reference: str = ""  # a payment's idempotency key
 
 
-_PAYMENT_VERBS = {"capture": "captured", "refund": "refunded", "void": "voided"}
+_PAYMENT_VERBS = {"capture": "captured", "refund": "refunded", "void": "voided", "dispute": "charged back"}
 
 
 def _payment_summary(tx: PaymentTransaction) -> str:
@@ -179,6 +180,28 @@ def _payment_summary(tx: PaymentTransaction) -> str:
         return f"{tx.kind} failed" + (f" ({tx.error_code})" if tx.error_code else "")
     verb = _PAYMENT_VERBS.get(tx.kind, tx.status)
     return f"{verb} {amount}" + (f" ({tx.error_code})" if tx.error_code else "")
+
+
+def _dispute_entries(dispute: Dispute) -> list[AuditEntry]:
+    """A dispute on the timeline: opened (reason, amount, respond by), evidence submitted, won or lost."""
+    amount = f"{dispute.amount_minor / 100:.2f} {dispute.currency}"
+    due = f", respond by {dispute.due_by:%d %b %Y}" if dispute.due_by else ""
+    ref = dispute.provider_dispute_id
+    entries = [
+        AuditEntry(dispute.opened_at, "payment.dispute", f"dispute opened: {dispute.reason}, {amount}{due}",
+                   dispute.provider, "provider", reference=ref),
+    ]  # fmt: skip
+    if dispute.evidence_submitted_at:
+        entries.append(
+            AuditEntry(dispute.evidence_submitted_at, "payment.dispute", "dispute evidence submitted",
+                       dispute.submitted_by, "staff", reference=ref)
+        )  # fmt: skip
+    if dispute.closed_at:
+        entries.append(
+            AuditEntry(dispute.closed_at, "payment.dispute", f"dispute {dispute.outcome}",
+                       dispute.provider, "provider", reference=ref)
+        )  # fmt: skip
+    return entries
 
 
 def clean_reason(reason: str) -> str:
@@ -364,6 +387,8 @@ class OrderService:
             )
             for tx, provider in payments
         ]
+        for dispute in await self.session.scalars(select(Dispute).where(Dispute.order_id == order_id)):
+            entries += _dispute_entries(dispute)
         return sorted(entries, key=lambda e: e.at, reverse=True)
 
     async def get(self, order_id: uuid.UUID) -> Order:

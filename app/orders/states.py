@@ -38,7 +38,8 @@ PAYMENT_STATUSES = (
     "partially_refunded",
     "refunded",
     "voided",
-    "disputed",
+    "disputed",  # a dispute is open on the payment (app/disputes)
+    "charged_back",  # a dispute was lost: its amount left the store
 )
 CHANNELS = ("web", "pos", "ingested")
 METHODS = ("pickup", "shipping", "local_delivery")

@@ -1,4 +1,4 @@
-"""Optional provider capabilities beyond the payment lifecycle: customers and Stripe Connect.
+"""Optional provider capabilities beyond the payment lifecycle: customers, Stripe Connect and disputes.
 
 A provider implements the protocols it supports; callers check with ``isinstance`` (the protocols
 are runtime-checkable) and tell the store what is not available instead of failing later.
@@ -15,11 +15,14 @@ from app.core.money import Money
 
 __all__ = [
     "ConnectedAccount",
+    "DisputeEvidence",
+    "DisputeSubmission",
     "OnboardingLink",
     "Payout",
     "PayoutStatus",
     "SupportsConnect",
     "SupportsCustomers",
+    "SupportsDisputes",
     "Transfer",
 ]
 
@@ -71,6 +74,43 @@ class Transfer:
     amount: Money
     destination: str
     transfer_group: str = ""
+
+
+@dataclass(frozen=True)
+class DisputeEvidence:
+    """The text evidence a dispute is answered with, named as Stripe's ``evidence`` fields (each at most
+    20,000 characters there). Files stay with the store's evidence pack and are listed in the text."""
+
+    customer_name: str = ""
+    customer_email_address: str = ""
+    billing_address: str = ""
+    shipping_address: str = ""
+    shipping_carrier: str = ""
+    shipping_tracking_number: str = ""
+    shipping_date: str = ""
+    product_description: str = ""
+    uncategorized_text: str = ""
+
+    def fields(self) -> dict[str, str]:
+        """The non-empty fields, by Stripe's names."""
+        return {name: value for name, value in self.__dict__.items() if value}
+
+
+@dataclass(frozen=True)
+class DisputeSubmission:
+    dispute_id: str
+    status: str  # the provider's dispute status after the call (Stripe: under_review once submitted)
+    submitted: bool  # sent to the bank (False: staged only)
+
+
+@runtime_checkable
+class SupportsDisputes(Protocol):
+    async def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, submit: bool = True
+    ) -> DisputeSubmission:
+        """Stage (``submit=False``) or submit the evidence; repeating the same evidence is a replay
+        (the idempotency key derives from the dispute and the evidence)."""
+        ...
 
 
 @runtime_checkable

@@ -34,6 +34,8 @@ PI = PaymentIntent  # short, for the SQL expressions below
 # The order payment axis of one intent, as app.payments.services.order_payment_status derives it (the test
 # tests/integration/test_payments_list.py checks the two agree on every status and amount shape).
 payment_axis: ColumnElement[str] = case(
+    (PI.disputed_minor > 0, literal("disputed")),
+    (PI.dispute_lost_minor > 0, literal("charged_back")),
     (PI.status.in_(("declined", "failed")), literal("unpaid")),
     (PI.status == "voided", literal("voided")),
     (and_(PI.refunded_minor > 0, PI.refunded_minor >= PI.captured_minor), literal("refunded")),

@@ -53,6 +53,10 @@ class PaymentIntent(TenantMixin, UUIDv7AuditBase):
     processing_fee_minor: Mapped[int] = mapped_column(Integer, default=0)
     connected_account: Mapped[str] = mapped_column(String(64), default="")
     transfer_ref: Mapped[str] = mapped_column(String(64), default="")
+    # Disputes (app/disputes): the amount under open disputes, and what lost ones took back (the ledger's
+    # ``dispute`` rows sum to it). Kept by app.disputes.services under this row's lock.
+    disputed_minor: Mapped[int] = mapped_column(Integer, default=0)
+    dispute_lost_minor: Mapped[int] = mapped_column(Integer, default=0)
 
     # Optimistic concurrency: an UPDATE that lost a race changes no row and raises StaleDataError.
     __mapper_args__ = {"version_id_col": version}
@@ -65,7 +69,7 @@ class PaymentTransaction(TenantMixin, UUIDv7AuditBase):
     __store_index__ = False
 
     intent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_intents.id", ondelete="RESTRICT"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # authorize | capture | void | refund | action
+    kind: Mapped[str] = mapped_column(String(20))  # authorize | capture | void | refund | action | dispute
     status: Mapped[str] = mapped_column(String(20))
     amount_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))

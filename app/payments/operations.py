@@ -331,7 +331,9 @@ def _checked_amount(intent: PaymentIntent, operation: Operation, amount_minor: i
                 f"Only an uncaptured payment can be voided; this one is {_words(intent.status)}. Refund it instead."
             )
         return intent.amount_minor
-    refundable = intent.captured_minor - intent.refunded_minor
+    if intent.disputed_minor:
+        raise Conflict("A dispute is open on this payment: answer it on its dispute page instead of refunding.")
+    refundable = intent.captured_minor - intent.refunded_minor - intent.dispute_lost_minor  # a lost dispute took it
     if refundable <= 0:
         raise Conflict("Nothing captured on this payment is left to refund.")
     if not reason:

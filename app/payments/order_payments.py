@@ -33,7 +33,9 @@ class IntentView:
 
     @property
     def refundable_minor(self) -> int:
-        return self.intent.captured_minor - self.intent.refunded_minor
+        if self.intent.disputed_minor:  # answered on the dispute page, not by a refund
+            return 0
+        return max(0, self.intent.captured_minor - self.intent.refunded_minor - self.intent.dispute_lost_minor)
 
     @property
     def capturable_minor(self) -> int:

@@ -16,15 +16,30 @@ from app.core.tenancy import bind_store
 from app.payments.models import PaymentIntent, PaymentTransaction
 from app.payments.provider import PaymentProvider, PaymentStatus, ProviderResult, RefundRequest, VoidRequest
 
-TxKind = Literal["authorize", "capture", "void", "refund", "action"]
+TxKind = Literal["authorize", "capture", "void", "refund", "action", "dispute"]
 
 
 def order_payment_status(intent: PaymentIntent) -> str:
     """The order's payment axis, derived from the intent's running totals."""
-    return _payment_axis(intent.status, intent.amount_minor, intent.captured_minor, intent.refunded_minor)
+    return _payment_axis(
+        intent.status,
+        intent.amount_minor,
+        intent.captured_minor,
+        intent.refunded_minor,
+        disputed=intent.disputed_minor or 0,
+        dispute_lost=intent.dispute_lost_minor or 0,
+    )
 
 
-def _payment_axis(status: str, amount: int, captured: int, refunded: int) -> str:
+def _payment_axis(
+    status: str, amount: int, captured: int, refunded: int, *, disputed: int = 0, dispute_lost: int = 0
+) -> str:
+    """``disputed`` while a dispute is open (app/disputes); ``charged_back`` once one was lost (the money left
+    the store); a won or withdrawn dispute leaves the axis as the rest of the ledger says."""
+    if disputed:
+        return "disputed"
+    if dispute_lost:
+        return "charged_back"
     if status in ("declined", "failed"):
         return "unpaid"
     if status == "voided":
@@ -141,6 +156,30 @@ class PaymentLedger:
             reason=reason[:500],
             actor=actor[:120],
         )
+        self.session.add(tx)
+        return tx
+
+    def follow_disputes(self, intent: PaymentIntent, *, disputed_minor: int) -> None:
+        """The amount under open disputes on this payment (app/disputes keeps it, the intent's row locked)."""
+        intent.disputed_minor = disputed_minor
+
+    def record_dispute_loss(
+        self, intent: PaymentIntent, *, dispute_ref: str, amount_minor: int, currency: str, raw: dict[str, Any]
+    ) -> PaymentTransaction:
+        """Append the ``dispute`` row of a lost dispute: its amount left the store. Once per dispute (a unique
+        index on the key ``dispute:<provider id>``); the caller checks under the intent's row lock first."""
+        tx = PaymentTransaction(
+            intent_id=intent.id,
+            kind="dispute",
+            status="lost",
+            amount_minor=amount_minor,
+            currency=currency,
+            provider_ref=dispute_ref,
+            idempotency_key=f"dispute:{dispute_ref}",
+            raw=raw,
+            reason="dispute lost",
+        )
+        intent.dispute_lost_minor = (intent.dispute_lost_minor or 0) + amount_minor
         self.session.add(tx)
         return tx
 
@@ -278,6 +317,7 @@ class LedgerTotals:
     captured_minor: int
     refunded_minor: int
     voided: bool
+    disputed_lost_minor: int = 0  # taken back by lost disputes (``dispute`` rows)
 
 
 _SUCCEEDED = ("authorized", "captured", "refunded")
@@ -288,8 +328,8 @@ def ledger_totals(transactions: Iterable[PaymentTransaction]) -> LedgerTotals:
 
     An authorisation (or the step that finished one: a 3-D Secure challenge, a delayed success) that
     succeeded sets the authorised amount, and captured it too when its status says so; captures and
-    refunds add what they moved; failed rows move nothing."""
-    authorized = captured = refunded = 0
+    refunds add what they moved; a lost dispute's row adds to what disputes took back; failed rows move nothing."""
+    authorized = captured = refunded = lost = 0
     voided = False
     for tx in transactions:
         if tx.status == "failed" or tx.error_code:
@@ -303,7 +343,9 @@ def ledger_totals(transactions: Iterable[PaymentTransaction]) -> LedgerTotals:
             refunded += tx.amount_minor
         elif tx.kind == "void" and tx.status == "voided":
             voided = True
-    return LedgerTotals(authorized, captured, refunded, voided)
+        elif tx.kind == "dispute" and tx.status == "lost":
+            lost += tx.amount_minor
+    return LedgerTotals(authorized, captured, refunded, voided, lost)
 
 
 def payment_status_of(result: ProviderResult) -> str:

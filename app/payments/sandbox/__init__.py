@@ -31,6 +31,8 @@ Instead of a card, ``payment_method_token`` may name a test card (as Stripe's ``
 ``pm_card_chargeDeclinedInsufficientFunds``, ``pm_card_threeDSecureRequired``,
 ``pm_card_pending``, ``pm_card_processingError``.
 
+Disputes (open, evidence, close, their signed webhooks): :mod:`app.payments.sandbox._disputes`.
+
 Rules:
 
 - ``provider_ref`` is ``"sb_" + sha256(idempotency_key)[:24]``, so a caller that timed out knows it
@@ -86,6 +88,7 @@ from app.payments.sandbox._cards import (
     provider_ref_for,
 )
 from app.payments.sandbox._connect import SandboxConnect
+from app.payments.sandbox._disputes import SandboxDisputes
 from app.payments.sandbox._state import (
     _IDEM_PREFIX,
     _MAX_ATTEMPTS,
@@ -115,7 +118,7 @@ return {0}
 """
 
 
-class SandboxProvider(SandboxConnect):
+class SandboxProvider(SandboxConnect, SandboxDisputes):
     """Deterministic fake gateway; see the module docstring for the test cards and rules."""
 
     def __init__(self, redis: Redis, *, webhook_secret: str, base_url: str = "", name: str = "sandbox") -> None:

@@ -1,0 +1,1 @@
+"""Disputes (chargebacks): the record a provider's dispute events keep, its evidence pack, and submission."""
