@@ -21,7 +21,7 @@ import pytest
 import stripe
 
 from app.core.money import Money
-from app.payments.capabilities import SupportsConnect, SupportsCustomers
+from app.payments.capabilities import DisputeEvidence, SupportsConnect, SupportsCustomers, SupportsDisputes
 from app.payments.provider import (
     AuthorizeRequest,
     CaptureRequest,
@@ -598,3 +598,61 @@ def test_webhook_signed_but_malformed_body(provider: StripeProvider, body: bytes
 def test_webhook_binary_body_is_not_verified(provider: StripeProvider) -> None:
     with pytest.raises(InvalidSignature):
         provider.verify_webhook(b"\xff\xfe", "t=1795430700,v1=00", now=NOW)
+
+
+# -- disputes (localstripe has none: recorded fixtures) ---------------------------------------------
+
+DISPUTE = "dp_1QxDispute0000000001"
+
+
+async def test_dispute_evidence_is_submitted_with_typed_fields_and_a_derived_key(
+    provider: StripeProvider, http: FixtureHTTPClient
+) -> None:
+    assert isinstance(provider, SupportsDisputes)
+    http.route("POST", f"/v1/disputes/{DISPUTE}", "dispute_under_review")
+    evidence = DisputeEvidence(
+        customer_name="Ann Example",
+        customer_email_address="ann@example.com",
+        shipping_tracking_number="00340434161094042557",
+        product_description="2 x Enamel mug (MUG-1)",
+        uncategorized_text="Receipt for order #1042 ...",
+    )
+    submission = await provider.submit_dispute_evidence(DISPUTE, evidence)
+    again = await provider.submit_dispute_evidence(DISPUTE, evidence)
+
+    first, second = http.requests("POST", f"/v1/disputes/{DISPUTE}")
+    assert first.params == {
+        "evidence[customer_name]": "Ann Example",
+        "evidence[customer_email_address]": "ann@example.com",
+        "evidence[shipping_tracking_number]": "00340434161094042557",
+        "evidence[product_description]": "2 x Enamel mug (MUG-1)",
+        "evidence[uncategorized_text]": "Receipt for order #1042 ...",
+        "submit": "true",
+    }  # empty fields are left out: an empty string would clear what the dashboard holds
+    assert first.headers["Idempotency-Key"].startswith(f"dispute:{DISPUTE}:evidence:")
+    assert second.headers["Idempotency-Key"] == first.headers["Idempotency-Key"]  # a retry replays
+    assert (submission.dispute_id, submission.status, submission.submitted) == (DISPUTE, "under_review", True)
+    assert again == submission
+
+
+async def test_staged_dispute_evidence_has_another_key(provider: StripeProvider, http: FixtureHTTPClient) -> None:
+    http.route("POST", f"/v1/disputes/{DISPUTE}", "dispute_needs_response", "dispute_under_review")
+    evidence = DisputeEvidence(uncategorized_text="Delivered.")
+    staged = await provider.submit_dispute_evidence(DISPUTE, evidence, submit=False)
+    sent = await provider.submit_dispute_evidence(DISPUTE, evidence)
+    first, second = http.requests("POST", f"/v1/disputes/{DISPUTE}")
+    assert first.params["submit"] == "false" and second.params["submit"] == "true"
+    assert first.headers["Idempotency-Key"] != second.headers["Idempotency-Key"]
+    assert (staged.status, staged.submitted, sent.status, sent.submitted) == (
+        "needs_response",
+        False,
+        "under_review",
+        True,
+    )
+
+
+async def test_an_unknown_dispute_is_a_payment_error(provider: StripeProvider, http: FixtureHTTPClient) -> None:
+    http.route("POST", "/v1/disputes/dp_missing", "error_resource_missing", status=404)
+    with pytest.raises(PaymentError) as caught:
+        await provider.submit_dispute_evidence("dp_missing", DisputeEvidence(uncategorized_text="x"))
+    assert caught.value.code == "unknown_dispute"
