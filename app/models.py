@@ -7,6 +7,7 @@ from app.core.idempotency import IdempotencyKey
 from app.core.outbox import OutboxEvent
 from app.customers.models import Customer
 from app.disputes.models import Dispute, DisputeEvidence
+from app.ingestion.models import IngestedOrder, IngestionAttempt, IngestionSecret
 from app.inventory.models import Location, Reservation, StockLevel, StockMovement
 from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.payments.credentials import ProviderCredential
@@ -26,6 +27,9 @@ __all__ = [
     "Dispute",
     "DisputeEvidence",
     "IdempotencyKey",
+    "IngestedOrder",
+    "IngestionAttempt",
+    "IngestionSecret",
     "Location",
     "Membership",
     "Order",

@@ -146,6 +146,20 @@ class CatalogService:
             found[variant.id] = variant
         return found
 
+    async def variants_by_sku(self, skus: Sequence[str]) -> dict[str, Variant]:
+        """The store's variants with these SKUs (active or not), each with its product loaded."""
+        rows = await self.session.execute(
+            select(Variant, Product)
+            .join(Product, Product.id == Variant.product_id)
+            .where(Variant.sku.in_(list(skus)))
+            .options(noload(Product.variants))
+        )
+        found: dict[str, Variant] = {}
+        for variant, product in rows:
+            variant.product = product
+            found[variant.sku] = variant
+        return found
+
     async def save_product(self, data: ProductInput, product_id: uuid.UUID | None = None) -> Product:
         """Create or update a product with its variants; every problem is reported at once, per field."""
         fields = await self._validate(data, product_id)

@@ -98,6 +98,54 @@ MOVE_RESERVED_CTES = """
         RETURNING s.variant_id
     )
 """
+# Selling without a reservation (an order a sales channel already made, app/ingestion): two fragments of one
+# statement around the caller's gate. SELL_CHECK_CTES locks the stock rows in variant order at the default
+# location and lists in ``stock_short`` (variant_id, quantity, free) every line that does not fit; the caller's
+# CTE ``go`` runs only when none falls short. SELL_CTES then takes the units off the shelf and records each
+# as a 'sale' movement. On hand never goes below what is free: a short line sells nothing at all.
+# Parameters: :store_id and ``sell_params``.
+SELL_CHECK_CTES = """
+    stock_wanted AS (
+        SELECT unnest(:sell_variant_ids::uuid[]) AS variant_id, unnest(:sell_quantities::int[]) AS quantity
+    ), stock_to_sell AS (
+        SELECT s.id, s.variant_id, s.location_id, s.on_hand - s.reserved AS free
+        FROM stock_levels s JOIN stock_wanted w ON w.variant_id = s.variant_id
+        WHERE s.store_id = :store_id
+          AND s.location_id = (SELECT id FROM locations WHERE store_id = :store_id AND is_default LIMIT 1)
+        ORDER BY s.variant_id FOR UPDATE OF s
+    ), stock_short AS (
+        SELECT w.variant_id, w.quantity, COALESCE(l.free, 0) AS free
+        FROM stock_wanted w LEFT JOIN stock_to_sell l ON l.variant_id = w.variant_id
+        WHERE l.free IS NULL OR l.free < w.quantity
+    )
+"""
+SELL_CTES = """
+    stock_sold AS (
+        UPDATE stock_levels s SET on_hand = s.on_hand - w.quantity, updated_at = now()
+        FROM stock_to_sell l JOIN stock_wanted w ON w.variant_id = l.variant_id
+        WHERE s.id = l.id AND EXISTS (SELECT 1 FROM go)
+        RETURNING s.variant_id, s.location_id, w.quantity
+    ), stock_sale_recorded AS (
+        INSERT INTO stock_movements (id, store_id, variant_id, location_id, delta, reason, note, actor_id, reference,
+                                     created_at, updated_at)
+        SELECT gen_random_uuid(), :store_id, variant_id, location_id, -quantity, 'sale', :sell_note, NULL,
+               :sell_reference, now(), now()
+        FROM stock_sold
+    )
+"""
+
+
+def sell_params(quantities: Mapping[uuid.UUID, int], *, reference: str, note: str = "") -> dict[str, Any]:
+    """Parameters of SELL_CHECK_CTES / SELL_CTES: one entry per variant (sum repeated lines first)."""
+    ordered = sorted(quantities.items())
+    return {
+        "sell_variant_ids": [v for v, _ in ordered],
+        "sell_quantities": [q for _, q in ordered],
+        "sell_reference": reference[:80],
+        "sell_note": note[:500],
+    }
+
+
 _MOVE_RESERVED = f"WITH {MOVE_RESERVED_CTES} SELECT count(*) FROM stock_moved"  # noqa: S608 (constant fragment)
 # Both statements lock stock rows in variant order: two checkouts sharing variants queue, never deadlock.
 
@@ -252,11 +300,14 @@ async def release_expired_reservations(session: AsyncSession, now: datetime | No
 __all__ = [
     "ADJUSTMENT_REASONS",
     "MOVE_RESERVED_CTES",
+    "SELL_CHECK_CTES",
+    "SELL_CTES",
     "Availability",
     "InventoryService",
     "SoldOut",
     "move_reserved",
     "release_expired_reservations",
     "reserve_stock",
+    "sell_params",
     "stock_move_params",
 ]

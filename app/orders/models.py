@@ -48,7 +48,7 @@ class Order(TenantMixin, UUIDv7AuditBase):
     prices_include_tax: Mapped[bool] = mapped_column()
     shipping: Mapped[dict[str, Any]] = mapped_column(JsonB)
     address: Mapped[dict[str, Any] | None] = mapped_column(JsonB, default=None)
-    snapshot_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    snapshot_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)  # None: ingested from a channel
     access_token: Mapped[str] = mapped_column(String(64))
     placed_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
 

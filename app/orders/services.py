@@ -35,15 +35,17 @@ FULFILMENT_BY_SHIPPING = {
 
 # A fragment of a composed statement (ADR 0003): runs only when the CTE ``go`` has a row, and takes the
 # customer from the CTE ``customer`` unless :customer_id is set (see app.customers.services). Creates the
-# order, its lines and its order.placed event. Parameters: :store_id, :customer_id and ``placing``'s.
+# order, its lines and its order.placed event. Parameters: :store_id, :customer_id and ``order_params``'
+# (through ``placing`` for a checkout; app.ingestion for a channel's order).
 PLACE_ORDER_CTES = """
     placed AS (
         INSERT INTO orders (id, store_id, channel, status, payment_status, fulfilment_status, fulfilment_method,
                             customer_id, email, phone, currency, subtotal_minor, discount_minor, shipping_minor,
                             tax_minor, total_minor, prices_include_tax, shipping, address, snapshot_id, access_token,
                             placed_at, created_at, updated_at)
-        SELECT :order_id, :store_id, 'web', 'placed', :order_payment_status, 'unfulfilled', :order_fulfilment_method,
-               COALESCE(:customer_id::uuid, (SELECT id FROM customer)), :order_email, :order_phone, :order_currency,
+        SELECT :order_id, :store_id, :order_channel, 'placed', :order_payment_status, 'unfulfilled',
+               :order_fulfilment_method, COALESCE(:customer_id::uuid, (SELECT id FROM customer)), :order_email,
+               :order_phone, :order_currency,
                :order_subtotal, :order_discount, :order_shipping_minor, :order_tax, :order_total, :order_tax_included,
                :order_shipping::jsonb, :order_address::jsonb, :order_snapshot_id, :order_access_token,
                :order_placed_at, :order_placed_at, :order_placed_at
@@ -112,8 +114,15 @@ def placing(snapshot: CheckoutSnapshot, *, payment_status: str, now: datetime) -
         }
         for position, line in enumerate(snapshot.lines)
     ]
-    params = {
+    return order, order_params(order, lines, now)
+
+
+def order_params(order: Order, lines: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """The parameters of PLACE_ORDER_CTES for ``order`` (detached) and its ``lines`` (dicts with the
+    columns of ``order_lines_added``'s recordset)."""
+    return {
         "order_id": order.id,
+        "order_channel": order.channel,
         "order_payment_status": order.payment_status,
         "order_fulfilment_method": order.fulfilment_method,
         "order_email": order.email,
@@ -133,7 +142,6 @@ def placing(snapshot: CheckoutSnapshot, *, payment_status: str, now: datetime) -
         "order_lines": pg.jsonb(lines),
         "order_correlation_id": current_correlation_id(),
     }
-    return order, params
 
 
 @dataclass(frozen=True)

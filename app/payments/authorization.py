@@ -87,6 +87,8 @@ class OrderAuthorization:
                 raise NotFound("No such order.")
             if order.status == "cancelled":
                 raise Conflict("This order is cancelled.")
+            if order.snapshot_id is None:  # ingested from a sales channel (app/ingestion): paid in its app
+                raise Conflict("This order came from a sales channel; it is paid in the channel's app, not here.")
             active = await session.scalar(
                 select(PaymentIntent).where(PaymentIntent.order_id == order_id, PaymentIntent.status.not_in(_INACTIVE))
             )
