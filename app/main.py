@@ -41,6 +41,7 @@ from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
 from app.disputes.pages import DisputePagesController
+from app.ingestion.controllers import IngestController, IngestionPagesController
 from app.orders.board import BoardController
 from app.orders.controllers import OrderAuditApiController, OrdersApiController
 from app.orders.pages import OrderPagesController
@@ -120,6 +121,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             OrderPagesController,
             BoardController,
             WebhookController,
+            IngestController,
+            IngestionPagesController,
             SandboxController,
             PayoutPagesController,
             ConnectApiController,
