@@ -1,7 +1,8 @@
 """A hypothesis state machine over random sequences of capture, void and refund, with timeouts whose answer
-is lost, requests that never arrive, and a provider that cannot be asked: after every step the intent
-keeps captured ≤ authorised and refunded ≤ captured, its ledger sums to its totals, the order's payment
-status follows them, and (nothing in flight) the provider agrees."""
+is lost, requests that never arrive, a provider that cannot be asked, and disputes opened and closed won or
+lost: after every step the intent keeps captured ≤ authorised and refunded + lost to disputes ≤ captured,
+its ledger sums to its totals, the order's payment status follows them, and (nothing in flight) the
+provider agrees."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ from sqlalchemy import select
 from app.config import Settings
 from app.core.db import create_engine, dispose, session_maker
 from app.core.errors import TillError
+from app.core.money import Money
 from app.core.rbac import Role
 from app.core.tenancy import system_scope
+from app.disputes.services import apply_dispute_event
 from app.orders.models import Order
 from app.orders.services import Actor
 from app.payments.models import PaymentIntent, PaymentTransaction
 from app.payments.operations import Operation, PaymentOperations
-from app.payments.provider import ProviderResult, ProviderTimeout
+from app.payments.provider import PaymentError, ProviderResult, ProviderTimeout
 from app.payments.registry import sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.payments.services import ledger_totals, order_payment_status
@@ -62,6 +65,7 @@ def test_random_payment_operations_keep_the_ledger_right(settings: Settings) -> 
     class Payments(RuleBasedStateMachine):
         order: Order
         intent: PaymentIntent
+        dispute_id: str | None = None
 
         @initialize(policy=st.sampled_from(["at_checkout", "at_fulfilment"]))
         def place(self, policy: str) -> None:
@@ -117,17 +121,44 @@ def test_random_payment_operations_keep_the_ledger_right(settings: Settings) -> 
         def worker_settles(self) -> None:
             run(PaymentOperations(sessions, shop.store.id, sandbox).settle(self.intent.id))
 
+        @precondition(
+            lambda self: (
+                self.dispute_id is None
+                and self.intent.pending_operation is None
+                and self.intent.captured_minor > self.intent.refunded_minor
+            )
+        )
+        @rule(part=st.integers(min_value=1, max_value=100))
+        def cardholder_disputes(self, part: int) -> None:
+            disputable = self.intent.captured_minor - self.intent.refunded_minor
+            amount = Money(max(1, disputable * part // 100), self.intent.currency)
+            event = sandbox.verify_webhook(*run(sandbox.open_dispute(self.intent.provider_ref, amount)))
+            self.dispute_id = str(event.data["object"]["id"])
+            run(apply_dispute_event(sessions, shop.store, sandbox, event))
+
+        @precondition(lambda self: self.dispute_id is not None)
+        @rule(won=st.booleans())
+        def bank_decides(self, won: bool) -> None:
+            assert self.dispute_id is not None
+            try:
+                signed = run(sandbox.close_dispute(self.dispute_id, won=won))
+            except PaymentError:  # decided the other way already: the same outcome again
+                signed = run(sandbox.dispute_event(self.dispute_id, "charge.dispute.closed"))
+            run(apply_dispute_event(sessions, shop.store, sandbox, sandbox.verify_webhook(*signed)))
+
         @invariant()
         def ledger_and_order_agree(self) -> None:
             self.intent = run(self._intent())
             intent = self.intent
             assert 0 <= intent.refunded_minor <= intent.captured_minor <= intent.amount_minor
+            assert intent.refunded_minor + intent.dispute_lost_minor <= intent.captured_minor
             rows = run(self._ledger())
             totals = ledger_totals(rows)
             moved = [tx.amount_minor for tx in rows if tx.kind in ("capture", "refund") and tx.status != "failed"]
             assert all(amount > 0 for amount in moved), "a recorded capture or refund that moved nothing"
             assert (totals.captured_minor, totals.refunded_minor) == (intent.captured_minor, intent.refunded_minor)
             assert totals.voided == (intent.status == "voided")
+            assert totals.disputed_lost_minor == intent.dispute_lost_minor
             order = run(self._order())
             assert order.payment_status == order_payment_status(intent)
             if intent.pending_operation is None:
