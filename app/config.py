@@ -41,6 +41,10 @@ class Settings:
     encryption_keys: tuple[tuple[int, bytes], ...] = field(default=(), repr=False)
     # Where the Stripe SDK sends requests: None is api.stripe.com; tests and local runs point it at localstripe.
     stripe_api_base: str | None = None
+    # This app's own base URL, for what it sends itself (the sandbox's webhooks, through /webhooks/sandbox).
+    public_url: str = "http://127.0.0.1:8000"
+    # The platform's Stripe webhook signing secret (Connect events: /webhooks/stripe). None: that route is off.
+    stripe_platform_webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -158,4 +162,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         encryption_keys=parse_encryption_keys(env_vars.get("ENCRYPTION_KEYS")),
         stripe_api_base=env_vars.get("STRIPE_API_BASE") or None,
+        public_url=(env_vars.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        stripe_platform_webhook_secret=env_vars.get("STRIPE_PLATFORM_WEBHOOK_SECRET") or None,
     )

@@ -55,16 +55,18 @@ from app.payments.order_payments_api import (
 )
 from app.payments.pages import PaymentPagesController
 from app.payments.panel import PaymentPanelController
+from app.payments.refund_queue import RefundQueueController
 from app.payments.settings_pages import PaymentSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
 from app.webhooks.controllers import WebhookController
+from app.webhooks.pages import WebhookEventsApiController, WebhookPagesController
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 QUEUE_NAME = "till"
 # Machine endpoints: no session cookie, no CSRF cookie (the API authenticates with bearer tokens).
-NO_COOKIE_PATHS = ["^/api/", "^/health$", "^/ready$", "^/metrics$", "^/static/", "^/schema"]
+NO_COOKIE_PATHS = ["^/api/", "^/health$", "^/ready$", "^/metrics$", "^/static/", "^/schema", "^/webhooks/"]
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> Litestar:
@@ -123,6 +125,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             WebhookController,
             IngestController,
             IngestionPagesController,
+            WebhookPagesController,
+            WebhookEventsApiController,
             SandboxController,
             PayoutPagesController,
             ConnectApiController,
@@ -132,6 +136,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             OrderPaymentsApiController,
             CheckoutPaymentsApiController,
             PaymentPanelController,
+            RefundQueueController,
             RefundRequestsApiController,
             DisputePagesController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),

@@ -29,11 +29,14 @@ FUNCTIONS: list[Function[TillContext]] = [
     tasks.settle_payment_operations,
     tasks.capture_on_fulfilment,
     tasks.transfer_to_store,
+    tasks.process_webhook_event,
+    tasks.sweep_webhooks,
 ]
 CRON_JOBS = [
     CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),
     CronJob(tasks.recover_checkouts, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
     CronJob(tasks.settle_payment_operations, cron="* * * * * */30", unique=True, timeout=60),
+    CronJob(tasks.sweep_webhooks, cron="* * * * * */30", unique=True, timeout=60),
 ]
 
 

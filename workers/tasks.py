@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import structlog
 
 from app.checkout.saga import recover_stalled
@@ -18,7 +19,8 @@ from app.payments.provider import PaymentProvider
 from app.payments.registry import provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.stores.models import Store
-from app.webhooks.intake import receive
+from app.webhooks.processing import Deps, process_event, sweep_unfinished
+from app.webhooks.receipts import exactly_once
 from workers.context import TillContext
 
 log = structlog.get_logger(__name__)
@@ -30,15 +32,40 @@ async def sweep_idempotency_keys(ctx: TillContext) -> int:
     return removed
 
 
-async def sandbox_settle(ctx: TillContext, *, provider_ref: str) -> str:
-    """The sandbox bank confirms a delayed payment and sends its signed webhook through our intake."""
+async def sandbox_settle(ctx: TillContext, *, provider_ref: str, webhook_url: str = "") -> str:
+    """The sandbox bank confirms a delayed payment and POSTs its signed webhook to our own endpoint, the
+    same path a provider's webhook takes (verify, store once, process in a job). A failed POST raises, so
+    SAQ retries; the event id is derived from the payment's state, so a repeat is deduplicated."""
     provider = SandboxProvider(ctx["redis"], webhook_secret=sandbox_webhook_secret(ctx["settings"]))
     result = await provider.settle_pending(provider_ref)
     payload, signature = provider.event_for(result, "payment_intent.succeeded")
-    outcome = await receive(
-        "sandbox", payload, signature, sessions=ctx["sessions"], redis=ctx["redis"], settings=ctx["settings"]
-    )
-    return str(outcome.get("state", ""))
+    url = webhook_url or ctx["settings"].public_url + "/webhooks/sandbox"
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            url, content=payload, headers={"stripe-signature": signature, "content-type": "application/json"}
+        )
+    response.raise_for_status()
+    return str(response.json().get("received", ""))
+
+
+def _deps(ctx: TillContext) -> Deps:
+    return Deps(engine=ctx["engine"], sessions=ctx["sessions"], redis=ctx["redis"], settings=ctx["settings"])
+
+
+async def process_webhook_event(ctx: TillContext, *, event_row_id: str) -> str:
+    """Process one stored webhook event (app/webhooks/processing.py); the job's last attempt marks it dead."""
+    job = ctx.get("job")
+    last_attempt = job is not None and not job.retryable
+    return await process_event(_deps(ctx), uuid.UUID(event_row_id), last_attempt=last_attempt)
+
+
+async def sweep_webhooks(ctx: TillContext) -> int:
+    """Enqueue webhook events whose job was lost (a crash after storing, a worker killed mid-way)."""
+    queue = ctx["worker"].queue
+    swept = await sweep_unfinished(ctx["engine"], queue)
+    if swept:
+        log.info("webhooks.swept", events=swept)
+    return swept
 
 
 async def recover_checkouts(ctx: TillContext) -> int:
@@ -83,6 +110,7 @@ async def _store_and_provider(ctx: TillContext, store_id: str) -> tuple[Store, P
     return store, await provider_of(ctx["sessions"], store, ctx["redis"], ctx["settings"])
 
 
+@exactly_once
 async def capture_on_fulfilment(ctx: TillContext, *, event: dict[str, Any]) -> str:
     """order.status_changed: a store that captures at fulfilment captures when the order is handed over."""
     payload = event.get("payload") or {}
@@ -95,6 +123,7 @@ async def capture_on_fulfilment(ctx: TillContext, *, event: dict[str, Any]) -> s
     return "skipped" if outcome is None else outcome.state
 
 
+@exactly_once
 async def transfer_to_store(ctx: TillContext, *, event: dict[str, Any]) -> str:
     """order.placed / order.payment_changed: Connect separate charges send the store its share once captured."""
     found = await _store_and_provider(ctx, event["store_id"])
