@@ -21,6 +21,9 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "tests" / "e2e" / "screenshots"
 TABLET: ViewportSize = {"width": 1024, "height": 768}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+# The live server's environment (DATABASE_URL, REDIS_URL, TILL_DATA_DIR, ...), for helper processes that act
+# as the provider or a worker would (tests/e2e/dispute_seed.py).
+LIVE_ENV: dict[str, str] = {}
 
 
 def _free_port() -> int:
@@ -40,6 +43,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             TILL_DATA_DIR=str(tmp_path_factory.mktemp("till")),
             TILL_LOG_LEVEL="WARNING",
         )
+        LIVE_ENV.update(env)
         till = [sys.executable, "-m", "app.cli"]
         subprocess.run([*till, "seed"], env=env, check=True, capture_output=True, timeout=60)
         port = _free_port()
