@@ -324,13 +324,19 @@ async def rotate_keys(settings: Settings) -> RotationResult:
     """Re-encrypt every stored secret under the newest key version, in one transaction (idempotent)."""
     from app.core.db import create_engine, session_maker
     from app.core.encryption import keyring_from_settings
-    from app.payments.credentials import rotate_credentials
+    from app.ingestion.credentials import rotate_ingestion_secrets
+    from app.payments.credentials import RotationResult, rotate_credentials
 
     assert settings.database_url is not None
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         async with session_maker(engine)() as session, session.begin():
-            return await rotate_credentials(session, keyring_from_settings(settings))
+            keyring = keyring_from_settings(settings)
+            providers = await rotate_credentials(session, keyring)
+            ingestion = await rotate_ingestion_secrets(session, keyring)  # the stores' order ingestion secrets
+            return RotationResult(
+                providers.newest_version, providers.rotated + ingestion.rotated, providers.current + ingestion.current
+            )
     finally:
         await engine.dispose()
 

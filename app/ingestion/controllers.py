@@ -14,9 +14,10 @@ from app.core.days import day_range
 from app.core.errors import ValidationFailed
 from app.core.http_errors import PROBLEM_JSON
 from app.core.rbac import Role, principal_of, require_role
+from app.ingestion.attempts import AttemptFilter, AttemptLog
 from app.ingestion.credentials import IngestionSecretService
 from app.ingestion.models import OUTCOMES
-from app.ingestion.services import SIGNATURE_HEADER, AttemptFilter, AttemptLog, OrderIngestion
+from app.ingestion.services import SIGNATURE_HEADER, OrderIngestion
 
 DbSession = NamedDependency[AsyncSession]
 PAGE = "/staff/ingestion"

@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import pg
-from app.core.encryption import Keyring, current_keyring
+from app.core.encryption import EncryptionError, Keyring, current_keyring
 from app.core.outbox import emit
-from app.core.tenancy import bind_store
+from app.core.tenancy import bind_store, system_scope
 from app.ingestion.models import IngestionSecret
+from app.payments.credentials import RotationResult
 
 SECRET_PREFIX = "tis_"  # noqa: S105  (till ingestion secret: a prefix, not a secret)
 ROTATION_GRACE = timedelta(hours=24)
@@ -116,3 +117,29 @@ async def verifying_secrets(
     if row["previous_ciphertext"] and row["previous_valid_until"] and row["previous_valid_until"] > now:
         found.append(keyring.decrypt(row["previous_ciphertext"], context=_context(store_id, "previous")))
     return found
+
+
+async def rotate_ingestion_secrets(session: AsyncSession, keyring: Keyring) -> RotationResult:
+    """Re-encrypt every store's ingestion secrets under the newest key (part of ``till keys rotate``).
+
+    Idempotent; a row that cannot be decrypted stops it (and its transaction) naming the row."""
+    system_scope(session)
+    rows = await session.scalars(select(IngestionSecret).order_by(IngestionSecret.id).with_for_update())
+    rotated = current = 0
+    for row in rows:
+        values = [row.secret_ciphertext, *([row.previous_ciphertext] if row.previous_ciphertext else [])]
+        if row.key_version == keyring.newest_version and all(keyring.is_current(v) for v in values):
+            current += 1
+            continue
+        try:
+            row.secret_ciphertext = keyring.rotate(row.secret_ciphertext, context=_context(row.store_id, "secret"))
+            if row.previous_ciphertext:
+                row.previous_ciphertext = keyring.rotate(
+                    row.previous_ciphertext, context=_context(row.store_id, "previous")
+                )
+        except EncryptionError as exc:
+            raise type(exc)(f"ingestion secret {row.id} (store {row.store_id}): {exc}") from None
+        row.key_version = keyring.newest_version
+        rotated += 1
+    await session.flush()
+    return RotationResult(newest_version=keyring.newest_version, rotated=rotated, current=current)

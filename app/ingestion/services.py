@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,33 +30,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.catalog.models import Variant
 from app.catalog.services import CatalogService
 from app.core import pg
 from app.core.errors import ValidationFailed
-from app.core.money import Money
-from app.core.tenancy import bind_store
 from app.customers.services import GUEST_CUSTOMER_CTE, guest_customer_params
 from app.ingestion.credentials import verifying_secrets
-from app.ingestion.models import OUTCOMES, IngestionAttempt
-from app.ingestion.schemas import MAX_MINOR, IngestOrder, parse_order
+from app.ingestion.pricing import Priced, price_differences, price_order
+from app.ingestion.schemas import IngestOrder, parse_order
 from app.inventory.services import SELL_CHECK_CTES, SELL_CTES, sell_params
-from app.orders.models import Order
 from app.orders.services import PLACE_ORDER_CTES, order_params
 from app.payments.signing import DEFAULT_TOLERANCE_S, InvalidSignature, verify
-from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 from app.stores.services import caller_for_token
-from app.tax.providers import BuiltinTax, TaxableLine
 
 log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "x-till-signature"
-SHIPPING_TAX_KEY = "shipping"
-_METHOD_LABELS = {"pickup": "Pickup", "shipping": "Shipping", "local_delivery": "Local delivery"}
 
 _PLACE = f"""
     WITH {SELL_CHECK_CTES},
@@ -163,21 +153,6 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def _line_name(variant: Variant) -> str:
-    title = " / ".join(str(v) for v in variant.options.values())
-    return f"{variant.product.name} ({title})" if title else variant.product.name
-
-
-@dataclass(frozen=True)
-class _Priced:
-    """An ingested order checked against the catalog and the tax rules: the order and its line rows."""
-
-    order: Order
-    lines: list[dict[str, Any]]
-    quantities: dict[uuid.UUID, int]
-    skus: dict[uuid.UUID, str]
-
-
 class OrderIngestion:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.engine = engine
@@ -222,7 +197,7 @@ class OrderIngestion:
                 return await self._reject(conn, attempt, answer, reason=_fields_reason(exc.fields))
         async with self.sessions() as session:
             variants = await CatalogService(session, store.id).variants_by_sku(sorted({i.sku for i in order.items}))
-        differ = _price_differences(order, variants)
+        differ = price_differences(order, variants)
         if differ:
             answer = problem(
                 422,
@@ -234,7 +209,7 @@ class OrderIngestion:
             )
             return await self._log_alone(attempt, answer, lines=differ)
         try:
-            priced = _priced(order, store, variants, now)
+            priced = price_order(order, store, variants, now)
         except ValidationFailed as exc:
             answer = problem(422, "totals_mismatch", "Totals do not add up", exc.detail, fields=exc.fields)
             return await self._log_alone(attempt, answer, reason=_fields_reason(exc.fields))
@@ -270,7 +245,7 @@ class OrderIngestion:
         self,
         store: Store,
         order: IngestOrder,
-        priced: _Priced,
+        priced: Priced,
         payload: Any,
         attempt: _Attempt,
         now: datetime,
@@ -383,116 +358,6 @@ def _fields_reason(fields: dict[str, str]) -> str:
     return "; ".join(f"{name}: {message}" for name, message in fields.items())
 
 
-def _price_differences(order: IngestOrder, variants: dict[str, Variant]) -> list[dict[str, Any]]:
-    """The lines whose SKU is not for sale or whose unit price is not the catalog's."""
-    differ = []
-    for position, item in enumerate(order.items):
-        variant = variants.get(item.sku)
-        if variant is None or not variant.is_active or not variant.product.is_active:
-            reason, catalog = ("unknown sku" if variant is None else "not for sale"), None
-        elif variant.price_minor != item.unit_price_minor:
-            reason, catalog = "price differs", variant.price_minor
-        else:
-            continue
-        differ.append(
-            {
-                "line": position,
-                "sku": item.sku,
-                "unit_price_minor": item.unit_price_minor,
-                "catalog_unit_price_minor": catalog,
-                "reason": reason,
-            }
-        )
-    return differ
-
-
-def _priced(order: IngestOrder, store: Store, variants: dict[str, Variant], now: datetime) -> _Priced:
-    """The order Till will write, taxed by the store's rules; ValidationFailed naming each total that differs."""
-    settings = CommerceSettings.of(store.settings)
-    currency = store.currency
-    taxable = [
-        TaxableLine(
-            key=str(position),
-            amount=Money(item.quantity * item.unit_price_minor, currency),
-            tax_class=variants[item.sku].product.tax_class,
-        )
-        for position, item in enumerate(order.items)
-    ]
-    shipping = order.totals.shipping_minor
-    if shipping:
-        taxable.append(TaxableLine(SHIPPING_TAX_KEY, Money(shipping, currency), settings.shipping_tax_class))
-    address = order.address
-    tax = BuiltinTax.from_settings(store.settings, currency).quote(
-        taxable,
-        country=address.country if address else settings.country,
-        region=address.region if address else "",
-        prices_include_tax=settings.prices_include_tax,
-    )
-    tax_by_key = {t.key: t for t in tax.lines}
-    subtotal = sum(line.amount.amount_minor for line in taxable if line.key != SHIPPING_TAX_KEY)
-    tax_minor = tax.total_tax.amount_minor
-    total = subtotal + shipping + (0 if settings.prices_include_tax else tax_minor)
-    fields: dict[str, str] = {}
-    if order.totals.subtotal_minor != subtotal:
-        fields["totals.subtotal_minor"] = f"The items add up to {subtotal}."
-    if order.totals.tax_minor != tax_minor:
-        included = "included in the prices" if settings.prices_include_tax else "on top of the prices"
-        fields["totals.tax_minor"] = f"The store's tax rules give {tax_minor} ({included})."
-    if order.totals.total_minor != total:
-        fields["totals.total_minor"] = f"Subtotal, shipping and tax add up to {total}."
-    elif total > MAX_MINOR:
-        fields["totals.total_minor"] = "Too large for one order."
-    if fields:
-        raise ValidationFailed("The totals do not add up; nothing was placed.", fields=fields)
-    lines: list[dict[str, Any]] = []
-    quantities: dict[uuid.UUID, int] = {}
-    skus: dict[uuid.UUID, str] = {}
-    for position, item in enumerate(order.items):
-        variant = variants[item.sku]
-        tax_line = tax_by_key[str(position)]
-        quantities[variant.id] = quantities.get(variant.id, 0) + item.quantity
-        skus[variant.id] = item.sku
-        lines.append(
-            {
-                "position": position,
-                "variant_id": str(variant.id),
-                "sku": item.sku,
-                "name": _line_name(variant),
-                "quantity": item.quantity,
-                "unit_price_minor": item.unit_price_minor,
-                "discount_minor": 0,
-                "tax_minor": tax_line.tax.amount_minor,
-                "tax_rate_bps": tax_line.rate_bps,
-                "total_minor": item.quantity * item.unit_price_minor,
-            }
-        )
-    method = order.fulfilment_method
-    placed = Order(
-        id=uuid.uuid4(),
-        store_id=store.id,
-        channel="ingested",
-        status="placed",
-        payment_status=order.payment_status,
-        fulfilment_status="unfulfilled",
-        fulfilment_method=method,
-        email=order.customer.email,
-        phone=order.customer.phone,
-        currency=currency,
-        subtotal_minor=subtotal,
-        discount_minor=0,
-        shipping_minor=shipping,
-        tax_minor=tax_minor,
-        total_minor=total,
-        prices_include_tax=settings.prices_include_tax,
-        shipping={"code": "channel", "label": _METHOD_LABELS[method], "method": method, "amount_minor": shipping},
-        address=address.as_dict() if address else None,
-        snapshot_id=None,
-        access_token=secrets.token_urlsafe(24),
-        placed_at=now,
-    )
-    return _Priced(placed, lines, quantities, skus)
-
-
 def _order_body(client_order_id: str, row: pg.Record) -> dict[str, Any]:
     return {
         "order": {
@@ -515,37 +380,3 @@ def _order_body(client_order_id: str, row: pg.Record) -> dict[str, Any]:
             "lines": row["lines"] or [],
         }
     }
-
-
-@dataclass(frozen=True)
-class AttemptFilter:
-    outcome: str = ""  # accepted | replayed | rejected, or every one
-    since: datetime | None = None
-    until: datetime | None = None  # exclusive
-
-
-@dataclass(frozen=True)
-class AttemptRow:
-    attempt: IngestionAttempt
-    order_number: int | None
-
-
-class AttemptLog:
-    """The attempts page's reads (the log is written only by ``OrderIngestion``)."""
-
-    def __init__(self, session: AsyncSession, store_id: uuid.UUID) -> None:
-        self.session = session
-        bind_store(session, store_id)
-
-    async def newest(self, filters: AttemptFilter, *, limit: int = 100) -> list[AttemptRow]:
-        stmt = select(IngestionAttempt, Order.number).outerjoin(Order, Order.id == IngestionAttempt.order_id)
-        if filters.outcome:
-            if filters.outcome not in OUTCOMES:
-                raise ValidationFailed("Choose an outcome.", fields={"outcome": f"One of {', '.join(OUTCOMES)}."})
-            stmt = stmt.where(IngestionAttempt.outcome == filters.outcome)
-        if filters.since:
-            stmt = stmt.where(IngestionAttempt.received_at >= filters.since)
-        if filters.until:
-            stmt = stmt.where(IngestionAttempt.received_at < filters.until)
-        stmt = stmt.order_by(IngestionAttempt.received_at.desc(), IngestionAttempt.id.desc()).limit(limit)
-        return [AttemptRow(attempt, number) for attempt, number in await self.session.execute(stmt)]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,12 +22,13 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.core.encryption import keyring_from_settings
+from app.core import pg
+from app.core.encryption import Keyring, UnknownKeyVersion, derive_key, keyring_from_settings
 from app.core.money import Money
 from app.core.outbox import OutboxRelay, events_after
 from app.core.rbac import Role
 from app.core.tenancy import bind_store
-from app.ingestion.credentials import IngestionSecretService
+from app.ingestion.credentials import IngestionSecretService, rotate_ingestion_secrets, verifying_secrets
 from app.ingestion.models import IngestionSecret
 from app.orders.board import BoardCards
 from app.payments.signing import sign
@@ -524,3 +526,23 @@ async def test_an_unpaid_order_by_store_id_stays_unpaid_and_is_not_charged_here(
             text("SELECT count(*) FROM payment_intents WHERE store_id = :s"), {"s": shop.store.id}
         )
         assert intents.scalar_one() == 0
+
+
+async def test_key_rotation_re_encrypts_ingestion_secrets(
+    world: World, sessions: Sessions, engine: AsyncEngine, settings: Settings
+) -> None:
+    """`till keys rotate` moves the ingestion secrets (current and previous) to the newest key, once."""
+    shop = await make_shop(world)
+    first = await _secret(sessions, shop.store)
+    second = await _secret(sessions, shop.store)  # the first is now the previous one, in its grace
+    old = keyring_from_settings(settings)
+    new = Keyring({1: derive_key(settings.secret_key, 1), 2: os.urandom(32)})
+    async with sessions() as session, session.begin():
+        result = await rotate_ingestion_secrets(session, new)
+    assert (result.rotated, result.current) == (1, 0)
+    async with sessions() as session, session.begin():
+        assert (await rotate_ingestion_secrets(session, new)).rotated == 0
+    async with pg.connection(engine) as conn:
+        assert await verifying_secrets(conn, shop.store.id, now=datetime.now(UTC), keyring=new) == [second, first]
+        with pytest.raises(UnknownKeyVersion):
+            await verifying_secrets(conn, shop.store.id, now=datetime.now(UTC), keyring=old)
