@@ -546,3 +546,20 @@ async def test_key_rotation_re_encrypts_ingestion_secrets(
         assert await verifying_secrets(conn, shop.store.id, now=datetime.now(UTC), keyring=new) == [second, first]
         with pytest.raises(UnknownKeyVersion):
             await verifying_secrets(conn, shop.store.id, now=datetime.now(UTC), keyring=old)
+
+
+async def test_cancelling_an_ingested_order_puts_its_stock_back(
+    world: World, sessions: Sessions, engine: AsyncEngine, client: AsyncTestClient[Litestar]
+) -> None:
+    """No payment in Till to give back (the app collected it); the stock returns like any order's."""
+    shop = await make_shop(world)
+    channel = await _channel(world, sessions, shop)
+    order = (await channel.send(client, channel.body("pos-1-0015"))).json()["order"]
+    assert (await _state(engine, shop.store.id))["on_hand"] == 147
+    manager = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    cancelled = await client.patch(
+        f"/api/v1/orders/{order['id']}/status", json={"status": "cancelled", "reason": "Walked out"}, headers=manager
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert (await _state(engine, shop.store.id))["on_hand"] == 150
