@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from app.seed import DEMO_ACCOUNTS
 from tests.e2e.conftest import LIVE_ENV, screenshot, sign_in
@@ -33,9 +33,8 @@ def test_manager_answers_a_dispute_with_a_note_and_submits_it(phone: Page, table
     expect(tablet.get_by_test_id("receipt")).to_contain_text("Butter Croissant")
     expect(tablet.get_by_test_id("timeline")).to_contain_text("dispute opened: fraudulent")
 
-    tablet.get_by_label("Add a file").set_input_files(
-        files=[{"name": "proof.html", "mimeType": "application/pdf", "buffer": b"<html></html>"}]
-    )
+    wrong: FilePayload = {"name": "proof.html", "mimeType": "application/pdf", "buffer": b"<html></html>"}
+    tablet.get_by_label("Add a file").set_input_files(files=[wrong])
     tablet.get_by_role("button", name="Upload").click()
     expect(tablet.get_by_test_id("file-error")).to_have_text("Upload a PDF, PNG or JPEG.")
     tablet.get_by_label("Add a note").fill("Collected in the shop by the cardholder; receipt signed.")
