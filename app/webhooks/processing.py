@@ -217,6 +217,9 @@ async def _payment(deps: Deps, event: Claimed) -> str:
 async def _dispute(deps: Deps, event: Claimed) -> str:
     ref = _payment_ref(event)
     store = await _store_of_payment(deps, event, ref) if ref else None
+    if store is None and event.store_id is not None:  # a dispute naming only its charge: the URL named the store
+        async with deps.sessions() as session:
+            store = await session.get(Store, event.store_id)
     if store is None:
         return f"ignored: no payment {ref or '(none named)'} here"
     event.found_store = store.id
