@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import noload, selectinload
 
 from app.checkout.models import CheckoutSnapshot
-from app.core import pg
+from app.core import cursors, pg
 from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.core.logging import current_correlation_id
 from app.core.outbox import emit
@@ -235,17 +234,10 @@ PAGE_MAX = 200
 
 
 def encode_cursor(order: Order) -> str:
-    raw = f"{order.placed_at.isoformat()}|{order.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode_cursor(order.placed_at, order.id)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        placed_at, order_id = raw.split("|")
-        return datetime.fromisoformat(placed_at), uuid.UUID(order_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("This page link is not valid.", fields={"cursor": "Not a cursor we gave."}) from exc
+decode_cursor = cursors.decode_cursor
 
 
 class OrderService:

@@ -3,7 +3,6 @@ newest first), and totals by status for the same filters (one GROUP BY in the da
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import uuid
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from urllib.parse import urlencode
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import cursors
 from app.core.days import day_range
 from app.core.errors import ValidationFailed
 from app.core.tenancy import bind_store
@@ -149,20 +149,10 @@ class StatusTotal:
 
 
 def encode_cursor(row: PaymentRow) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode_cursor(row.created_at, row.id)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, intent_id = raw.split("|")
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None:
-            raise ValueError("naive")
-        return moment, uuid.UUID(intent_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("This page link is not valid.", fields={"cursor": "Not a cursor we gave."}) from exc
+decode_cursor = cursors.decode_cursor
 
 
 class PaymentListing:

@@ -3,7 +3,6 @@ replay (back to ``received`` and re-enqueued; processing is idempotent, so repla
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import uuid
@@ -16,6 +15,7 @@ from saq import Queue
 from sqlalchemy import Select, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import cursors
 from app.core.days import day_range
 from app.core.errors import ValidationFailed
 from app.webhooks.intake import enqueue_processing
@@ -113,19 +113,10 @@ def redact(value: Any) -> Any:
 
 
 def encode_cursor(row: EventRow) -> str:
-    return base64.urlsafe_b64encode(f"{row.received_at.isoformat()}|{row.id}".encode()).decode().rstrip("=")
+    return cursors.encode_cursor(row.received_at, row.id)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, row_id = raw.split("|")
-        at = datetime.fromisoformat(moment)
-        if at.tzinfo is None:
-            raise ValueError("naive")
-        return at, uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("This page link is not valid.", fields={"cursor": "Not a cursor we gave."}) from exc
+decode_cursor = cursors.decode_cursor
 
 
 class WebhookEvents:
