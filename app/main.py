@@ -34,6 +34,7 @@ from app.core.db import (
 )
 from app.core.encryption import install_keyring
 from app.core.health import HealthController, MetricsController
+from app.core.hot_path import HOT_PATH
 from app.core.http_errors import exception_handlers
 from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.live import Hub
@@ -60,7 +61,7 @@ from app.payments.settings_pages import PaymentSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
-from app.webhooks.controllers import WebhookController
+from app.webhooks.controllers import WEBHOOK_HANDLERS
 from app.webhooks.pages import WebhookEventsApiController, WebhookPagesController
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -91,7 +92,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         samesite="lax",
         exclude=NO_COOKIE_PATHS,
     )
-    prometheus = PrometheusConfig(app_name="till", prefix="till", group_path=True, exclude=["/metrics"])
+    prometheus = PrometheusConfig(
+        app_name="till", prefix="till", group_path=True, exclude=["/metrics"], exclude_opt_key=HOT_PATH
+    )
 
     async def on_startup(app: Litestar) -> None:
         if check_migrations:
@@ -122,7 +125,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             OrderAuditApiController,
             OrderPagesController,
             BoardController,
-            WebhookController,
+            *WEBHOOK_HANDLERS,
             IngestController,
             IngestionPagesController,
             WebhookPagesController,

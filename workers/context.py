@@ -17,5 +17,5 @@ class TillContext(Context, total=False):
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     idempotency: IdempotencyStore
-    relay_task: asyncio.Task[None]
+    loops: list[asyncio.Task[None]]  # the outbox relay, the webhook processor
     settings: Settings

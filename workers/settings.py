@@ -1,4 +1,5 @@
-"""Builds the SAQ worker. Startup puts engine, sessions and Redis into ``ctx`` and starts the outbox relay."""
+"""Builds the SAQ worker. Startup puts engine, sessions and Redis into ``ctx`` and starts the two loops beside the
+jobs: the outbox relay and the webhook processor."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.core.idempotency import IdempotencyStore
 from app.core.logging import bind_correlation_id
 from app.core.outbox import OutboxRelay
 from app.main import QUEUE_NAME
+from app.webhooks.processing import Deps, WebhookProcessor
 from workers import tasks
 from workers.context import TillContext
 
@@ -29,18 +31,17 @@ FUNCTIONS: list[Function[TillContext]] = [
     tasks.settle_payment_operations,
     tasks.capture_on_fulfilment,
     tasks.transfer_to_store,
-    tasks.process_webhook_event,
-    tasks.sweep_webhooks,
 ]
 CRON_JOBS = [
     CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),
     CronJob(tasks.recover_checkouts, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
     CronJob(tasks.settle_payment_operations, cron="* * * * * */30", unique=True, timeout=60),
-    CronJob(tasks.sweep_webhooks, cron="* * * * * */30", unique=True, timeout=60),
 ]
 
 
-def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool = True) -> Worker[TillContext]:
+def build_worker(
+    settings: Settings, *, concurrency: int = 10, run_relay: bool = True, run_webhooks: bool = True
+) -> Worker[TillContext]:
     assert settings.database_url and settings.redis_url
     queue = Queue.from_url(settings.redis_url, name=QUEUE_NAME)
     database_url = settings.database_url
@@ -52,15 +53,19 @@ def build_worker(settings: Settings, *, concurrency: int = 10, run_relay: bool =
         ctx["engine"], ctx["sessions"], ctx["redis"] = engine, sessions, redis
         ctx["idempotency"] = IdempotencyStore(engine)
         ctx["settings"] = settings
+        listen_dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        loops: list[asyncio.Task[None]] = []
         if run_relay:
             relay = OutboxRelay(sessions, RedisChannelsPubSubBackend(redis=redis), queue)
-            listen_dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-            ctx["relay_task"] = asyncio.create_task(relay.run(listen_dsn))
-        log.info("worker.started", queue=QUEUE_NAME, relay=run_relay)
+            loops.append(asyncio.create_task(relay.run(listen_dsn)))
+        if run_webhooks:
+            processor = WebhookProcessor(Deps(engine=engine, sessions=sessions, redis=redis, settings=settings))
+            loops.append(asyncio.create_task(processor.run(listen_dsn)))
+        ctx["loops"] = loops
+        log.info("worker.started", queue=QUEUE_NAME, relay=run_relay, webhooks=run_webhooks)
 
     async def shutdown(ctx: TillContext) -> None:
-        task = ctx.get("relay_task")
-        if task is not None:
+        for task in ctx.get("loops", []):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -19,7 +19,6 @@ from app.payments.provider import PaymentProvider
 from app.payments.registry import provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.stores.models import Store
-from app.webhooks.processing import Deps, process_event, sweep_unfinished
 from app.webhooks.receipts import exactly_once
 from workers.context import TillContext
 
@@ -46,26 +45,6 @@ async def sandbox_settle(ctx: TillContext, *, provider_ref: str, webhook_url: st
         )
     response.raise_for_status()
     return str(response.json().get("received", ""))
-
-
-def _deps(ctx: TillContext) -> Deps:
-    return Deps(engine=ctx["engine"], sessions=ctx["sessions"], redis=ctx["redis"], settings=ctx["settings"])
-
-
-async def process_webhook_event(ctx: TillContext, *, event_row_id: str) -> str:
-    """Process one stored webhook event (app/webhooks/processing.py); the job's last attempt marks it dead."""
-    job = ctx.get("job")
-    last_attempt = job is not None and not job.retryable
-    return await process_event(_deps(ctx), uuid.UUID(event_row_id), last_attempt=last_attempt)
-
-
-async def sweep_webhooks(ctx: TillContext) -> int:
-    """Enqueue webhook events whose job was lost (a crash after storing, a worker killed mid-way)."""
-    queue = ctx["worker"].queue
-    swept = await sweep_unfinished(ctx["engine"], queue)
-    if swept:
-        log.info("webhooks.swept", events=swept)
-    return swept
 
 
 async def recover_checkouts(ctx: TillContext) -> int:

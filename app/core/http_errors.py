@@ -26,14 +26,22 @@ def _is_htmx(request: Request[Any, Any, Any]) -> bool:
     return request.headers.get("hx-request") == "true"
 
 
-def problem(
+def problem_body(
     status: int, title: str, detail: str, *, code: str, fields: dict[str, str] | None = None
-) -> Response[dict[str, Any]]:
+) -> dict[str, Any]:
     body: dict[str, Any] = {"type": f"https://till.dev/problems/{code}", "title": title, "status": status}
     body["detail"] = detail
     if fields:
         body["fields"] = fields
-    return Response(body, status_code=status, media_type=PROBLEM_JSON)
+    return body
+
+
+def problem(
+    status: int, title: str, detail: str, *, code: str, fields: dict[str, str] | None = None
+) -> Response[dict[str, Any]]:
+    return Response(
+        problem_body(status, title, detail, code=code, fields=fields), status_code=status, media_type=PROBLEM_JSON
+    )
 
 
 def _page_error(request: Request[Any, Any, Any], status: int, title: str, detail: str) -> Response[Any]:

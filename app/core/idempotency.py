@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core import pg
 from app.core.db import UUIDv7AuditBase
+from app.core.hot_path import HOT_PATH
 from app.core.rbac import Principal
 from app.core.tenancy import TenantMixin
 
@@ -218,6 +219,8 @@ _REFUSALS = {
 
 class IdempotencyMiddleware(ASGIMiddleware):
     """Applies to unsafe ``/api/`` requests that carry an ``Idempotency-Key`` and a signed-in principal."""
+
+    exclude_opt_key = HOT_PATH  # provider webhooks answer on their own (app/core/hot_path.py)
 
     def __init__(self, store_state_key: str = "idempotency") -> None:
         self.store_state_key = store_state_key

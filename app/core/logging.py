@@ -13,6 +13,8 @@ import structlog
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.hot_path import HOT_PATH
+
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|api[_-]?key|card|cvc|pan", re.IGNORECASE)
@@ -58,6 +60,8 @@ def bind_correlation_id(value: str | None) -> str:
 
 class CorrelationIdMiddleware(ASGIMiddleware):
     """Takes ``X-Request-ID`` (or makes one), binds it to every log line, and echoes it back."""
+
+    exclude_opt_key = HOT_PATH  # provider webhooks answer on their own (app/core/hot_path.py)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         incoming = None

@@ -11,8 +11,6 @@ commits. A crash before the commit publishes the event again with a new ``seq``
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -20,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import structlog
 from advanced_alchemy.base import BigIntBase
 from advanced_alchemy.types import DateTimeUTC, JsonB
@@ -31,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.jobs import enqueue
+from app.core.listen import drain_on_notify
 from app.core.logging import current_correlation_id
 from app.core.tenancy import TenantMixin, system_scope
 
@@ -208,25 +206,7 @@ class OutboxRelay:
 
     async def run(self, listen_dsn: str, *, poll_interval: float = 1.0) -> None:
         """Drain on every NOTIFY, and every ``poll_interval`` seconds as a fallback. Runs until cancelled."""
-        wake = asyncio.Event()
-        conn: asyncpg.Connection | None = None
-        try:
-            conn = await asyncpg.connect(listen_dsn)
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake.set())
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("outbox.listen_failed", error=str(exc))
-        try:
-            while True:
-                wake.clear()
-                try:
-                    await self.drain()
-                except Exception:
-                    log.exception("outbox.drain_failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=poll_interval)
-        finally:
-            if conn is not None:
-                await conn.close()
+        await drain_on_notify(listen_dsn, NOTIFY_CHANNEL, self.drain, poll_interval=poll_interval)
 
 
 async def wait_for_publishing(session: AsyncSession) -> None:

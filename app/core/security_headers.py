@@ -5,6 +5,8 @@ from __future__ import annotations
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.hot_path import HOT_PATH
+
 _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -19,6 +21,8 @@ _HEADERS = [
 
 
 class SecurityHeadersMiddleware(ASGIMiddleware):
+    exclude_opt_key = HOT_PATH  # provider webhooks answer on their own (app/core/hot_path.py)
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

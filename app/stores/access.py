@@ -10,6 +10,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core import pg
+from app.core.hot_path import HOT_PATH
 from app.core.rbac import Principal
 from app.stores.models import Store
 from app.stores.services import StaffAccessService, caller_for_token
@@ -46,6 +47,8 @@ class AccessMiddleware(ASGIMiddleware):
 
     ``/api`` takes bearer tokens only (no cookies, so no CSRF); pages take the session cookie.
     """
+
+    exclude_opt_key = HOT_PATH  # provider webhooks answer on their own (app/core/hot_path.py)
 
     @staticmethod
     def should_bypass_for_scope(scope: Scope) -> bool:

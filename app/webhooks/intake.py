@@ -1,8 +1,8 @@
-"""Webhook intake (Invariant 5): verify the signature on the raw body, store the event once, answer, enqueue.
+"""Webhook intake (Invariant 5): verify the signature on the raw body, store the event once, answer.
 
 The acknowledgement is the hot path (a provider retries what we are slow to answer): one HMAC, one JSON
-decode, one raw ``INSERT … ON CONFLICT DO NOTHING`` on the asyncpg pool (app/core/pg.py, no ORM session),
-one SAQ enqueue. Processing happens in the worker (app/webhooks/processing.py).
+decode, one raw ``INSERT … ON CONFLICT DO NOTHING`` on the asyncpg pool (app/core/pg.py, no ORM session).
+A trigger NOTIFYs the worker's webhook processor when the row commits (app/webhooks/processing.py).
 
 Which secret signs what:
 
@@ -29,13 +29,11 @@ import asyncpg
 import msgspec
 import structlog
 from prometheus_client import Counter
-from saq import Queue
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
 from app.core import pg
-from app.core.jobs import enqueue
 from app.core.tenancy import system_scope
 from app.payments.credentials import MODES, load_credentials
 from app.payments.signing import InvalidSignature, verify
@@ -43,9 +41,6 @@ from app.stores.models import Store
 
 log = structlog.get_logger(__name__)
 
-PROCESS_TASK = "process_webhook_event"
-MAX_ATTEMPTS = 8  # SAQ attempts of the processing job (backoff 1, 2, 4 … 64 s), then the event is dead
-PROCESS_TIMEOUT_S = 60
 SECRET_TTL_S = 60.0
 
 REJECTED = Counter("till_webhooks_rejected_total", "Webhook deliveries refused at intake", ["provider", "reason"])
@@ -120,7 +115,6 @@ def parse_event(provider: str, body: bytes) -> _Event:
 
 async def accept(
     engine: AsyncEngine,
-    queue: Queue,
     *,
     provider: str,
     body: bytes,
@@ -129,7 +123,7 @@ async def accept(
     store_id: uuid.UUID | None = None,
     now: int | None = None,
 ) -> Accepted:
-    """Verify, store once, enqueue its processing. Raises :class:`WebhookRejected` (nothing stored)."""
+    """Verify and store once (its trigger wakes the processor). Raises :class:`WebhookRejected` (nothing stored)."""
     check_signature(provider, body, signature, secrets, now=now)
     event = parse_event(provider, body)
     row_id = uuid7()  # the ORM's time-ordered ids
@@ -142,21 +136,7 @@ async def accept(
         RECEIVED.labels(provider=provider, outcome="duplicate").inc()
         return Accepted(event.id, event.type, None, duplicate=True)
     RECEIVED.labels(provider=provider, outcome="stored").inc()
-    # A crash between the insert and this enqueue leaves the event ``received``: the sweeper enqueues it.
-    await enqueue_processing(queue, row_id)
     return Accepted(event.id, event.type, row_id, duplicate=False)
-
-
-async def enqueue_processing(queue: Queue, row_id: uuid.UUID) -> None:
-    """The event's processing job. Keyed by the row id: a job already queued or running is not added twice."""
-    await enqueue(
-        queue,
-        PROCESS_TASK,
-        key=f"webhook:{row_id}",
-        retries=MAX_ATTEMPTS,
-        timeout=PROCESS_TIMEOUT_S,
-        event_row_id=str(row_id),
-    )
 
 
 # store slug → (read at, store id, webhook secrets of both modes)

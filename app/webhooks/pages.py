@@ -98,7 +98,7 @@ class WebhookPagesController(Controller):
         if not ids:
             flash(request, "Tick the events to replay first.", category="error")
             return Redirect(target, status_code=303)
-        replayed = await WebhookEvents(db_session, me.store_id).replay_and_enqueue(request.app.state.queue, ids)
+        replayed = await WebhookEvents(db_session, me.store_id).replay(ids)
         skipped = len(ids) - len(replayed)
         message = f"{len(replayed)} event{'' if len(replayed) == 1 else 's'} queued again."
         if skipped:
@@ -180,7 +180,7 @@ class WebhookEventsApiController(Controller):
     @post(
         "/replay",
         status_code=200,
-        summary="Process events again (back to received, re-enqueued); idempotent",
+        summary="Process events again (back to received, taken by the worker again); idempotent",
     )
     async def replay(
         self, request: Request[Any, Any, Any], db_session: DbSession, data: JSONBody[ReplayIn]
@@ -188,6 +188,6 @@ class WebhookEventsApiController(Controller):
         me = principal_of(request)
         if not data.ids:
             raise ValidationFailed("Name the events to replay.", fields={"ids": "At least one id."})
-        replayed = await WebhookEvents(db_session, me.store_id).replay_and_enqueue(request.app.state.queue, data.ids)
+        replayed = await WebhookEvents(db_session, me.store_id).replay(data.ids)
         done = set(replayed)
         return ReplayOut(replayed=replayed, skipped=[i for i in dict.fromkeys(data.ids) if i not in done])

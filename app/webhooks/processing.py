@@ -1,32 +1,39 @@
-"""Processing stored webhook events (the worker's ``process_webhook_event`` job) and the sweeper that
-re-enqueues events whose job was lost.
+"""Processing stored webhook events: the worker's :class:`WebhookProcessor`, a loop beside the outbox relay.
 
 Idempotent and order-independent by construction: a payment event re-reads the payment from the provider
 and records only the difference (app/payments/sync.py); an account event applies the account as the event
 states it whole; a dispute event is applied by app/disputes, keyed by the dispute. Replaying, re-delivering
 or reordering events therefore ends in the same state.
 
-Each run claims the event (``processing``, attempts + 1, a lease in ``next_attempt_at``), handles it
-without holding a transaction, then marks it ``processed`` (with a one-line outcome) or ``failed`` with
-the error, and raises so SAQ retries it with backoff. The last attempt marks it ``dead`` instead.
+The processor wakes on ``NOTIFY till_webhooks`` (a trigger sends it when an event is stored or replayed)
+and every second for retries that are due. Each round claims a batch in one statement (``FOR UPDATE SKIP
+LOCKED``: several workers share the work): events ``received``, a ``failed`` retry that is due, a
+``processing`` lease run out (a worker killed mid-way). Claiming sets ``processing``, attempts + 1 and a
+lease in ``next_attempt_at``. The batch is handled holding no transaction, events about one payment in
+turn and the rest side by side; the processed ones are marked in one statement, each with a one-line
+outcome. A failure is recorded on its row (``failed``, the error, the next try 2^attempts seconds on);
+the attempt that reaches :data:`MAX_ATTEMPTS` marks it ``dead`` instead, for an admin to replay.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import structlog
 from redis.asyncio import Redis
-from saq import Queue
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.core import pg
+from app.core.listen import drain_on_notify
 from app.core.tenancy import system_scope
+from app.disputes.services import apply_dispute_event
 from app.payments.connect import account_from_event, apply_account_update, store_for_account
 from app.payments.models import PaymentIntent
 from app.payments.provider import PaymentProvider, WebhookEvent
@@ -34,13 +41,15 @@ from app.payments.registry import provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.payments.sync import sync_intent
 from app.stores.models import Store
-from app.webhooks.intake import MAX_ATTEMPTS, PROCESS_TIMEOUT_S, enqueue_processing
 
 log = structlog.get_logger(__name__)
 
-LEASE = timedelta(seconds=2 * PROCESS_TIMEOUT_S)  # a claim older than this is the sweeper's to hand on
-SWEEP_RECEIVED_AFTER = timedelta(seconds=30)  # a ``received`` event this old has lost its job
-SWEEP_BATCH = 500
+NOTIFY_CHANNEL = "till_webhooks"
+MAX_ATTEMPTS = 8  # the attempt that fails 8th marks the event dead (retries 2, 4, 8 … 128 s apart)
+PROCESS_TIMEOUT_S = 60  # one event's handling; longer is a failure
+LEASE = timedelta(seconds=2 * PROCESS_TIMEOUT_S)  # a claim older than this was lost with its worker
+BATCH_SIZE = 200
+CONCURRENCY = 8  # events handled side by side in a batch (different payments)
 
 PAYMENT_INTENT_EVENTS = (
     "payment_intent.succeeded",
@@ -89,17 +98,32 @@ class Claimed:
         return obj if isinstance(obj, dict) else {}
 
 
-_CLAIM = """
+_CLAIM_DUE = """
+UPDATE webhook_events AS e
+SET status = 'processing', attempts = e.attempts + 1, next_attempt_at = now() + $2::interval, updated_at = now()
+FROM (
+    SELECT id FROM webhook_events
+    WHERE status IN ('received', 'processing', 'failed')
+      AND (status = 'received' OR next_attempt_at <= now())
+    ORDER BY received_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+) AS due
+WHERE e.id = due.id
+RETURNING e.id, e.provider, e.event_id, e.type, e.payload, e.attempts, e.store_id
+"""
+_CLAIM_ONE = """
 UPDATE webhook_events
 SET status = 'processing', attempts = attempts + 1, next_attempt_at = now() + $2::interval, updated_at = now()
 WHERE id = $1 AND status IN ('received', 'processing', 'failed')
 RETURNING id, provider, event_id, type, payload, attempts, store_id
 """
 _DONE = """
-UPDATE webhook_events
-SET status = 'processed', outcome = $2, last_error = '', processed_at = now(), next_attempt_at = NULL,
-    store_id = COALESCE(store_id, $3), updated_at = now()
-WHERE id = $1 AND status = 'processing'
+UPDATE webhook_events AS e
+SET status = 'processed', outcome = done.outcome, last_error = '', processed_at = now(), next_attempt_at = NULL,
+    store_id = COALESCE(e.store_id, done.store_id), updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS done(id, outcome, store_id)
+WHERE e.id = done.id AND e.status = 'processing'
 """
 _FAILED = """
 UPDATE webhook_events
@@ -109,12 +133,7 @@ WHERE id = $1 AND status = 'processing'
 """
 
 
-async def claim(engine: AsyncEngine, row_id: uuid.UUID) -> Claimed | None:
-    """Take the event for this run; None when it is processed or dead already (a duplicate job: a no-op)."""
-    async with pg.connection(engine) as conn:
-        row = await conn.fetchrow(_CLAIM, row_id, LEASE)
-    if row is None:
-        return None
+def _claimed(row: asyncpg.Record) -> Claimed:
     return Claimed(
         id=row["id"],
         provider=row["provider"],
@@ -126,29 +145,62 @@ async def claim(engine: AsyncEngine, row_id: uuid.UUID) -> Claimed | None:
     )
 
 
-async def process_event(deps: Deps, row_id: uuid.UUID, *, last_attempt: bool = False) -> str:
-    """Process one stored event; returns its outcome. Raises (after recording the error) to be retried, unless
-    this is the last attempt: then the event is ``dead`` and the error is not raised."""
-    claimed = await claim(deps.engine, row_id)
-    if claimed is None:
-        return "skipped: already processed"
+async def claim_due(engine: AsyncEngine, limit: int = BATCH_SIZE) -> list[Claimed]:
+    """Claim up to ``limit`` events due for processing, oldest first; rows another worker holds are skipped."""
+    async with pg.connection(engine) as conn:
+        return [_claimed(row) for row in await conn.fetch(_CLAIM_DUE, limit, LEASE)]
+
+
+async def claim(engine: AsyncEngine, row_id: uuid.UUID) -> Claimed | None:
+    """Claim one event whatever its retry time; None when it is processed or dead already."""
+    async with pg.connection(engine) as conn:
+        row = await conn.fetchrow(_CLAIM_ONE, row_id, LEASE)
+    return None if row is None else _claimed(row)
+
+
+async def attempt(deps: Deps, claimed: Claimed) -> str | None:
+    """Handle a claimed event. Returns its outcome, to be marked with :func:`mark_processed`; on a failure
+    records it (``failed`` with the next try, or ``dead`` on the last attempt) and returns None."""
     bound = log.bind(webhook_event_id=str(claimed.id), event_id=claimed.event_id, type=claimed.type)
     try:
-        outcome = await handle(deps, claimed)
+        async with asyncio.timeout(PROCESS_TIMEOUT_S):
+            return await handle(deps, claimed)
     except Exception as exc:
-        dead = last_attempt or claimed.attempts >= MAX_ATTEMPTS
+        dead = claimed.attempts >= MAX_ATTEMPTS
         error = f"{type(exc).__name__}: {exc}"[:2000]
         retry_in = timedelta(seconds=2 ** min(claimed.attempts, 10))
         async with pg.connection(deps.engine) as conn:
             await conn.execute(_FAILED, claimed.id, "dead" if dead else "failed", error, claimed.found_store, retry_in)
         if dead:
             bound.error("webhook.dead", attempts=claimed.attempts, error=error)
-            return "dead"
-        bound.warning("webhook.failed", attempts=claimed.attempts, error=error)
-        raise
-    async with pg.connection(deps.engine) as conn:
-        await conn.execute(_DONE, claimed.id, outcome[:300], claimed.found_store)
-    bound.info("webhook.processed", outcome=outcome)
+        else:
+            bound.warning("webhook.failed", attempts=claimed.attempts, error=error)
+        return None
+
+
+async def mark_processed(engine: AsyncEngine, done: list[tuple[Claimed, str]]) -> None:
+    if not done:
+        return
+    async with pg.connection(engine) as conn:
+        await conn.execute(
+            _DONE,
+            [claimed.id for claimed, _ in done],
+            [outcome[:300] for _, outcome in done],
+            [claimed.found_store for claimed, _ in done],
+        )
+
+
+async def process_event(deps: Deps, row_id: uuid.UUID) -> str:
+    """Claim and process one event now, whatever its retry time (tests; the processor works in batches).
+    Returns its outcome, ``failed``/``dead`` when the attempt failed, or ``skipped`` when it was done."""
+    claimed = await claim(deps.engine, row_id)
+    if claimed is None:
+        return "skipped: already processed"
+    outcome = await attempt(deps, claimed)
+    if outcome is None:
+        return "dead" if claimed.attempts >= MAX_ATTEMPTS else "failed"
+    await mark_processed(deps.engine, [(claimed, outcome)])
+    log.info("webhook.processed", webhook_event_id=str(claimed.id), type=claimed.type, outcome=outcome)
     return outcome
 
 
@@ -223,10 +275,6 @@ async def _dispute(deps: Deps, event: Claimed) -> str:
     if store is None:
         return f"ignored: no payment {ref or '(none named)'} here"
     event.found_store = store.id
-    try:
-        from app.disputes.services import apply_dispute_event  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:  # TODO(#5): app/disputes is being written alongside this change
-        raise RuntimeError("disputes are not available yet (app.disputes.services.apply_dispute_event)") from exc
     result = await apply_dispute_event(deps.sessions, store, await _provider(deps, event, store), event.event)
     return f"dispute applied: {result}"
 
@@ -244,24 +292,54 @@ async def _payout(deps: Deps, event: Claimed) -> str:
     return f"recorded: payout {obj.get('id')} {obj.get('status') or event.type.split('.')[-1]}"
 
 
-async def sweep_unfinished(
-    engine: AsyncEngine, queue: Queue, *, received_after: timedelta = SWEEP_RECEIVED_AFTER
-) -> int:
-    """Enqueue events whose job was lost: ``received`` for a while, a ``processing`` lease run out (the worker
-    died mid-way), a ``failed`` retry overdue. A job still queued or running under the key is not doubled."""
-    async with pg.connection(engine) as conn:
-        rows = await conn.fetch(
-            """
-            SELECT id FROM webhook_events
-            WHERE status IN ('received', 'processing', 'failed')
-              AND ((status = 'received' AND received_at < now() - $1::interval)
-                   OR (status <> 'received' AND next_attempt_at < now()))
-            ORDER BY received_at
-            LIMIT $2
-            """,
-            received_after,
-            SWEEP_BATCH,
-        )
-    for row in rows:
-        await enqueue_processing(queue, row["id"])
-    return len(rows)
+def _serial_key(event: Claimed) -> str:
+    """Events about one payment (or account) are handled in turn: side by side they would contend for its lock."""
+    if event.type in PAYMENT_INTENT_EVENTS or event.type in CHARGE_EVENTS or event.type in DISPUTE_EVENTS:
+        return f"payment:{_payment_ref(event)}"
+    if event.type == "account.updated":
+        return f"account:{event.object.get('id')}"
+    return f"event:{event.id}"
+
+
+class WebhookProcessor:
+    """Drains due webhook events in batches; runs in every worker process (``SKIP LOCKED`` splits the work)."""
+
+    def __init__(self, deps: Deps, *, batch_size: int = BATCH_SIZE, concurrency: int = CONCURRENCY) -> None:
+        self.deps = deps
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+
+    async def drain_once(self) -> int:
+        """Claim, handle and mark one batch. Returns how many events it claimed."""
+        batch = await claim_due(self.deps.engine, self.batch_size)
+        if not batch:
+            return 0
+        in_turn: dict[str, list[Claimed]] = {}
+        for event in batch:
+            in_turn.setdefault(_serial_key(event), []).append(event)
+        slots = asyncio.Semaphore(self.concurrency)
+        done: list[tuple[Claimed, str]] = []
+
+        async def handle_in_turn(events: list[Claimed]) -> None:
+            async with slots:
+                for event in events:
+                    outcome = await attempt(self.deps, event)
+                    if outcome is not None:
+                        done.append((event, outcome))
+
+        await asyncio.gather(*(handle_in_turn(events) for events in in_turn.values()))
+        await mark_processed(self.deps.engine, done)
+        log.debug("webhooks.batch", claimed=len(batch), processed=len(done))
+        return len(batch)
+
+    async def drain(self) -> int:
+        total = 0
+        while True:
+            n = await self.drain_once()
+            total += n
+            if n < self.batch_size:
+                return total
+
+    async def run(self, listen_dsn: str, *, poll_interval: float = 1.0) -> None:
+        """Drain on every NOTIFY, and every ``poll_interval`` seconds for due retries. Runs until cancelled."""
+        await drain_on_notify(listen_dsn, NOTIFY_CHANNEL, self.drain, poll_interval=poll_interval)

@@ -1,5 +1,6 @@
 """The admin side of webhook events: a store's events filtered, a page at a time (keyset, newest first), and
-replay (back to ``received`` and re-enqueued; processing is idempotent, so replaying is too)."""
+replay (back to ``received``, for the worker's processor to take again; processing is idempotent, so replaying
+is too)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from saq import Queue
 from sqlalchemy import Select, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import cursors
 from app.core.days import day_range
 from app.core.errors import ValidationFailed
-from app.webhooks.intake import enqueue_processing
 from app.webhooks.models import EVENT_STATUSES, WebhookEventRow
 
 PAGE_MAX = 200
@@ -160,10 +159,9 @@ class WebhookEvents:
         rows = rows[:limit]
         return rows, encode_cursor(rows[-1]) if more and rows else None
 
-    async def replay(self, queue: Queue, ids: list[uuid.UUID]) -> list[uuid.UUID]:
-        """Put this store's events ``ids`` back to ``received`` (attempts from 0) and enqueue them. One being
-        processed right now is left alone. Returns the ids replayed. The caller commits before the jobs run:
-        see :meth:`replay_and_enqueue`."""
+    async def replay(self, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Put this store's events ``ids`` back to ``received`` (attempts from 0) and commit: the row trigger
+        wakes the worker's processor. One being processed right now is left alone. Returns the ids replayed."""
         if len(ids) > REPLAY_MAX:
             raise ValidationFailed(f"Replay at most {REPLAY_MAX} events at once.", fields={"ids": "Too many."})
         if not ids:
@@ -176,12 +174,6 @@ class WebhookEvents:
             .returning(E.id)
             .execution_options(synchronize_session=False)
         )
-        return [row_id for (row_id,) in result.all()]
-
-    async def replay_and_enqueue(self, queue: Queue, ids: list[uuid.UUID]) -> list[uuid.UUID]:
-        """Replay, commit, then enqueue (a job must never run before the row it reads is committed)."""
-        replayed = await self.replay(queue, ids)
+        replayed = [row_id for (row_id,) in result.all()]
         await self.session.commit()
-        for row_id in replayed:
-            await enqueue_processing(queue, row_id)
         return replayed

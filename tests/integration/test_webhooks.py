@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import time
 import uuid
@@ -25,7 +24,9 @@ from app.config import Settings
 from app.core.money import Money
 from app.core.rbac import Role
 from app.core.tenancy import bind_store, system_scope
+from app.main import create_app
 from app.orders.models import Order
+from app.payments.credentials import ProviderCredentialService
 from app.payments.models import PaymentIntent, PaymentTransaction
 from app.payments.provider import CaptureRequest, RefundRequest
 from app.payments.registry import sandbox_webhook_secret
@@ -33,9 +34,9 @@ from app.payments.sandbox import SandboxProvider
 from app.payments.services import ledger_totals, order_payment_status
 from app.payments.signing import sign
 from app.stores.models import Store
-from app.webhooks.intake import REJECTED
+from app.webhooks.intake import REJECTED, forget_store_secrets
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
-from app.webhooks.processing import Deps, claim, process_event, sweep_unfinished
+from app.webhooks.processing import MAX_ATTEMPTS, Deps, WebhookProcessor, claim, claim_due, process_event
 from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
 from tests.integration.http_server import serving
 from tests.integration.shop import Shopper, make_shop, place_order
@@ -191,6 +192,63 @@ async def test_bad_missing_and_stale_signatures_are_refused_counted_and_not_stor
     assert await _rows(sessions) == []
 
 
+async def test_stripe_endpoints_check_the_store_or_platform_secret_and_refuse_what_is_not_a_delivery(
+    client: AsyncTestClient[Litestar], world: World, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    store = await world.store()
+    store_secret, platform_secret = "whsec_" + "s" * 32, "whsec_" + "p" * 32
+    async with sessions() as session, session.begin():
+        await ProviderCredentialService(session, store.id).save(
+            provider="stripe",
+            mode="test",
+            secret_key="sk_test_" + "k" * 24,
+            publishable_key="pk_test_" + "k" * 24,
+            webhook_secret=store_secret,
+        )
+    forget_store_secrets()
+    payload = _event("payment_intent.succeeded", {"id": "pi_1"})
+
+    def stripe_signed(secret: str) -> dict[str, str]:
+        return {"stripe-signature": sign(payload, secret, int(time.time()))}
+
+    ok = await client.post(f"/webhooks/stripe/{store.slug}", content=payload, headers=stripe_signed(store_secret))
+    assert ok.status_code == 200 and ok.json() == {"received": json.loads(payload)["id"], "duplicate": False}
+    (row,) = await _rows(sessions)
+    assert (row.provider, row.store_id, row.status) == ("stripe", store.id, "received")
+
+    refused = {
+        "no matching signature": await client.post(
+            f"/webhooks/stripe/{store.slug}", content=payload, headers=_signed(settings, payload)
+        ),
+        "unknown store": await client.post(
+            "/webhooks/stripe/no-such-store", content=payload, headers=stripe_signed(store_secret)
+        ),
+        "no webhook secret configured": await client.post(
+            "/webhooks/stripe", content=payload, headers=stripe_signed(platform_secret)
+        ),
+    }
+    for reason, response in refused.items():
+        assert response.status_code == 400, reason
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["fields"] == {"signature": reason}
+    nested = await client.post(f"/webhooks/stripe/{store.slug}/x", content=payload, headers=stripe_signed(store_secret))
+    assert nested.status_code == 400 and nested.json()["fields"] == {"signature": "unknown store"}
+    wrong_method = await client.get("/webhooks/sandbox")
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["status"] == 405
+    huge = b'{"id": "evt_big", "type": "x", "created": 1, "data": {"pad": "' + b"x" * 1_100_000 + b'"}}'
+    too_large = await client.post("/webhooks/sandbox", content=huge, headers=_signed(settings, huge))
+    assert too_large.status_code == 413 and too_large.json()["status"] == 413
+    assert len(await _rows(sessions)) == 1
+
+    platform_app = create_app(dataclasses.replace(settings, stripe_platform_webhook_secret=platform_secret))
+    async with AsyncTestClient(app=platform_app, base_url="http://testserver.local") as platform:
+        account = _event("account.updated", {"id": "acct_1"})
+        signed = {"stripe-signature": sign(account, platform_secret, int(time.time()))}
+        assert (await platform.post("/webhooks/stripe", content=account, headers=signed)).status_code == 200
+    assert [(r.provider, r.type, r.store_id) for r in await _rows(sessions)][1] == ("stripe", "account.updated", None)
+
+
 async def test_a_repeated_event_is_acknowledged_and_changes_nothing(
     client: AsyncTestClient[Litestar],
     world: World,
@@ -214,7 +272,7 @@ async def test_a_repeated_event_is_acknowledged_and_changes_nothing(
     assert (await process_event(deps, row.id)).startswith("synced")
     after_first = await _state(sessions, intent.id)
     assert after_first[:4] == ("captured", intent.amount_minor, 0, "paid")
-    assert await process_event(deps, row.id) == "skipped: already processed"  # a second job for it
+    assert await process_event(deps, row.id) == "skipped: already processed"  # a second claim of it
     processed = await _row(sessions, row.id)
     assert processed.status == "processed" and processed.store_id == store.id and processed.attempts == 1
     assert await _state(sessions, intent.id) == after_first
@@ -243,8 +301,7 @@ async def test_events_in_either_order_end_in_the_same_state(
         assert (
             await client.post("/webhooks/sandbox", content=payload, headers=_signed(settings, payload))
         ).status_code == 200
-    for row in await _rows(sessions):
-        await process_event(deps, row.id)
+    assert await WebhookProcessor(deps).drain() == 2  # one batch: the two, in the order they came
     assert await _state(sessions, intent.id) == (
         "captured",
         intent.amount_minor,
@@ -291,16 +348,12 @@ async def test_an_event_whose_worker_died_mid_processing_is_processed_once_after
         await client.post("/webhooks/sandbox", content=payload, headers=_signed(settings, payload))
     ).status_code == 200
     (row,) = await _rows(sessions)
-    async for key in redis.scan_iter("saq:*"):  # the queued job is lost with the worker that held it
-        await redis.delete(key)
-    claimed = await claim(engine, row.id)  # the job died right after claiming the event
+    claimed = await claim(engine, row.id)  # the worker died right after claiming the event
     assert claimed is not None and (await _row(sessions, row.id)).status == "processing"
-    # Within the lease the sweeper leaves it to the job (SAQ retries a swept job itself).
-    assert await sweep_unfinished(engine, tasks_queue(settings)) == 0
+    assert await claim_due(engine) == []  # within its lease no other worker takes it
     async with engine.begin() as conn:  # the lease runs out
         await conn.execute(text("UPDATE webhook_events SET next_attempt_at = now() - interval '1 second'"))
-    async with _worker(settings):
-        assert await sweep_unfinished(engine, tasks_queue(settings)) == 1
+    async with _worker(settings):  # the restarted worker's processor takes it on its first round
         await _until(lambda: _all_processed(sessions))
     done = await _row(sessions, row.id)
     assert done.attempts == 2 and done.outcome.startswith("synced")
@@ -308,14 +361,6 @@ async def test_an_event_whose_worker_died_mid_processing_is_processed_once_after
         ("authorize", intent.amount_minor),
         ("capture", intent.amount_minor),
     ]
-
-
-def tasks_queue(settings: Settings) -> Any:
-    from saq import Queue
-
-    from app.main import QUEUE_NAME
-
-    return Queue.from_url(settings.redis_url or "", name=QUEUE_NAME)
 
 
 async def test_a_poison_event_dies_after_its_attempts_and_is_replayed_from_the_page_once_fixed(
@@ -338,16 +383,16 @@ async def test_a_poison_event_dies_after_its_attempts_and_is_replayed_from_the_p
     ).status_code == 200
     (row,) = await _rows(sessions)
     deps = _deps(engine, sessions, redis, settings)
-    for attempt in range(1, 4):  # what SAQ's retries do, the last one told it is the last
-        if attempt < 3:
-            with pytest.raises(Exception, match="no sandbox payment"):
-                await process_event(deps, row.id)
+    for attempt in range(1, MAX_ATTEMPTS + 1):  # the processor's retries, each taken when due
+        if attempt < MAX_ATTEMPTS:
+            assert await process_event(deps, row.id) == "failed"
             failed = await _row(sessions, row.id)
             assert failed.status == "failed" and failed.next_attempt_at is not None
+            assert await claim_due(engine) == []  # not due yet: backoff 2^attempts seconds
         else:
-            assert await process_event(deps, row.id, last_attempt=True) == "dead"
+            assert await process_event(deps, row.id) == "dead"
     dead = await _row(sessions, row.id)
-    assert (dead.status, dead.attempts, dead.store_id) == ("dead", 3, store.id)
+    assert (dead.status, dead.attempts, dead.store_id) == ("dead", MAX_ATTEMPTS, store.id)
     assert "no sandbox payment" in dead.last_error
 
     manager = await world.staff(store, Role.MANAGER)
@@ -467,10 +512,6 @@ async def test_account_updated_and_unknown_types(
     assert [r.store_id for r in await _rows(sessions)] == [store.id, None]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("app.disputes.services") is None,
-    reason="app.disputes.services (apply_dispute_event) is written by the disputes change of issue #5",
-)
 async def test_a_dispute_event_reaches_the_disputes_service(
     client: AsyncTestClient[Litestar],
     world: World,
