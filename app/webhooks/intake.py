@@ -1,7 +1,8 @@
 """Webhook intake (Invariant 5): verify the signature on the raw body, store the event once, answer.
 
 The acknowledgement is the hot path (a provider retries what we are slow to answer): one HMAC, one JSON
-decode, one raw ``INSERT … ON CONFLICT DO NOTHING`` on the asyncpg pool (app/core/pg.py, no ORM session).
+decode, one raw ``INSERT … ON CONFLICT DO NOTHING`` on the asyncpg pool (app/core/pg.py, no ORM session),
+shared with the deliveries that arrive while the previous one is being written (:class:`IntakeWriter`).
 A trigger NOTIFYs the worker's webhook processor when the row commits (app/webhooks/processing.py).
 
 Which secret signs what:
@@ -20,8 +21,10 @@ is stored. A duplicate (same provider + event id) is a 200 and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,10 +77,101 @@ class _Event(msgspec.Struct):
 _INSERT = """
 INSERT INTO webhook_events (id, provider, event_id, store_id, type, payload, received_at, status, attempts,
                             last_error, outcome, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, now(), 'received', 0, '', '', now(), now())
+SELECT e.id, e.provider, e.event_id, e.store_id, e.type, e.payload::jsonb, now(), 'received', 0, '', '', now(), now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[])
+     AS e(id, provider, event_id, store_id, type, payload)
 ON CONFLICT (provider, event_id) DO NOTHING
 RETURNING id
 """
+
+
+@dataclass(frozen=True)
+class IncomingRow:
+    id: uuid.UUID
+    provider: str
+    event_id: str
+    store_id: uuid.UUID | None
+    type: str
+    payload: str
+
+
+class RefusedPayload(Exception):
+    """PostgreSQL refused the payload (JSON that jsonb cannot hold, such as ``\\u0000``)."""
+
+
+class IntakeWriter:
+    """Stores accepted events; deliveries arriving while a write is in flight go together in the next one.
+
+    One ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`` per group, so one commit (one WAL flush,
+    one NOTIFY) for many deliveries under load, and a lone delivery is written at once. Every caller waits for
+    its own row's commit before it is answered: an acknowledged event is durable. Two deliveries of one event
+    in one group store it once; the other is told it is a duplicate.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._waiting: list[tuple[IncomingRow, asyncio.Future[bool]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def store(self, row: IncomingRow) -> bool:
+        """True when this call stored the event, False for a duplicate. Raises :class:`RefusedPayload`."""
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, stored))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_while_waiting())
+        return await stored
+
+    async def _write_while_waiting(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                outcomes = await self._write([row for row, _ in group])
+            except Exception as exc:  # the database is down: every caller of the group gets the error
+                for _, stored in group:
+                    if not stored.done():
+                        stored.set_exception(exc)
+                continue
+            for row, stored in group:
+                if stored.done():  # its caller went away
+                    continue
+                outcome = outcomes[row.id]
+                if outcome is None:
+                    stored.set_exception(RefusedPayload())
+                else:
+                    stored.set_result(outcome)
+
+    async def _write(self, rows: list[IncomingRow]) -> dict[uuid.UUID, bool | None]:
+        """Each row's id → stored (True), a duplicate (False) or refused by PostgreSQL (None)."""
+        try:
+            async with pg.connection(self.engine) as conn:
+                records = await conn.fetch(
+                    _INSERT,
+                    [row.id for row in rows],
+                    [row.provider for row in rows],
+                    [row.event_id for row in rows],
+                    [row.store_id for row in rows],
+                    [row.type for row in rows],
+                    [row.payload for row in rows],
+                )
+        except (asyncpg.DataError, asyncpg.UntranslatableCharacterError):
+            if len(rows) == 1:
+                return {rows[0].id: None}
+            outcomes: dict[uuid.UUID, bool | None] = {}
+            for row in rows:  # the statement wrote nothing: write them one by one to find the one refused
+                outcomes.update(await self._write([row]))
+            return outcomes
+        inserted = {record["id"] for record in records}
+        return {row.id: row.id in inserted for row in rows}
+
+
+_writers: weakref.WeakKeyDictionary[AsyncEngine, IntakeWriter] = weakref.WeakKeyDictionary()
+
+
+def writer_for(engine: AsyncEngine) -> IntakeWriter:
+    writer = _writers.get(engine)
+    if writer is None:
+        writer = _writers[engine] = IntakeWriter(engine)
+    return writer
 
 
 def reject(provider: str, reason: str) -> WebhookRejected:
@@ -126,17 +220,16 @@ async def accept(
     """Verify and store once (its trigger wakes the processor). Raises :class:`WebhookRejected` (nothing stored)."""
     check_signature(provider, body, signature, secrets, now=now)
     event = parse_event(provider, body)
-    row_id = uuid7()  # the ORM's time-ordered ids
     try:
-        async with pg.connection(engine) as conn:
-            inserted = await conn.fetchval(_INSERT, row_id, provider, event.id, store_id, event.type, body.decode())
-    except (asyncpg.DataError, asyncpg.UntranslatableCharacterError, UnicodeDecodeError):
-        raise reject(provider, "malformed payload") from None  # JSON that PostgreSQL's jsonb refuses (\u0000)
-    if inserted is None:
+        row = IncomingRow(uuid7(), provider, event.id, store_id, event.type, body.decode())  # uuid7: the ORM's ids
+        stored = await writer_for(engine).store(row)
+    except (RefusedPayload, UnicodeDecodeError):
+        raise reject(provider, "malformed payload") from None
+    if not stored:
         RECEIVED.labels(provider=provider, outcome="duplicate").inc()
         return Accepted(event.id, event.type, None, duplicate=True)
     RECEIVED.labels(provider=provider, outcome="stored").inc()
-    return Accepted(event.id, event.type, row_id, duplicate=False)
+    return Accepted(event.id, event.type, row.id, duplicate=False)
 
 
 # store slug → (read at, store id, webhook secrets of both modes)

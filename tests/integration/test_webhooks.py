@@ -34,7 +34,7 @@ from app.payments.sandbox import SandboxProvider
 from app.payments.services import ledger_totals, order_payment_status
 from app.payments.signing import sign
 from app.stores.models import Store
-from app.webhooks.intake import REJECTED, forget_store_secrets
+from app.webhooks.intake import REJECTED, IncomingRow, IntakeWriter, RefusedPayload, forget_store_secrets
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
 from app.webhooks.processing import MAX_ATTEMPTS, Deps, WebhookProcessor, claim, claim_due, process_event
 from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
@@ -247,6 +247,35 @@ async def test_stripe_endpoints_check_the_store_or_platform_secret_and_refuse_wh
         signed = {"stripe-signature": sign(account, platform_secret, int(time.time()))}
         assert (await platform.post("/webhooks/stripe", content=account, headers=signed)).status_code == 200
     assert [(r.provider, r.type, r.store_id) for r in await _rows(sessions)][1] == ("stripe", "account.updated", None)
+
+
+async def test_deliveries_written_together_are_told_apart_stored_duplicate_or_refused(
+    client: AsyncTestClient[Litestar],
+    engine: AsyncEngine,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Concurrent deliveries share one INSERT; jsonb refuses ``\\u0000``, which must cost only its own row."""
+    good = _event("payment_intent.succeeded", {"id": "sb_good"})
+    bad = _event("payment_intent.succeeded", {"id": "sb_bad", "note": "\x00"})
+    assert b"\\u0000" in bad
+    answers = await asyncio.gather(
+        *(client.post("/webhooks/sandbox", content=p, headers=_signed(settings, p)) for p in (good, bad, good, good))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 400]
+    assert answers[1].json()["fields"] == {"signature": "malformed payload"}
+    assert sorted(a.json()["duplicate"] for a in answers if a.status_code == 200) == [False, True, True]
+    assert [r.event_id for r in await _rows(sessions)] == [json.loads(good)["id"]]
+
+    writer = IntakeWriter(engine)
+    rows = [
+        IncomingRow(uuid.uuid4(), "sandbox", event_id, None, "x", payload)
+        for event_id, payload in (("e1", "{}"), ("e2", '{"a": "\\u0000"}'), ("e1", "{}"), ("e3", "[]"))
+    ]
+    outcomes = await asyncio.gather(*(writer.store(row) for row in rows), return_exceptions=True)
+    assert outcomes[0] is True and outcomes[2] is False and outcomes[3] is True
+    assert isinstance(outcomes[1], RefusedPayload)
+    assert sorted(r.event_id for r in await _rows(sessions)) == sorted([json.loads(good)["id"], "e1", "e3"])
 
 
 async def test_a_repeated_event_is_acknowledged_and_changes_nothing(
