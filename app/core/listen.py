@@ -18,10 +18,16 @@ log = structlog.get_logger(__name__)
 
 
 async def drain_on_notify(
-    listen_dsn: str, channel: str, drain: Callable[[], Awaitable[int]], *, poll_interval: float = 1.0
+    listen_dsn: str,
+    channel: str,
+    drain: Callable[[], Awaitable[int]],
+    *,
+    poll_interval: float = 1.0,
+    gather_for: float = 0.0,
 ) -> None:
     """Call ``drain`` on every NOTIFY on ``channel`` and every ``poll_interval`` seconds. Runs until cancelled;
-    a failing drain is logged and tried again on the next wake."""
+    a failing drain is logged and tried again on the next wake. With ``gather_for``, a NOTIFY is followed by
+    that many seconds' wait before draining, so that a burst is drained in a few batches, not one per row."""
     wake = asyncio.Event()
     conn: asyncpg.Connection | None = None
     try:
@@ -38,6 +44,8 @@ async def drain_on_notify(
                 log.exception("listen.drain_failed", channel=channel)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=poll_interval)
+                if gather_for:
+                    await asyncio.sleep(gather_for)
     finally:
         if conn is not None:
             await conn.close()

@@ -47,6 +47,7 @@ PROCESS_TIMEOUT_S = 60  # one event's handling; longer is a failure
 LEASE = timedelta(seconds=2 * PROCESS_TIMEOUT_S)  # a claim older than this was lost with its worker
 BATCH_SIZE = 200
 CONCURRENCY = 8  # events handled side by side in a batch (different payments)
+GATHER_FOR_S = 0.025  # after a NOTIFY, let a burst gather this long: batches of many, not one per delivery
 
 PAYMENT_INTENT_EVENTS = (
     "payment_intent.succeeded",
@@ -81,6 +82,9 @@ class Claimed:
     attempts: int
     store_id: uuid.UUID | None
     found_store: uuid.UUID | None = field(default=None)  # the store processing tied it to
+    # The store of the payment the event names, looked up for the whole batch (:func:`look_up_payment_stores`).
+    payment_looked_up: bool = field(default=False)
+    payment_store: uuid.UUID | None = field(default=None)
 
     @property
     def event(self) -> WebhookEvent:
@@ -228,20 +232,48 @@ def _payment_ref(event: Claimed) -> str:
     return str(ref.get("id") if isinstance(ref, dict) else ref or "")
 
 
-# The one raw statement here that names no store: the event names only the provider's payment reference, and
-# finding which store it belongs to is the point. It returns the store's id and nothing else; everything after
-# it is scoped to that store. Raw (no ORM session: no BEGIN/ROLLBACK around it) because events about payments
-# that are not Till's (a Stripe account shared with another system) are common and should cost little.
+# The raw statements here that name no store: the event names only the provider's payment reference, and
+# finding which store it belongs to is the point. They return store ids and nothing else; everything after is
+# scoped to that store. Raw, and for a whole batch at once, because events about payments that are not Till's
+# (a Stripe account shared with another system) are common and should cost little.
 _STORE_OF_PAYMENT = """
 SELECT store_id FROM payment_intents
 WHERE provider = $1 AND provider_ref = $2 AND ($3::uuid IS NULL OR store_id = $3)
 LIMIT 1
 """
+_STORES_OF_PAYMENTS = """
+SELECT p.provider, p.provider_ref, p.store_id
+FROM payment_intents AS p
+JOIN unnest($1::text[], $2::text[]) AS named(provider, ref)
+  ON p.provider = named.provider AND p.provider_ref = named.ref
+"""
+
+
+def _names_payment(event: Claimed) -> bool:
+    return event.type in PAYMENT_INTENT_EVENTS or event.type in CHARGE_EVENTS or event.type in DISPUTE_EVENTS
+
+
+async def look_up_payment_stores(engine: AsyncEngine, batch: list[Claimed]) -> None:
+    """Find the store of every payment the batch's events name, in one statement."""
+    named = [(event, ref) for event in batch if _names_payment(event) and (ref := _payment_ref(event))]
+    if not named:
+        return
+    async with pg.connection(engine) as conn:
+        rows = await conn.fetch(_STORES_OF_PAYMENTS, [event.provider for event, _ in named], [ref for _, ref in named])
+    stores = {(row["provider"], row["provider_ref"]): row["store_id"] for row in rows}
+    for event, ref in named:
+        event.payment_looked_up = True
+        event.payment_store = stores.get((event.provider, ref))
 
 
 async def _store_of_payment(deps: Deps, event: Claimed, ref: str) -> Store | None:
-    async with pg.connection(deps.engine) as conn:
-        store_id = await conn.fetchval(_STORE_OF_PAYMENT, event.provider, ref, event.store_id)
+    if event.payment_looked_up:
+        store_id = event.payment_store
+        if event.store_id is not None and store_id != event.store_id:
+            store_id = None  # the URL named another store
+    else:
+        async with pg.connection(deps.engine) as conn:
+            store_id = await conn.fetchval(_STORE_OF_PAYMENT, event.provider, ref, event.store_id)
     if store_id is None:
         return None
     async with deps.sessions() as session:
@@ -297,7 +329,7 @@ async def _payout(deps: Deps, event: Claimed) -> str:
 
 def _serial_key(event: Claimed) -> str:
     """Events about one payment (or account) are handled in turn: side by side they would contend for its lock."""
-    if event.type in PAYMENT_INTENT_EVENTS or event.type in CHARGE_EVENTS or event.type in DISPUTE_EVENTS:
+    if _names_payment(event):
         return f"payment:{_payment_ref(event)}"
     if event.type == "account.updated":
         return f"account:{event.object.get('id')}"
@@ -317,6 +349,7 @@ class WebhookProcessor:
         batch = await claim_due(self.deps.engine, self.batch_size)
         if not batch:
             return 0
+        await look_up_payment_stores(self.deps.engine, batch)
         in_turn: dict[str, list[Claimed]] = {}
         for event in batch:
             in_turn.setdefault(_serial_key(event), []).append(event)
@@ -345,4 +378,6 @@ class WebhookProcessor:
 
     async def run(self, listen_dsn: str, *, poll_interval: float = 1.0) -> None:
         """Drain on every NOTIFY, and every ``poll_interval`` seconds for due retries. Runs until cancelled."""
-        await drain_on_notify(listen_dsn, NOTIFY_CHANNEL, self.drain, poll_interval=poll_interval)
+        await drain_on_notify(
+            listen_dsn, NOTIFY_CHANNEL, self.drain, poll_interval=poll_interval, gather_for=GATHER_FOR_S
+        )
