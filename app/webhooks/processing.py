@@ -147,8 +147,14 @@ def _claimed(row: asyncpg.Record) -> Claimed:
 
 
 async def claim_due(engine: AsyncEngine, limit: int = BATCH_SIZE) -> list[Claimed]:
-    """Claim up to ``limit`` events due for processing, oldest first; rows another worker holds are skipped."""
-    async with pg.connection(engine) as conn:
+    """Claim up to ``limit`` events due for processing, oldest first; rows another worker holds are skipped.
+
+    A queue in a table leaves an index entry behind for every event it has processed until VACUUM comes. A
+    plain index scan marks each such entry dead the first time it passes it, and later scans skip it; a bitmap
+    scan (which the planner prefers here, expecting few rows) never does, and re-reads every one of them each
+    time: ~10 ms a claim after 50,000 events, against ~0.2 ms. So bitmap scans are off for this statement."""
+    async with pg.transaction(engine) as conn:
+        await conn.execute("SET LOCAL enable_bitmapscan = off")
         return [_claimed(row) for row in await conn.fetch(_CLAIM_DUE, limit, LEASE)]
 
 
