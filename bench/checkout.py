@@ -34,7 +34,7 @@ CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": 
 CARTS = 20_000
 
 
-async def prepare(database_url: str) -> tuple[str, list[str], list[str]]:
+async def prepare(database_url: str, variant_count: int) -> tuple[str, list[str], list[str]]:
     """Lots of stock for the demo store's variants, an owner API token, and ready carts of 3 lines."""
     from sqlalchemy import select, text, update
 
@@ -53,7 +53,10 @@ async def prepare(database_url: str) -> tuple[str, list[str], list[str]]:
             assert store is not None
             bind_store(session, store.id)
             await session.execute(update(StockLevel).values(on_hand=10_000_000))
-            variants = [str(v) for v in (await session.scalars(select(Variant.id).limit(12))).all()]
+            variants = [
+                str(v)
+                for v in (await session.scalars(select(Variant.id).order_by(Variant.sku).limit(variant_count))).all()
+            ]
             _, secret = await ApiTokenService.for_store(session, store.id).issue(
                 name="bench", role=Role.OWNER, created_by=None
             )
@@ -70,11 +73,12 @@ async def prepare(database_url: str) -> tuple[str, list[str], list[str]]:
             await session.execute(
                 text(
                     "INSERT INTO cart_lines (id, store_id, cart_id, variant_id, quantity, created_at, updated_at) "
-                    "SELECT gen_random_uuid(), c.store_id, c.id, (CAST(:variants AS uuid[]))[1 + (x.n + k) % 12], "
-                    "1, now(), now() FROM carts c CROSS JOIN generate_series(0, 2) k "
+                    "SELECT gen_random_uuid(), c.store_id, c.id, "
+                    "(CAST(:variants AS uuid[]))[1 + (x.n * 3 + k) % :count], 1, now(), now() "
+                    "FROM carts c CROSS JOIN generate_series(0, 2) k "
                     "CROSS JOIN LATERAL (SELECT CAST(substr(c.token, 7) AS int) AS n) x WHERE c.token LIKE 'bench-%'"
                 ),
-                {"variants": variants},
+                {"variants": variants, "count": len(variants)},
             )
     finally:
         await engine.dispose()
@@ -156,10 +160,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=2, help="web processes")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unmeasured checkouts first")
+    parser.add_argument(
+        "--variants", type=int, default=12, help="how many of the demo store's variants the carts spread over"
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     results = []
-    with own_server(args.workers, on_database=lambda url: (url, asyncio.run(prepare(url)))) as (url, prepared):
+    with own_server(args.workers, on_database=lambda url: (url, asyncio.run(prepare(url, args.variants)))) as (
+        url,
+        prepared,
+    ):
         database_url, (secret, _, carts) = prepared
         # A store that has taken orders before: the order, payment and checkout tables are not empty, and
         # their statistics say so (starting from empty tables, the planner keeps choosing sequential scans

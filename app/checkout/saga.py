@@ -103,9 +103,12 @@ class Outcome:
 
 # Raw SQL for the hot path (ADR 0003). Every statement names the store.
 _EXISTING_ATTEMPT = """
-    SELECT jsonb_build_array(a.id, a.idempotency_key, a.request_hash) FROM checkout_attempts a
-    WHERE a.store_id = $1 AND (a.idempotency_key = $2 OR (a.snapshot_id = $3 AND a.state <> 'failed'))
-    ORDER BY a.idempotency_key = $2 DESC LIMIT 1
+    SELECT COALESCE(
+        (SELECT jsonb_build_array(a.id, a.idempotency_key, a.request_hash) FROM checkout_attempts a
+         WHERE a.store_id = $1 AND a.idempotency_key = $2),
+        (SELECT jsonb_build_array(a.id, a.idempotency_key, a.request_hash) FROM checkout_attempts a
+         WHERE a.snapshot_id = $3 AND a.state <> 'failed' AND a.store_id = $1)
+    )
 """
 _SNAPSHOT_CART_AND_ATTEMPT = """
     SELECT s.id, s.store_id, s.cart_id, s.customer_id, s.email, s.phone, s.currency, s.prices_include_tax,
@@ -115,9 +118,14 @@ _SNAPSHOT_CART_AND_ATTEMPT = """
            (SELECT COALESCE(jsonb_agg(jsonb_build_array(l.variant_id, l.quantity, v.price_minor)), '[]'::jsonb)
             FROM cart_lines l JOIN variants v ON v.id = l.variant_id AND v.store_id = $2
             WHERE l.cart_id = s.cart_id AND l.store_id = $2) AS cart_lines,
-           (SELECT jsonb_build_array(a.id, a.idempotency_key, a.request_hash) FROM checkout_attempts a
-            WHERE a.store_id = $2 AND (a.idempotency_key = $3 OR (a.snapshot_id = $1 AND a.state <> 'failed'))
-            ORDER BY a.idempotency_key = $3 DESC LIMIT 1) AS existing
+           -- this key's attempt first, else the checkout's live one: two index lookups (one OR across the two
+           -- would read every attempt of the store)
+           COALESCE(
+               (SELECT jsonb_build_array(a.id, a.idempotency_key, a.request_hash) FROM checkout_attempts a
+                WHERE a.store_id = $2 AND a.idempotency_key = $3),
+               (SELECT jsonb_build_array(a.id, a.idempotency_key, a.request_hash) FROM checkout_attempts a
+                WHERE a.snapshot_id = $1 AND a.state <> 'failed' AND a.store_id = $2)
+           ) AS existing
     FROM checkout_snapshots s WHERE s.id = $1 AND s.store_id = $2
 """
 # The attempt's claim inside inventory's reserve statement: $3 is the store, ours start at $5.
