@@ -50,6 +50,8 @@ class OrderCancellation:
             if order.fulfilment_status != "unfulfilled":
                 raise Conflict("Part of this order was handed over already: record a return instead.")
             intent = await self._open_intent(session, order.id)
+            if intent is not None and intent.disputed_minor:
+                raise Conflict("A dispute is open on this payment: answer it on its dispute page before cancelling.")
         reversal = await self._give_money_back(order, intent, reason) if intent is not None else None
         async with self.sessions() as session, session.begin():
             orders = OrderService(session, self.store_id)
@@ -85,14 +87,16 @@ class OrderCancellation:
     async def _give_money_back(
         self, order: Order, intent: PaymentIntent, reason: str
     ) -> tuple[TxKind, str, ProviderResult] | None:
-        if intent.captured_minor <= intent.refunded_minor and intent.status != "authorized":
+        # What a lost dispute took back has left the store already: only the rest is given back.
+        kept_minor = intent.captured_minor - (intent.dispute_lost_minor or 0)
+        if kept_minor <= intent.refunded_minor and intent.status != "authorized":
             return None  # nothing held
         try:
             return await give_money_back(
                 self.provider,
                 provider_ref=intent.provider_ref,
                 currency=intent.currency,
-                captured_minor=intent.captured_minor,
+                captured_minor=kept_minor,
                 refunded_minor=intent.refunded_minor,
                 key_prefix=f"order:{order.id}:cancel",
                 reason=reason,

@@ -33,7 +33,7 @@ from app.payments.registry import sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.payments.services import ledger_totals
 from app.stores.models import Store
-from tests.integration.conftest import World, csrf_from, sign_in
+from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
 from tests.integration.shop import Shop
 from tests.integration.test_payment_operations import _consistent, _ledger, _order, _paid_order
 
@@ -282,6 +282,44 @@ async def test_a_dispute_naming_only_its_charge_finds_the_payment_by_the_ledger(
         sessions, shop.store, sandbox, WebhookEvent("evt_c", created.type, T0, {"object": obj})
     )
     assert dispute is not None and dispute.intent_id == intent.id
+
+
+@pytest.mark.parametrize("disputed_share", [1.0, 0.25])
+async def test_cancelling_waits_for_an_open_dispute_and_gives_back_only_what_a_lost_one_left(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: Sessions,
+    redis: Redis,
+    settings: Settings,
+    disputed_share: float,
+) -> None:
+    """A lost dispute already took its amount back: cancelling refunds only the rest (none for a whole one)."""
+    shop, order, intent = await _paid_order(world, sessions, redis, settings, policy="at_checkout")
+    sandbox = _sandbox(redis, settings)
+    disputed = int(intent.captured_minor * disputed_share)
+    created = _event(sandbox, await sandbox.open_dispute(intent.provider_ref, Money(disputed, "EUR"), "fraudulent"))
+    await apply_dispute_event(sessions, shop.store, sandbox, created)
+    manager = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    url = f"/api/v1/orders/{order.id}/status"
+
+    while_open = await client.patch(url, json={"status": "cancelled", "reason": "Out of beans"}, headers=manager)
+    assert while_open.status_code == 409 and "dispute is open" in while_open.json()["detail"]
+    assert (await _order(sessions, order.id)).status != "cancelled"
+    assert [tx.kind for tx in await _ledger(sessions, intent.id)] == ["authorize"]
+
+    dispute_id = str(created.data["object"]["id"])
+    await apply_dispute_event(
+        sessions, shop.store, sandbox, _event(sandbox, await sandbox.close_dispute(dispute_id, won=False))
+    )
+    cancelled = await client.patch(url, json={"status": "cancelled", "reason": "Out of beans"}, headers=manager)
+    assert cancelled.status_code == 200, cancelled.text
+    kept = intent.captured_minor - disputed
+    after = await _consistent(sessions, intent.id)
+    assert (after.dispute_lost_minor, after.refunded_minor) == (disputed, kept)
+    assert (await sandbox.get_transaction(intent.provider_ref)).refunded.amount_minor == kept
+    kinds = [tx.kind for tx in await _ledger(sessions, intent.id)]
+    assert kinds == (["authorize", "dispute", "refund"] if kept else ["authorize", "dispute"])
+    assert cancelled.json()["status"] == "cancelled"
 
 
 # -- pages -------------------------------------------------------------------------------------------
