@@ -65,7 +65,9 @@ from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
 TERMINAL = ("completed", "failed")
-STALL_AFTER = timedelta(seconds=60)
+# Longer than a provider call can take (Stripe: 20 s timeout, 2 retries), so the sweeper does not take a slow
+# call for a dead process; if it ever does, the late answer is given back (_place).
+STALL_AFTER = timedelta(seconds=120)
 WAIT_FOR_OTHER = 15.0
 
 
@@ -285,10 +287,13 @@ class CheckoutSaga:
             reason=reason,
         )
         async with self.sessions() as session, session.begin():
-            attempt = await self._attempt(session, attempt_id)
+            # Locked: two sweepers (or a sweeper and a late return) reversing the same attempt record it once.
+            attempt = await self._attempt(session, attempt_id, lock=True)
             intent, _ = await self._intent(session, attempt, result, f"checkout:{attempt_id}:authorize")
-            PaymentLedger(session, self.store.id).record(intent, kind, reversed_, key)
-            attempt.steps = [*attempt.steps, {"step": kind, "reason": reason, "at": _now()}]
+            ledger = PaymentLedger(session, self.store.id)
+            if not await ledger.has_entry(intent, key):
+                ledger.record(intent, kind, reversed_, key)
+                attempt.steps = [*attempt.steps, {"step": kind, "reason": reason, "at": _now()}]
 
     async def _intent(
         self,
@@ -402,7 +407,12 @@ class CheckoutSaga:
         if order.number is not None:
             return Outcome(attempt_id, "completed", order=order)
         outcome = await self.outcome(attempt_id)
-        if outcome.state in TERMINAL:  # placed or compensated by someone else first
+        if outcome.state == "completed":  # placed by someone else first (a webhook and a return racing)
+            return outcome
+        if outcome.state == "failed":
+            # Compensated while this payment was on its way (the sweeper took a slow call for a dead process):
+            # the money must not stay with the store for an order that will not exist.
+            await self._reverse(result, attempt_id, reason="attempt_closed")
             return outcome
         # Still open, so its reservations are gone (expired while the shopper was away): give the money back.
         await self._reverse(result, attempt_id, reason="reservation_expired")

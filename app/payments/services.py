@@ -128,6 +128,15 @@ class PaymentLedger:
         self.session.add(tx)
         return tx
 
+    async def has_entry(self, intent: PaymentIntent, idempotency_key: str) -> bool:
+        """Whether the intent's ledger already holds the row written under ``idempotency_key``."""
+        found = await self.session.scalar(
+            select(PaymentTransaction.id).where(
+                PaymentTransaction.intent_id == intent.id, PaymentTransaction.idempotency_key == idempotency_key
+            )
+        )
+        return found is not None
+
     def record_failure(
         self,
         intent: PaymentIntent,

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,26 +26,29 @@ from app.cart.services import CartService
 from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import (
+    STALL_AFTER,
     CheckoutExpired,
     CheckoutSaga,
-    Outcome,
     PaymentInput,
     recover_stalled,
 )
 from app.config import Settings
 from app.core import pg
 from app.core.errors import ValidationFailed
+from app.core.jobs import enqueue
 from app.core.tenancy import bind_store, system_scope
 from app.inventory.models import StockLevel
 from app.inventory.services import SoldOut, move_reserved
 from app.orders.models import Order
-from app.payments.models import PaymentIntent
-from app.payments.provider import CardDetails, PaymentStatus, ProviderResult
-from app.payments.registry import provider_for, provider_of
+from app.payments.models import PaymentIntent, PaymentTransaction
+from app.payments.provider import AuthorizeRequest, CardDetails, PaymentStatus, ProviderResult
+from app.payments.registry import provider_for, provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from tests.integration.conftest import World
 from tests.integration.shop import Shop, Shopper, make_shop
+from workers.settings import build_worker
 
+ROOT = Path(__file__).resolve().parents[2]
 VISA = CardDetails("4242424242424242", 12, 2034, "123")
 Sessions = async_sessionmaker[AsyncSession]
 SagaFor = Callable[[Shop], CheckoutSaga]
@@ -244,36 +252,104 @@ async def test_failed_three_d_secure_releases_stock(world: World, sessions: Sess
     assert await _counts(sessions, shop, "CRO-1") == (0, 0, 50, 0)
 
 
-async def test_crash_after_authorise_is_finished_by_the_sweeper(
-    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+async def test_a_checkout_process_killed_after_the_charge_is_compensated_by_the_sweeper_job(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
 ) -> None:
-    """The process dies right after the provider authorised: no order yet, stock still reserved."""
+    """A real process is killed (SIGKILL) right after the provider charged the card: no order, no payment
+    recorded, the stock still reserved. The worker's SAQ sweeper job finds the charge by its deterministic
+    reference, gives it back and releases the stock."""
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"MUG-1": 1})
-    provider = provider_for(shop.store, redis, settings)
+    assert settings.database_url and settings.redis_url
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "SECRET_KEY": settings.secret_key,
+        "TILL_ENV": "test",
+        "TILL_DATA_DIR": str(settings.data_dir),
+        "TILL_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.crashing_checkout", str(shop.store.id), str(snapshot.id),
+        stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        said = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+    finally:
+        process.kill()
+        await process.wait()
+    assert said.startswith(b"authorised "), said
+    assert process.returncode == -signal.SIGKILL
+    provider_ref = said.split()[1].decode()
+    sandbox = provider_for(shop.store, redis, settings)
+    assert (await sandbox.get_transaction(provider_ref)).status == PaymentStatus.CAPTURED  # the money was taken
+    assert await _counts(sessions, shop, "MUG-1") == (0, 0, 50, 1)  # and nothing else happened but the hold
 
-    class CrashAfterAuthorise(CheckoutSaga):
-        async def _settle(
-            self, attempt_id: uuid.UUID, result: ProviderResult, key: str, *, snapshot: CheckoutSnapshot | None = None
-        ) -> Outcome:
-            raise SystemExit("killed")  # the worker process is gone before it records anything
-
-    with pytest.raises(SystemExit):
-        await CrashAfterAuthorise(sessions, shop.store, provider).complete(
-            snapshot.id, "crash-key", PaymentInput(card=VISA), fingerprint="f"
-        )
-    assert await _counts(sessions, shop, "MUG-1") == (0, 0, 50, 1)
-    async with sessions() as session, session.begin():
+    async with sessions() as session, session.begin():  # the sweeper leaves younger attempts to their process
         system_scope(session)
-        await session.execute(update(CheckoutAttempt).values(updated_at=datetime.now(UTC) - timedelta(minutes=5)))
-    outcomes = await recover_stalled(sessions, lambda store: provider_of(sessions, store, redis, settings))
-    assert [o.state for o in outcomes] == ["failed"]
-    # The charge was found by its deterministic reference and given back; the stock came back.
+        await session.execute(update(CheckoutAttempt).values(updated_at=datetime.now(UTC) - STALL_AFTER * 2))
+    worker = build_worker(settings, concurrency=2, run_relay=False, run_webhooks=False)
+    running = asyncio.create_task(worker.start())
+    try:
+        job = await enqueue(worker.queue, "recover_checkouts")
+        assert job is not None
+        await job.refresh(until_complete=30)
+        assert job.status == "complete", job.error
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.stop()
+
+    assert await _counts(sessions, shop, "MUG-1") == (0, 0, 50, 0)
+    assert (await sandbox.get_transaction(provider_ref)).status == PaymentStatus.REFUNDED
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        attempt = await session.scalar(select(CheckoutAttempt))
+        intent = await session.scalar(select(PaymentIntent))
+        kinds = (await session.scalars(select(PaymentTransaction.kind))).all()
+    assert attempt is not None and (attempt.state, attempt.error_code) == ("failed", "payment_unconfirmed")
+    assert intent is not None and intent.status == "refunded" and intent.refunded_minor == snapshot.total_minor
+    assert kinds.count("refund") == 1
+
+
+async def test_a_charge_answered_after_the_sweeper_gave_up_on_it_is_given_back(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    """The provider answers so late that the sweeper took the attempt for dead and compensated it: the late
+    success finds the attempt failed, so its money goes back instead of staying with no order."""
+    shop = await make_shop(world)
+    snapshot = await _quote(sessions, shop, {"MUG-1": 1})
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    class SlowProvider(SandboxProvider):
+        async def authorize(self, request: AuthorizeRequest) -> ProviderResult:
+            asked.set()
+            await answer.wait()
+            return await super().authorize(request)
+
+    provider = SlowProvider(redis, webhook_secret=sandbox_webhook_secret(settings))
+    checkout = asyncio.create_task(
+        CheckoutSaga(sessions, shop.store, provider).complete(
+            snapshot.id, "slow", PaymentInput(card=VISA), fingerprint="f"
+        )
+    )
+    await asyncio.wait_for(asked.wait(), timeout=10)  # the attempt is claimed and the call is on its way
+    swept = await recover_stalled(
+        sessions, lambda store: provider_of(sessions, store, redis, settings), now=datetime.now(UTC) + STALL_AFTER * 2
+    )
+    assert [o.state for o in swept] == ["failed"]
+    answer.set()
+    late = await checkout
+    assert late.state == "failed" and late.order is None
     assert await _counts(sessions, shop, "MUG-1") == (0, 0, 50, 0)
     async with sessions() as session:
         bind_store(session, shop.store.id)
         intent = await session.scalar(select(PaymentIntent))
     assert intent is not None and intent.status == "refunded"
+    assert (await provider.get_transaction(intent.provider_ref)).status == PaymentStatus.REFUNDED
 
 
 async def test_completing_a_three_line_checkout_stays_within_the_sql_budget(
