@@ -477,6 +477,21 @@ class CheckoutSaga:
             key=f"checkout:{attempt_id}:resume",
         )
 
+    async def adopt(self, attempt_id: uuid.UUID, provider_ref: str) -> Outcome:
+        """A payment the provider made for this attempt that Till has not recorded: the process died during the
+        provider call, or the provider's webhook beat its answer (its metadata names the attempt). A successful
+        one places the order while the attempt still holds its stock, else its money goes back (``_place``);
+        anything else is left to the attempt's own process and the sweeper."""
+        result = await self.provider.get_transaction(provider_ref)
+        async with self.sessions() as session:
+            attempt = await self._attempt(session, attempt_id)
+            state, amount_minor, recorded = attempt.state, attempt.amount_minor, attempt.payment_intent_id
+        if state == "completed" or recorded is not None or not is_success(result):
+            return await self.outcome(attempt_id)
+        if result.amount.amount_minor != amount_minor:
+            raise ValidationFailed(f"Payment {provider_ref} is not the amount checkout attempt {attempt_id} charges.")
+        return await self._place(attempt_id, result, f"checkout:{attempt_id}:authorize")
+
     async def wait_for(self, attempt_id: uuid.UUID, timeout_s: float = WAIT_FOR_OTHER) -> Outcome:
         """The outcome of an attempt another request is running (a double click joins the first click)."""
         deadline = asyncio.get_running_loop().time() + timeout_s

@@ -28,6 +28,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.checkout.saga import CheckoutSaga
 from app.config import Settings
 from app.core import pg
 from app.core.listen import drain_on_notify
@@ -301,10 +302,35 @@ async def _payment(deps: Deps, event: Claimed) -> str:
         return "ignored: the event names no payment"
     store = await _store_of_payment(deps, event, ref)
     if store is None:
-        return f"ignored: no payment {ref} here"
+        return await _unrecorded_payment(deps, event, ref)
     event.found_store = store.id
     outcome = await sync_intent(deps.sessions, store.id, await _provider(deps, event, store), ref)
     return f"{outcome.state}: {outcome.detail}"
+
+
+_STORE_OF_ATTEMPT = "SELECT store_id FROM checkout_attempts WHERE id = $1 AND ($2::uuid IS NULL OR store_id = $2)"
+
+
+async def _unrecorded_payment(deps: Deps, event: Claimed, ref: str) -> str:
+    """A payment no store has recorded whose metadata names a checkout attempt (Till sends it with every
+    authorisation): the checkout's process died during the provider call, or this event beat its answer.
+    The attempt's saga adopts it: the order is placed, or the money given back."""
+    named = (event.object.get("metadata") or {}).get("attempt_id") if event.type.startswith("payment_intent.") else None
+    try:
+        attempt_id = uuid.UUID(str(named)) if named else None
+    except ValueError:
+        attempt_id = None
+    if attempt_id is None:
+        return f"ignored: no payment {ref} here"
+    async with pg.connection(deps.engine) as conn:
+        store_id = await conn.fetchval(_STORE_OF_ATTEMPT, attempt_id, event.store_id)
+    async with deps.sessions() as session:
+        store = await session.get(Store, store_id) if store_id is not None else None
+    if store is None:
+        return f"ignored: no payment {ref} here"
+    event.found_store = store.id
+    outcome = await CheckoutSaga(deps.sessions, store, await _provider(deps, event, store)).adopt(attempt_id, ref)
+    return f"adopted by checkout attempt {attempt_id}: {outcome.state}"
 
 
 async def _dispute(deps: Deps, event: Claimed) -> str:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -45,6 +42,7 @@ from app.payments.provider import AuthorizeRequest, CardDetails, PaymentStatus, 
 from app.payments.registry import provider_for, provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from tests.integration.conftest import World
+from tests.integration.crashing_checkout import charge_then_kill
 from tests.integration.shop import Shop, Shopper, make_shop
 from workers.settings import build_worker
 
@@ -260,29 +258,7 @@ async def test_a_checkout_process_killed_after_the_charge_is_compensated_by_the_
     reference, gives it back and releases the stock."""
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"MUG-1": 1})
-    assert settings.database_url and settings.redis_url
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "SECRET_KEY": settings.secret_key,
-        "TILL_ENV": "test",
-        "TILL_DATA_DIR": str(settings.data_dir),
-        "TILL_LOG_LEVEL": "WARNING",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.crashing_checkout", str(shop.store.id), str(snapshot.id),
-        stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
-    )  # fmt: skip
-    assert process.stdout is not None
-    try:
-        said = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-    finally:
-        process.kill()
-        await process.wait()
-    assert said.startswith(b"authorised "), said
-    assert process.returncode == -signal.SIGKILL
-    provider_ref = said.split()[1].decode()
+    provider_ref = await charge_then_kill(settings, shop.store.id, snapshot.id)
     sandbox = provider_for(shop.store, redis, settings)
     assert (await sandbox.get_transaction(provider_ref)).status == PaymentStatus.CAPTURED  # the money was taken
     assert await _counts(sessions, shop, "MUG-1") == (0, 0, 50, 1)  # and nothing else happened but the hold

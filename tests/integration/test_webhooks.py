@@ -20,10 +20,12 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.checkout.models import CheckoutAttempt
 from app.config import Settings
 from app.core.money import Money
 from app.core.rbac import Role
 from app.core.tenancy import bind_store, system_scope
+from app.inventory.models import StockLevel
 from app.main import create_app
 from app.orders.models import Order
 from app.payments.credentials import ProviderCredentialService
@@ -38,6 +40,7 @@ from app.webhooks.intake import REJECTED, IncomingRow, IntakeWriter, RefusedPayl
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
 from app.webhooks.processing import MAX_ATTEMPTS, Deps, WebhookProcessor, claim, claim_due, process_event
 from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
+from tests.integration.crashing_checkout import charge_then_kill
 from tests.integration.http_server import serving
 from tests.integration.shop import Shopper, make_shop, place_order
 from workers import tasks
@@ -613,3 +616,48 @@ async def test_the_delayed_success_card_places_its_order_through_the_webhook_end
     async with sessions() as session:
         bind_store(session, shop.store.id)
         assert await session.scalar(select(func.count()).select_from(Order)) == 1
+
+
+async def test_a_payment_whose_checkout_process_died_is_adopted_from_its_webhook(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
+) -> None:
+    """The checkout's process is killed right after the card was charged, before it recorded anything (on Stripe
+    the sweeper cannot find such a payment). The provider's event names the attempt in its metadata: the order
+    is placed from the webhook, once."""
+    shop = await make_shop(world)
+    shopper = Shopper(client, shop)
+    await shopper.open()
+    await shopper.add("CRO-1", 2)
+    ref = await charge_then_kill(settings, shop.store.id, uuid.UUID(await shopper.quote()))
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        attempt = await session.scalar(select(CheckoutAttempt))
+    assert attempt is not None and attempt.state == "reserved" and attempt.payment_intent_id is None
+
+    deps = _deps(engine, sessions, redis, settings)
+    stranger = _event("payment_intent.succeeded", {"id": "sb_other", "metadata": {"attempt_id": str(uuid.uuid4())}})
+    adopted = _event("payment_intent.succeeded", {"id": ref, "metadata": {"attempt_id": str(attempt.id)}})
+    for payload in (stranger, adopted, adopted):
+        assert (await client.post("/webhooks/sandbox", content=payload, headers=_signed(settings, payload))).is_success
+    first, second = await _rows(sessions)
+    assert await process_event(deps, first.id) == "ignored: no payment sb_other here"
+    assert await process_event(deps, second.id) == f"adopted by checkout attempt {attempt.id}: completed"
+
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        (order,) = (await session.scalars(select(Order))).all()
+        intent = await session.scalar(select(PaymentIntent))
+        level = await session.scalar(select(StockLevel).where(StockLevel.variant_id == shop.variants["CRO-1"]))
+    assert intent is not None and (intent.provider_ref, intent.order_id) == (ref, order.id)
+    assert order.payment_status == "paid" and order.total_minor == intent.captured_minor
+    assert level is not None and (level.on_hand, level.reserved) == (48, 0)
+    # The same payment's next event finds it recorded: nothing more happens.
+    later = _event("charge.succeeded", {"id": "ch_1", "payment_intent": ref})
+    await client.post("/webhooks/sandbox", content=later, headers=_signed(settings, later))
+    assert await WebhookProcessor(deps).drain() == 1
+    assert [r.outcome for r in await _rows(sessions)][-1].startswith("unchanged")
