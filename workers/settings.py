@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 FUNCTIONS: list[Function[TillContext]] = [
     tasks.sweep_idempotency_keys,
     tasks.sandbox_settle,
+    tasks.sandbox_notify,
     tasks.recover_checkouts,
     tasks.settle_payment_operations,
     tasks.capture_on_fulfilment,

@@ -15,9 +15,10 @@ from app.core.tenancy import system_scope
 from app.inventory.services import release_expired_reservations
 from app.payments import followups
 from app.payments.operations import PaymentOperations, stale_claims
-from app.payments.provider import PaymentProvider
+from app.payments.provider import PaymentProvider, ProviderResult
 from app.payments.registry import provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
+from app.payments.services import is_success
 from app.stores.models import Store
 from app.webhooks.receipts import exactly_once
 from workers.context import TillContext
@@ -35,10 +36,26 @@ async def sandbox_settle(ctx: TillContext, *, provider_ref: str, webhook_url: st
     """The sandbox bank confirms a delayed payment and POSTs its signed webhook to our own endpoint, the
     same path a provider's webhook takes (verify, store once, process in a job). A failed POST raises, so
     SAQ retries; the event id is derived from the payment's state, so a repeat is deduplicated."""
-    provider = SandboxProvider(ctx["redis"], webhook_secret=sandbox_webhook_secret(ctx["settings"]))
-    result = await provider.settle_pending(provider_ref)
-    payload, signature = provider.event_for(result, "payment_intent.succeeded")
-    url = webhook_url or ctx["settings"].public_url + "/webhooks/sandbox"
+    provider = _sandbox(ctx)
+    return await _send_sandbox_event(ctx, provider, await provider.settle_pending(provider_ref), webhook_url)
+
+
+async def sandbox_notify(ctx: TillContext, *, provider_ref: str, webhook_url: str = "") -> str:
+    """The sandbox bank tells Till where a payment stands after its 3-D Secure challenge (a payment no checkout
+    waits for: an order's, authorised through the API), by the same signed webhook path."""
+    provider = _sandbox(ctx)
+    return await _send_sandbox_event(ctx, provider, await provider.get_transaction(provider_ref), webhook_url)
+
+
+def _sandbox(ctx: TillContext) -> SandboxProvider:
+    return SandboxProvider(ctx["redis"], webhook_secret=sandbox_webhook_secret(ctx["settings"]))
+
+
+async def _send_sandbox_event(ctx: TillContext, provider: SandboxProvider, result: ProviderResult, url: str) -> str:
+    """POST the signed event about ``result`` to our own webhook endpoint; its id on our side."""
+    kind = "payment_intent.succeeded" if is_success(result) else "payment_intent.payment_failed"
+    payload, signature = provider.event_for(result, kind)
+    url = url or ctx["settings"].public_url + "/webhooks/sandbox"
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(
             url, content=payload, headers={"stripe-signature": signature, "content-type": "application/json"}

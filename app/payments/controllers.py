@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.checkout.models import CheckoutAttempt
 from app.core.errors import NotFound
+from app.core.jobs import enqueue
 from app.core.tenancy import system_scope
 from app.payments.connect import store_for_account
 from app.payments.models import PaymentIntent
@@ -25,19 +26,27 @@ from app.stores.models import Store
 DbSession = NamedDependency[AsyncSession]
 
 
-async def _challenge(db_session: AsyncSession, ref: str) -> tuple[Store, CheckoutAttempt, PaymentIntent]:
+async def _challenge(db_session: AsyncSession, ref: str) -> tuple[Store, CheckoutAttempt | None, PaymentIntent]:
+    """The payment's store, the checkout attempt waiting for it (none for an order's payment made through the
+    API) and the payment."""
     system_scope(db_session)
     row = (
         await db_session.execute(
             select(Store, CheckoutAttempt, PaymentIntent)
             .join(PaymentIntent, PaymentIntent.store_id == Store.id)
-            .join(CheckoutAttempt, CheckoutAttempt.payment_intent_id == PaymentIntent.id)
+            .outerjoin(CheckoutAttempt, CheckoutAttempt.payment_intent_id == PaymentIntent.id)
             .where(PaymentIntent.provider_ref == ref, PaymentIntent.provider == "sandbox")
         )
     ).first()
     if row is None:
         raise NotFound("No such payment is waiting for 3-D Secure.")
     return row[0], row[1], row[2]
+
+
+def _sandbox_of(request: Request[Any, Any, Any], store: Store) -> SandboxProvider:
+    provider = provider_for(store, request.app.state.redis, request.app.state.settings)
+    assert isinstance(provider, SandboxProvider)
+    return provider
 
 
 async def _onboarding(
@@ -57,9 +66,15 @@ class SandboxController(Controller):
     include_in_schema = False
 
     @get("/3ds/{ref:str}")
-    async def challenge_page(self, ref: FromPath[str], db_session: DbSession) -> Template:
+    async def challenge_page(
+        self, request: Request[Any, Any, Any], ref: FromPath[str], db_session: DbSession
+    ) -> Template:
         store, _, intent = await _challenge(db_session, ref)
-        return Template("payments/challenge.html", context={"store": store, "intent": intent, "ref": ref})
+        payment = await _sandbox_of(request, store).get_transaction(ref)
+        return Template(
+            "payments/challenge.html",
+            context={"store": store, "intent": intent, "ref": ref, "status": str(payment.status)},
+        )
 
     @post("/3ds/{ref:str}", status_code=303, media_type=MediaType.HTML)
     async def decide(
@@ -70,10 +85,15 @@ class SandboxController(Controller):
         db_session: DbSession,
     ) -> Redirect:
         store, attempt, _ = await _challenge(db_session, ref)
-        provider = provider_for(store, request.app.state.redis, request.app.state.settings)
-        assert isinstance(provider, SandboxProvider)
+        provider = _sandbox_of(request, store)
         await provider.complete_challenge(ref, approve=data.get("decision") == "approve")
-        return Redirect(f"/s/{store.slug}/checkout/attempts/{attempt.id}/return", status_code=303)
+        if attempt is not None:
+            return Redirect(f"/s/{store.slug}/checkout/attempts/{attempt.id}/return", status_code=303)
+        # No checkout waits for it (an order's payment authorised through the API): the sandbox's bank tells
+        # Till by a signed webhook, as Stripe's would, and the payer goes back to the authorisation's return URL
+        # (kept by the sandbox, never taken from this request), or sees the outcome here.
+        await enqueue(request.app.state.queue, "sandbox_notify", key=f"sandbox_notify:{ref}", provider_ref=ref)
+        return Redirect(await provider.challenge_return_url(ref) or f"/sandbox/3ds/{ref}", status_code=303)
 
     @get("/connect/{account_id:str}")
     async def onboarding_page(

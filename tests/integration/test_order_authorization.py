@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -17,9 +20,10 @@ from app.orders.models import Order
 from app.payments.models import PaymentIntent
 from app.payments.registry import provider_for
 from app.stores.models import Store
-from tests.integration.conftest import World, bearer, issue_token
+from tests.integration.conftest import World, bearer, csrf_from, issue_token
 from tests.integration.http_server import serving
 from tests.integration.test_payment_operations import _consistent, _key, _order, _paid_order, _url
+from tests.integration.test_webhooks import _all_processed, _rows, _until, _worker
 
 
 async def _voided(
@@ -121,3 +125,45 @@ async def test_parallel_authorisations_and_a_timeout_charge_once(
     assert store is not None
     seen = await provider_for(store, redis, settings).get_transaction(paid["intent"]["provider_ref"])
     assert seen.amount.amount_minor == order.total_minor  # one payment at the provider
+
+
+@pytest.mark.parametrize("approve", [True, False])
+async def test_three_d_secure_on_an_orders_payment_ends_by_the_sandbox_banks_webhook(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
+    approve: bool,
+) -> None:
+    """No checkout waits for this payment: after the challenge the sandbox's bank tells Till by a signed webhook
+    (a SAQ job POSTs it to our endpoint), and the payer goes back to the return URL given at authorisation."""
+    order, _, auth = await _voided(client, world, sessions, redis, settings)
+    card = {"number": "4000000000003220", "exp_month": 12, "exp_year": 2034, "cvc": "123"}
+    body: dict[str, object] = {"amount_minor": order.total_minor, "card": card}
+    if approve:
+        body["return_url"] = "https://pos.example/paid"
+    asked = await client.post(_authorize(order), json=body, headers={**auth, **_key()})
+    assert asked.status_code == 202 and asked.json()["status"] == "requires_action", asked.text
+    intent_id = uuid.UUID(asked.json()["intent"]["id"])
+    challenge = urlsplit(asked.json()["action_url"]).path
+    page = await client.get(challenge)
+    assert page.status_code == 200 and "Confirm your payment" in page.text
+
+    async with serving(settings) as base, _worker(dataclasses.replace(settings, public_url=base)):
+        decided = await client.post(
+            challenge, data={"decision": "approve" if approve else "fail", "_csrf_token": csrf_from(page.text)}
+        )
+        assert decided.status_code == 303
+        assert decided.headers["location"] == ("https://pos.example/paid" if approve else challenge)
+        await _until(lambda: _all_processed(sessions))
+
+    (event,) = await _rows(sessions)
+    assert event.type == ("payment_intent.succeeded" if approve else "payment_intent.payment_failed")
+    assert event.outcome.startswith("synced")
+    intent = await _consistent(sessions, intent_id)
+    assert intent.status == ("authorized" if approve else "declined")
+    assert (await _order(sessions, order.id)).payment_status == ("authorized" if approve else "unpaid")
+    after = await client.get(challenge)
+    assert ("Payment confirmed" if approve else "Payment not confirmed") in after.text
+    assert "Approve" not in after.text

@@ -248,6 +248,12 @@ class SandboxProvider(SandboxConnect, SandboxDisputes):
         """The reference an authorisation with this key has (or would have): lets a crashed caller ask."""
         return provider_ref_for(idempotency_key)
 
+    async def challenge_return_url(self, provider_ref: str) -> str:
+        """The return URL the payment was authorised with ("" if none)."""
+        return _require(self._load(await self._redis.get(_PI_PREFIX + provider_ref)), provider_ref).get(
+            "return_url", ""
+        )
+
     async def complete_challenge(self, provider_ref: str, approve: bool) -> ProviderResult:
         """The shopper passed (``approve``) or failed the 3-D Secure challenge.
 
@@ -387,6 +393,8 @@ class SandboxProvider(SandboxConnect, SandboxDisputes):
             "action_url": "",
             "created": int(time.time()),
         }
+        if request.return_url:
+            state["return_url"] = request.return_url
         if request.destination_account:
             state["destination"] = request.destination_account
             state["application_fee"] = request.application_fee.amount_minor if request.application_fee else 0

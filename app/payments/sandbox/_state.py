@@ -37,6 +37,8 @@ class _State(TypedDict):
     message: str
     action_url: str
     created: int
+    # Where the 3-D Secure page sends the payer back (the authorisation's return_url), when no checkout waits.
+    return_url: NotRequired[str]
     # Connect destination charges: the connected account credited with the capture, less the platform's fee.
     destination: NotRequired[str]
     application_fee: NotRequired[int]
