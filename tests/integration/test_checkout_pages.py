@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import re
+import uuid
+from zoneinfo import ZoneInfo
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+from app.checkout.models import CheckoutSnapshot
 from app.core.tenancy import bind_store
 from app.inventory.models import StockLevel
 from app.orders.models import Order
@@ -24,6 +27,13 @@ async def test_guest_checkout_with_pickup_pays_and_shows_the_order(
     cart = await client.get(f"{shopper.base}/cart")
     assert "€26.20" in cart.text  # 2 × 11.90 + 2.40
     snapshot_id = await shopper.quote()
+    review = await client.get(f"{shopper.base}/checkout/{snapshot_id}")
+    async with world.sessions() as session:
+        bind_store(session, shop.store.id)
+        snapshot = await session.get(CheckoutSnapshot, uuid.UUID(snapshot_id))
+    assert snapshot is not None
+    held = snapshot.expires_at.astimezone(ZoneInfo("Europe/Berlin")).strftime("%H:%M %Z")  # the store's clock
+    assert f'<span data-testid="held-until">{held}</span>' in review.text
     paid = await shopper.pay(snapshot_id)
     assert paid.status_code == 303, paid.text
     order_page = await client.get(paid.headers["location"])
