@@ -15,6 +15,7 @@ from app.payments.signing import sign
 from app.seed import DEMO_ACCOUNTS, DEMO_SLUG
 from app.tax.providers import BuiltinTax, TaxableLine
 from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.test_staff_nav import open_menu
 
 
 def _order(client_order_id: str) -> dict[str, Any]:
@@ -52,6 +53,7 @@ def test_owner_sets_up_ingestion_and_the_manager_reads_the_attempts(tablet: Page
     tablet.get_by_label("Role").select_option("cashier")
     tablet.get_by_role("button", name="Create token").click()
     token = tablet.get_by_test_id("issued-token").locator("code").inner_text().strip()
+    open_menu(tablet, "Setup")
     tablet.get_by_role("link", name="Ingestion").click()
     expect(tablet.get_by_test_id("no-secret")).to_be_visible()
     tablet.get_by_role("button", name="Create secret").click()
@@ -70,6 +72,7 @@ def test_owner_sets_up_ingestion_and_the_manager_reads_the_attempts(tablet: Page
 
     tablet.get_by_role("button", name="Sign out").click()
     sign_in(tablet, DEMO_ACCOUNTS[1].email)
+    open_menu(tablet, "Setup")
     tablet.get_by_role("link", name="Ingestion").click()
     rows = tablet.get_by_test_id("attempt-rows")
     expect(rows.locator("tbody tr")).to_have_count(4)

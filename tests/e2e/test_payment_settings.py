@@ -4,6 +4,7 @@ from playwright.sync_api import Page, expect
 
 from app.seed import DEMO_ACCOUNTS
 from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.test_staff_nav import open_menu
 
 SECRET = "sk_test_51Qe2eSecretValueForTill4242"
 WEBHOOK = "whsec_e2eWebhookSigningSecret9876"
@@ -11,6 +12,7 @@ WEBHOOK = "whsec_e2eWebhookSigningSecret9876"
 
 def test_owner_saves_stripe_test_keys_and_sees_only_hints(tablet: Page) -> None:
     sign_in(tablet, DEMO_ACCOUNTS[0].email)
+    open_menu(tablet, "Setup")
     tablet.get_by_role("link", name="Settings").first.click()
     tablet.get_by_role("link", name="Payments: provider, test and live keys →").click()
     expect(tablet.get_by_role("heading", name="Payments", exact=True)).to_be_visible()

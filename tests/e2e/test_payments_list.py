@@ -7,6 +7,7 @@ from playwright.sync_api import Page, expect
 from app.seed import DEMO_ACCOUNTS
 from tests.e2e.conftest import screenshot, sign_in
 from tests.e2e.test_checkout import _add, _checkout
+from tests.e2e.test_staff_nav import open_menu
 
 
 def test_manager_finds_a_payment_filters_the_list_and_reads_the_totals(phone: Page, tablet: Page) -> None:
@@ -14,6 +15,7 @@ def test_manager_finds_a_payment_filters_the_list_and_reads_the_totals(phone: Pa
     _checkout(phone, "4242 4242 4242 4242")
     number = phone.get_by_test_id("order-number").inner_text().removeprefix("Order ")
     sign_in(tablet, DEMO_ACCOUNTS[1].email)
+    open_menu(tablet, "Money")
     tablet.get_by_role("link", name="Payments").first.click()
     expect(tablet.get_by_test_id("payment-rows")).to_contain_text(number)
     expect(tablet.get_by_test_id("payment-rows")).to_contain_text("•••• 4242")

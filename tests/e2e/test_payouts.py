@@ -6,10 +6,12 @@ from playwright.sync_api import Page, expect
 
 from app.seed import DEMO_ACCOUNTS
 from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.test_staff_nav import open_menu
 
 
 def test_owner_sets_up_payouts_through_sandbox_onboarding(tablet: Page) -> None:
     sign_in(tablet, DEMO_ACCOUNTS[0].email)
+    open_menu(tablet, "Money")
     tablet.get_by_role("link", name="Payouts").first.click()
     expect(tablet.get_by_test_id("connect-status")).to_have_text("Not started")
     expect(tablet.get_by_test_id("platform-fee")).to_contain_text("set by the platform")

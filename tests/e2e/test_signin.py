@@ -4,6 +4,7 @@ from playwright.sync_api import Page, expect
 
 from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
 from tests.e2e.conftest import screenshot
+from tests.e2e.test_staff_nav import open_menu
 
 OWNER = DEMO_ACCOUNTS[0]
 
@@ -46,6 +47,7 @@ def test_owner_creates_an_api_token_and_sees_it_once(tablet: Page) -> None:
     tablet.get_by_label("E-mail").fill(OWNER.email)
     tablet.get_by_label("Password").fill(DEMO_PASSWORD)
     tablet.get_by_role("button", name="Sign in").click()
+    open_menu(tablet, "Setup")
     tablet.get_by_role("link", name="API tokens").first.click()
     tablet.get_by_label("Name").fill("Delivery app")
     tablet.get_by_role("button", name="Create token").click()

@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 from app.seed import DEMO_ACCOUNTS
 from tests.e2e.conftest import screenshot, sign_in
 from tests.e2e.test_checkout import _add, _checkout
+from tests.e2e.test_staff_nav import open_menu
 
 
 def test_manager_finds_the_new_order_accepts_it_and_reads_the_timeline(phone: Page, tablet: Page) -> None:
@@ -36,6 +37,7 @@ def test_manager_finds_the_new_order_accepts_it_and_reads_the_timeline(phone: Pa
 
 def test_manager_sets_the_boards_delay_and_a_wrong_value_is_said_inline(tablet: Page) -> None:
     sign_in(tablet, DEMO_ACCOUNTS[1].email)
+    open_menu(tablet, "Setup")
     tablet.get_by_role("link", name="Settings").first.click()
     delay = tablet.get_by_label("Board: delayed after (minutes)")
     delay.fill("0")

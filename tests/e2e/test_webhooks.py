@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from app.seed import DEMO_ACCOUNTS
 from tests.e2e.conftest import LIVE_ENV, screenshot, sign_in
 from tests.e2e.test_checkout import _add, _checkout
+from tests.e2e.test_staff_nav import open_menu
 
 _LATEST_REF = """
 import asyncio, asyncpg, os
@@ -52,6 +53,7 @@ def test_manager_reads_and_replays_webhook_events(phone: Page, tablet: Page, liv
     _deliver(live_server, "payment_intent.succeeded", {"id": ref, "client_secret": f"{ref}_secret_x"})
     _deliver(live_server, "charge.refunded", {"id": "ch_e2e", "payment_intent": ref, "amount_refunded": 0})
     sign_in(tablet, DEMO_ACCOUNTS[1].email)
+    open_menu(tablet, "Setup")
     tablet.get_by_role("link", name="Webhooks").click()
     rows = tablet.get_by_test_id("webhook-rows")
     for _ in range(50):  # processed by the worker within a moment
