@@ -87,3 +87,24 @@ async def test_staff_and_cashiers_see_no_money_or_setup_menu(client: AsyncTestCl
         top, menus, current = _nav(page.text)
         assert (top, menus, current) == (["Home", "Board", "Orders"], {}, ["Orders"]), role
         assert "staff-menu" not in page.text and 'href="/staff/refunds"' not in page.text
+
+
+_TILE = re.compile(r'<li class="tile"><a href="([^"]+)"><strong>([^<]+)</strong>')
+
+
+async def test_the_home_tiles_reach_every_page_the_role_may_open(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    store = await world.store()
+    seen: dict[Role, list[str]] = {}
+    for role in (Role.OWNER, Role.MANAGER, Role.CASHIER):
+        await sign_in(client, (await world.staff(store, role)).email)
+        home = await client.get("/staff")
+        seen[role] = [title for _, title in _TILE.findall(home.text)]
+        for href, _ in _TILE.findall(home.text):
+            if href.startswith("/staff"):
+                assert (await client.get(href)).status_code == 200, href
+    money_and_setup = ["Payments", "Refund approvals", "Disputes", "Webhooks", "Order ingestion"]
+    assert all(title in seen[Role.MANAGER] for title in money_and_setup) and "Payouts" not in seen[Role.MANAGER]
+    assert seen[Role.OWNER] == [*seen[Role.MANAGER][:6], "Payouts", *seen[Role.MANAGER][6:]]
+    assert seen[Role.CASHIER] == ["Board", "Orders", "Storefront"]
