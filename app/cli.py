@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -37,6 +38,10 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(factory())  # type: ignore[arg-type]
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 class Services:
     """The database and Redis this command uses: from the URLs, or embedded ones it starts."""
 
@@ -45,6 +50,9 @@ class Services:
         self.embedded: Any = None
 
     def __enter__(self) -> Settings:
+        # uvicorn re-raises the SIGTERM it shut down on; its default action ends the process on the spot, before
+        # `till up` stops its worker and the embedded servers. As an exception it unwinds through them instead.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         database_url, redis_url = self.settings.database_url, self.settings.redis_url
         if database_url is None or redis_url is None:
             from app.core.embedded import EmbeddedServers

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
+import httpx
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
@@ -100,3 +104,61 @@ def test_unmigrated_database_is_refused_then_upgrade_seed_and_user_create(settin
     )
     assert duplicate.returncode == 2
     assert "till: email: Taken." in duplicate.stderr
+
+
+def _children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_stops_till_up_with_its_worker_and_embedded_servers(tmp_path: Path) -> None:
+    """A service manager (or `timeout`) stops Till with SIGTERM: nothing it started may outlive it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))}
+    env.update({"TILL_DATA_DIR": str(tmp_path), "TILL_LOG_LEVEL": "WARNING"})
+    till = subprocess.Popen(
+        [*TILL, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _healthy(port):
+            assert till.poll() is None, till.communicate()[0]
+            assert time.monotonic() < deadline, "till up did not become healthy"
+            time.sleep(0.2)
+        started = _children(till.pid)  # the worker and the embedded Valkey
+        postmaster = int((tmp_path / "postgres" / "postmaster.pid").read_text().split()[0])
+        assert len(started) >= 2 and _alive(postmaster)
+        till.send_signal(signal.SIGTERM)
+        output = till.communicate(timeout=60)[0]
+    finally:
+        if till.poll() is None:
+            till.kill()
+    assert till.returncode == 128 + signal.SIGTERM, output
+    assert "Till stopped." in output
+    assert [pid for pid in (*started, postmaster) if _alive(pid)] == []
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
