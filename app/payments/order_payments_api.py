@@ -369,7 +369,8 @@ class RefundRequestsApiController(Controller):
 
 class AuthorizeIn(msgspec.Struct, forbid_unknown_fields=True):
     """``amount_minor`` must be what the order owes. Give a card (sandbox test cards) or a provider token
-    (``pm_card_visa`` ...)."""
+    (``pm_card_visa`` ...). ``return_url``: where the payer lands after a 3-D Secure challenge; the payment's
+    outcome reaches the order by the provider's webhook."""
 
     amount_minor: int
     card: CardIn | None = None
