@@ -74,3 +74,20 @@ async def test_worker_relay_publishes_committed_events(
     await pubsub.aclose()  # type: ignore[no-untyped-call]
     assert message is not None
     assert PublishedEvent.from_json(message["data"]).payload == {"via": "worker"}
+
+
+async def test_an_idle_worker_stops_without_waiting_out_the_grace_period(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SAQ waited its whole grace period on every stop (its upkeep loops and idle job slots never finished in
+    time) and then cancelled them, saying so; the worker now stops as soon as nothing is running."""
+    worker = build_worker(settings, concurrency=2, run_relay=False, run_webhooks=False)
+    running = asyncio.create_task(worker.start())
+    job = await enqueue(worker.queue, "sweep_idempotency_keys")
+    assert job is not None
+    await job.refresh(until_complete=10)
+    assert job.status == "complete"
+    with caplog.at_level(logging.WARNING, logger="saq"):
+        await worker.stop()
+        await running
+    assert not [r.message for r in caplog.records if "grace period" in r.message]
