@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import FrameType
@@ -52,7 +53,8 @@ class Services:
     def __enter__(self) -> Settings:
         # uvicorn re-raises the SIGTERM it shut down on; its default action ends the process on the spot, before
         # `till up` stops its worker and the embedded servers. As an exception it unwinds through them instead.
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        if threading.current_thread() is threading.main_thread():  # only there can Python handle signals
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
         database_url, redis_url = self.settings.database_url, self.settings.redis_url
         if database_url is None or redis_url is None:
             from app.core.embedded import EmbeddedServers
