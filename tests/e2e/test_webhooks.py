@@ -54,7 +54,7 @@ def test_manager_reads_and_replays_webhook_events(phone: Page, tablet: Page, liv
     _deliver(live_server, "charge.refunded", {"id": "ch_e2e", "payment_intent": ref, "amount_refunded": 0})
     sign_in(tablet, DEMO_ACCOUNTS[1].email)
     open_menu(tablet, "Setup")
-    tablet.get_by_role("link", name="Webhooks").click()
+    tablet.get_by_role("link", name="Webhooks", exact=True).click()
     rows = tablet.get_by_test_id("webhook-rows")
     for _ in range(50):  # processed by the worker within a moment
         if rows.locator('tr[data-status="processed"]').count() >= 2:
