@@ -61,6 +61,7 @@ async def seed(database_url: str, orders: int) -> str:
     try:
         async with engine.connect() as conn:
             store_id = await conn.scalar(select(Store.id).where(Store.slug == "demo"))
+            assert store_id is not None, "the demo store is seeded by own_server"
             await conn.execute(text(SEED), {"store": store_id, "orders": orders})
             await conn.commit()
             await conn.execute(text("ANALYZE"))
