@@ -315,10 +315,13 @@ async def _unrecorded_payment(deps: Deps, event: Claimed, ref: str) -> str:
     """A payment no store has recorded whose metadata names a checkout attempt (Till sends it with every
     authorisation): the checkout's process died during the provider call, or this event beat its answer.
     The attempt's saga adopts it: the order is placed, or the money given back."""
-    named = (event.object.get("metadata") or {}).get("attempt_id") if event.type.startswith("payment_intent.") else None
+    metadata = event.object.get("metadata")
+    named = (
+        metadata.get("attempt_id") if isinstance(metadata, dict) and event.type.startswith("payment_intent.") else None
+    )
     try:
         attempt_id = uuid.UUID(str(named)) if named else None
-    except ValueError:
+    except ValueError:  # not ours: Till writes a UUID there
         attempt_id = None
     if attempt_id is None:
         return f"ignored: no payment {ref} here"

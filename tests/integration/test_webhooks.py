@@ -640,13 +640,18 @@ async def test_a_payment_whose_checkout_process_died_is_adopted_from_its_webhook
     assert attempt is not None and attempt.state == "reserved" and attempt.payment_intent_id is None
 
     deps = _deps(engine, sessions, redis, settings)
-    stranger = _event("payment_intent.succeeded", {"id": "sb_other", "metadata": {"attempt_id": str(uuid.uuid4())}})
+    strangers = [
+        _event("payment_intent.succeeded", {"id": "sb_other", "metadata": {"attempt_id": str(uuid.uuid4())}}),
+        _event("payment_intent.succeeded", {"id": "sb_other", "metadata": {"attempt_id": "order-17"}}),
+        _event("payment_intent.succeeded", {"id": "sb_other", "metadata": "attempt"}),
+    ]
     adopted = _event("payment_intent.succeeded", {"id": ref, "metadata": {"attempt_id": str(attempt.id)}})
-    for payload in (stranger, adopted, adopted):
+    for payload in (*strangers, adopted, adopted):
         assert (await client.post("/webhooks/sandbox", content=payload, headers=_signed(settings, payload))).is_success
-    first, second = await _rows(sessions)
-    assert await process_event(deps, first.id) == "ignored: no payment sb_other here"
-    assert await process_event(deps, second.id) == f"adopted by checkout attempt {attempt.id}: completed"
+    *others, ours = await _rows(sessions)
+    for row in others:
+        assert await process_event(deps, row.id) == "ignored: no payment sb_other here"
+    assert await process_event(deps, ours.id) == f"adopted by checkout attempt {attempt.id}: completed"
 
     async with sessions() as session:
         bind_store(session, shop.store.id)
