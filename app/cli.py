@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import subprocess
@@ -37,6 +38,14 @@ def _settings() -> Settings:
 
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(factory())  # type: ignore[arg-type]
+
+
+def _reachable(host: str) -> str:
+    """Where this machine reaches a server listening on ``host``: loopback for "every interface"."""
+    try:
+        return "127.0.0.1" if ipaddress.ip_address(host).is_unspecified else host
+    except ValueError:  # a name
+        return host
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -182,6 +191,8 @@ def up(host: str, port: int) -> None:
         _run(lambda: _check_redis(settings))
         _migrate(settings)
         seeded = _run(lambda: _seed(settings))
+        # The worker posts the sandbox bank's webhooks to this app: unless told otherwise, where it listens.
+        os.environ.setdefault("PUBLIC_URL", f"http://{_reachable(host)}:{port}")
         worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
         try:
             from app.seed import DEMO_ACCOUNTS, DEMO_PASSWORD

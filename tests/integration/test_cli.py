@@ -127,12 +127,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigterm_stops_till_up_with_its_worker_and_embedded_servers(tmp_path: Path) -> None:
-    """A service manager (or `timeout`) stops Till with SIGTERM: nothing it started may outlive it."""
+def test_till_up_tells_its_worker_where_it_listens_and_sigterm_stops_everything_it_started(tmp_path: Path) -> None:
+    """The worker posts the sandbox bank's webhooks to the app, so it gets the app's own URL. A service manager
+    (or `timeout`) stops Till with SIGTERM: nothing it started may outlive it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "PUBLIC_URL"))}
     env.update({"TILL_DATA_DIR": str(tmp_path), "TILL_LOG_LEVEL": "WARNING"})
     till = subprocess.Popen(
         [*TILL, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -146,6 +147,9 @@ def test_sigterm_stops_till_up_with_its_worker_and_embedded_servers(tmp_path: Pa
         started = _children(till.pid)  # the worker and the embedded Valkey
         postmaster = int((tmp_path / "postgres" / "postmaster.pid").read_text().split()[0])
         assert len(started) >= 2 and _alive(postmaster)
+        (worker,) = [pid for pid in started if b"app.cli\x00worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\x00")
+        assert f"PUBLIC_URL=http://127.0.0.1:{port}".encode() in environ
         till.send_signal(signal.SIGTERM)
         output = till.communicate(timeout=60)[0]
     finally:
