@@ -54,6 +54,7 @@ def fees_of(intent: PaymentIntent) -> FeeBreakdown:
         refunded_minor=intent.refunded_minor,
         processing_fee_minor=intent.processing_fee_minor,
         platform_fee_minor=intent.application_fee_minor,
+        dispute_lost_minor=intent.dispute_lost_minor or 0,
     )
 
 

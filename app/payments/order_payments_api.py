@@ -61,8 +61,8 @@ class TransactionOut(msgspec.Struct):
 
 
 class FeesOut(msgspec.Struct):
-    """How one payment's money splits (minor units). ``net_minor`` = captured - refunded - processing fee -
-    (platform fee - platform fee refunded)."""
+    """How one payment's money splits (minor units). ``net_minor`` = captured - refunded - dispute_lost -
+    processing fee - (platform fee - platform fee refunded)."""
 
     currency: str
     authorized_minor: int
@@ -71,6 +71,7 @@ class FeesOut(msgspec.Struct):
     processing_fee_minor: int
     platform_fee_minor: int
     platform_fee_refunded_minor: int
+    dispute_lost_minor: int
     net_minor: int
 
     @classmethod
@@ -83,6 +84,7 @@ class FeesOut(msgspec.Struct):
             processing_fee_minor=fees.processing_fee_minor,
             platform_fee_minor=fees.platform_fee_minor,
             platform_fee_refunded_minor=fees.platform_fee_refunded_minor,
+            dispute_lost_minor=fees.dispute_lost_minor,
             net_minor=fees.net_minor,
         )
 

@@ -20,6 +20,7 @@ from app.core.errors import Conflict
 from app.core.money import Money
 from app.core.outbox import OutboxEvent
 from app.core.rbac import Role
+from app.core.templating import money_filter
 from app.core.tenancy import system_scope
 from app.disputes.evidence import MAX_FILE_BYTES, evidence_dir
 from app.disputes.models import Dispute, DisputeEvidence
@@ -285,7 +286,7 @@ async def test_a_dispute_naming_only_its_charge_finds_the_payment_by_the_ledger(
 
 
 @pytest.mark.parametrize("disputed_share", [1.0, 0.25])
-async def test_cancelling_waits_for_an_open_dispute_and_gives_back_only_what_a_lost_one_left(
+async def test_a_lost_dispute_leaves_the_net_and_cancelling_gives_back_only_what_it_left(
     client: AsyncTestClient[Litestar],
     world: World,
     sessions: Sessions,
@@ -311,6 +312,14 @@ async def test_cancelling_waits_for_an_open_dispute_and_gives_back_only_what_a_l
     await apply_dispute_event(
         sessions, shop.store, sandbox, _event(sandbox, await sandbox.close_dispute(dispute_id, won=False))
     )
+    fees = (await client.get(f"/api/v1/admin/orders/{order.id}/payments/{intent.id}/fees", headers=manager)).json()
+    assert fees["dispute_lost_minor"] == disputed
+    kept_fees = fees["processing_fee_minor"] + fees["platform_fee_minor"] - fees["platform_fee_refunded_minor"]
+    assert fees["net_minor"] == intent.captured_minor - disputed - kept_fees  # the chargeback left the store
+    await sign_in(client, (await world.staff(shop.store, Role.MANAGER)).email)
+    panel = (await client.get(f"/staff/orders/{order.id}")).text
+    assert f'<dd data-testid="dispute-lost">{money_filter(disputed, "EUR")}</dd>' in panel
+    assert f'<dd data-testid="net">{money_filter(fees["net_minor"], "EUR")}</dd>' in panel
     cancelled = await client.patch(url, json={"status": "cancelled", "reason": "Out of beans"}, headers=manager)
     assert cancelled.status_code == 200, cancelled.text
     kept = intent.captured_minor - disputed
