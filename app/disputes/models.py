@@ -41,6 +41,8 @@ class Dispute(TenantMixin, UUIDv7AuditBase):
     reason: Mapped[str] = mapped_column(String(40), default="general")
     amount_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
+    # The provider's fees for the dispute, as its balance transactions state them (net of any returned).
+    fee_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(30))
     due_by: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     # When the cardholder opened it (the provider's ``created``), and the provider time of the newest event

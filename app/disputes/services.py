@@ -54,6 +54,7 @@ class DisputeFacts:
     due_by: datetime | None
     payment_ref: str  # the PaymentIntent (pi_..., sb_...), or "" when only the charge is named
     charge_ref: str
+    fee_minor: int = 0  # the provider's dispute fees in the dispute's currency (its balance transactions)
 
 
 def _ref(value: Any) -> str:
@@ -65,6 +66,20 @@ def _ref(value: Any) -> str:
 
 def _time(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value), UTC) if isinstance(value, int | float) and value > 0 else None
+
+
+def _fees(balance_transactions: Any, currency: str) -> int:
+    """The fees a dispute's balance transactions charged, net of any returned, in the dispute's currency (a fee
+    settled in another currency cannot be set against this payment, and is left out)."""
+    if not isinstance(balance_transactions, list):
+        return 0
+    return sum(
+        bt["fee"]
+        for bt in balance_transactions
+        if isinstance(bt, Mapping)
+        and isinstance(bt.get("fee"), int)
+        and str(bt.get("currency", "")).upper() == currency
+    )
 
 
 def dispute_facts(event: WebhookEvent) -> DisputeFacts:
@@ -94,6 +109,7 @@ def dispute_facts(event: WebhookEvent) -> DisputeFacts:
         due_by=due_by,
         payment_ref=_ref(obj.get("payment_intent")),
         charge_ref=_ref(obj.get("charge")),
+        fee_minor=_fees(obj.get("balance_transactions"), currency),
     )
 
 
@@ -162,6 +178,7 @@ async def _locked_intent(session: AsyncSession, provider: str, facts: DisputeFac
 def _take(dispute: Dispute, facts: DisputeFacts) -> None:
     dispute.amount_minor = facts.amount_minor
     dispute.currency = facts.currency
+    dispute.fee_minor = facts.fee_minor
     dispute.reason = facts.reason
     if facts.due_by is not None:
         dispute.due_by = facts.due_by
@@ -205,12 +222,15 @@ async def _follow(
         )
         await session.flush()
         dispute.ledger_tx_id = tx.id
-    open_minor = await session.scalar(
-        select(func.coalesce(func.sum(Dispute.amount_minor), 0)).where(
-            Dispute.intent_id == intent.id, Dispute.status.in_(OPEN_STATUSES)
+    open_minor, fees_minor = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((Dispute.status.in_(OPEN_STATUSES), Dispute.amount_minor))), 0),
+                func.coalesce(func.sum(Dispute.fee_minor), 0),
+            ).where(Dispute.intent_id == intent.id)
         )
-    )
-    ledger.follow_disputes(intent, disputed_minor=int(open_minor or 0))
+    ).one()
+    ledger.follow_disputes(intent, disputed_minor=int(open_minor), fees_minor=int(fees_minor))
     payload = {
         "dispute_id": str(dispute.id),
         "provider_dispute_id": dispute.provider_dispute_id,

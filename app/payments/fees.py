@@ -6,9 +6,9 @@ Both are fixed when the payment is made and stored on the intent; the breakdown 
   providers keep it when money is refunded (Stripe has since 2022).
 - platform fee   = round(amount * store.platform_fee_bps / 10,000) + store.platform_fee_fixed_minor,
   capped at the amount; a refund gives back the same share of it (Stripe's ``refund_application_fee``).
-- net to the store = captured - refunded - lost to disputes - processing fee - (platform fee - platform fee
-  refunded). A lost dispute takes its amount back from the store; the fees stay with the provider and the
-  platform, as they do for a refund.
+- net to the store = captured - refunded - lost to disputes - processing fee - dispute fees - (platform fee -
+  platform fee refunded). A lost dispute takes its amount back from the store; the fees stay with the provider
+  and the platform, as they do for a refund. Dispute fees are what the provider's balance transactions charged.
 
 Rounding is half up on integer minor units (Invariant 1): no floats.
 """
@@ -53,16 +53,17 @@ class FeeBreakdown:
     platform_fee_minor: int
     platform_fee_refunded_minor: int
     dispute_lost_minor: int = 0
+    dispute_fee_minor: int = 0
 
     @property
     def net_minor(self) -> int:
-        """What the store keeps: captured less refunds, lost disputes, the processing fee and the platform's
-        kept fee."""
+        """What the store keeps: captured less refunds, lost disputes, the processing and dispute fees and the
+        platform's kept fee."""
         if not self.captured_minor:
             return 0
         kept_fee = self.platform_fee_minor - self.platform_fee_refunded_minor
         taken_back = self.refunded_minor + self.dispute_lost_minor
-        return self.captured_minor - taken_back - self.processing_fee_minor - kept_fee
+        return self.captured_minor - taken_back - self.processing_fee_minor - self.dispute_fee_minor - kept_fee
 
 
 def breakdown(
@@ -74,6 +75,7 @@ def breakdown(
     processing_fee_minor: int,
     platform_fee_minor: int,
     dispute_lost_minor: int = 0,
+    dispute_fee_minor: int = 0,
 ) -> FeeBreakdown:
     """Fees of one payment as it stands; nothing is owed on money never captured."""
     refunded_share = platform_fee_minor * refunded_minor // captured_minor if captured_minor else 0
@@ -86,4 +88,5 @@ def breakdown(
         platform_fee_minor=platform_fee_minor if captured_minor else 0,
         platform_fee_refunded_minor=refunded_share,
         dispute_lost_minor=dispute_lost_minor,
+        dispute_fee_minor=dispute_fee_minor,
     )

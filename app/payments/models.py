@@ -57,6 +57,7 @@ class PaymentIntent(TenantMixin, UUIDv7AuditBase):
     # ``dispute`` rows sum to it). Kept by app.disputes.services under this row's lock.
     disputed_minor: Mapped[int] = mapped_column(Integer, default=0)
     dispute_lost_minor: Mapped[int] = mapped_column(Integer, default=0)
+    dispute_fees_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # the provider's
 
     # Optimistic concurrency: an UPDATE that lost a race changes no row and raises StaleDataError.
     __mapper_args__ = {"version_id_col": version}

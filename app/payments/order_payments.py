@@ -55,6 +55,7 @@ def fees_of(intent: PaymentIntent) -> FeeBreakdown:
         processing_fee_minor=intent.processing_fee_minor,
         platform_fee_minor=intent.application_fee_minor,
         dispute_lost_minor=intent.dispute_lost_minor or 0,
+        dispute_fee_minor=intent.dispute_fees_minor or 0,
     )
 
 

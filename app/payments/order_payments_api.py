@@ -62,7 +62,7 @@ class TransactionOut(msgspec.Struct):
 
 class FeesOut(msgspec.Struct):
     """How one payment's money splits (minor units). ``net_minor`` = captured - refunded - dispute_lost -
-    processing fee - (platform fee - platform fee refunded)."""
+    processing fee - dispute fee - (platform fee - platform fee refunded)."""
 
     currency: str
     authorized_minor: int
@@ -72,6 +72,7 @@ class FeesOut(msgspec.Struct):
     platform_fee_minor: int
     platform_fee_refunded_minor: int
     dispute_lost_minor: int
+    dispute_fee_minor: int
     net_minor: int
 
     @classmethod
@@ -85,6 +86,7 @@ class FeesOut(msgspec.Struct):
             platform_fee_minor=fees.platform_fee_minor,
             platform_fee_refunded_minor=fees.platform_fee_refunded_minor,
             dispute_lost_minor=fees.dispute_lost_minor,
+            dispute_fee_minor=fees.dispute_fee_minor,
             net_minor=fees.net_minor,
         )
 

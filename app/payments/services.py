@@ -168,9 +168,11 @@ class PaymentLedger:
         self.session.add(tx)
         return tx
 
-    def follow_disputes(self, intent: PaymentIntent, *, disputed_minor: int) -> None:
-        """The amount under open disputes on this payment (app/disputes keeps it, the intent's row locked)."""
+    def follow_disputes(self, intent: PaymentIntent, *, disputed_minor: int, fees_minor: int) -> None:
+        """The amount under open disputes on this payment and the provider's fees for all of them (app/disputes
+        keeps both, the intent's row locked)."""
         intent.disputed_minor = disputed_minor
+        intent.dispute_fees_minor = fees_minor
 
     def record_dispute_loss(
         self, intent: PaymentIntent, *, dispute_ref: str, amount_minor: int, currency: str, raw: dict[str, Any]

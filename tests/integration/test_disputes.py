@@ -32,6 +32,7 @@ from app.payments.operations import PaymentOperations
 from app.payments.provider import WebhookEvent
 from app.payments.registry import sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
+from app.payments.sandbox._disputes import DISPUTE_FEE_MINOR
 from app.payments.services import ledger_totals
 from app.stores.models import Store
 from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
@@ -97,7 +98,7 @@ def _state(
     return (
         dispute.status, dispute.outcome, dispute.amount_minor, dispute.reason, dispute.due_by, dispute.opened_at,
         dispute.closed_at, dispute.last_event_at, intent.disputed_minor, intent.dispute_lost_minor,
-        order.payment_status, ledger_kinds,
+        dispute.fee_minor, intent.dispute_fees_minor, order.payment_status, ledger_kinds,
     )  # fmt: skip
 
 
@@ -125,6 +126,8 @@ async def test_a_created_dispute_marks_the_order_disputed_with_a_record_and_a_ti
     assert dispute.order_id == order.id
     after = await _consistent(sessions, intent.id)
     assert after.disputed_minor == intent.captured_minor
+    # The bank's fee, withdrawn with the amount (the sandbox's balance transaction, as Stripe's), counts at once.
+    assert dispute.fee_minor == after.dispute_fees_minor == DISPUTE_FEE_MINOR
     assert (await _order(sessions, order.id)).payment_status == "disputed"
     amount = f"{intent.captured_minor / 100:.2f} EUR"
     assert any(
@@ -206,6 +209,8 @@ async def test_a_won_dispute_gives_the_order_back_its_status_from_the_ledger(
     assert (await _order(sessions, order.id)).payment_status == "paid"
     assert [tx.kind for tx in await _ledger(sessions, intent.id)].count("dispute") == 0
     assert "dispute won" in await _timeline(sessions, shop.store, order)
+    # The amount came back; the bank kept its fee (the closing event's balance transactions say so).
+    assert dispute.fee_minor == (await _consistent(sessions, intent.id)).dispute_fees_minor == DISPUTE_FEE_MINOR
 
 
 @pytest.mark.parametrize("won", [False, True])
@@ -314,12 +319,15 @@ async def test_a_lost_dispute_leaves_the_net_and_cancelling_gives_back_only_what
     )
     fees = (await client.get(f"/api/v1/admin/orders/{order.id}/payments/{intent.id}/fees", headers=manager)).json()
     assert fees["dispute_lost_minor"] == disputed
+    assert fees["dispute_fee_minor"] == DISPUTE_FEE_MINOR
     kept_fees = fees["processing_fee_minor"] + fees["platform_fee_minor"] - fees["platform_fee_refunded_minor"]
+    kept_fees += fees["dispute_fee_minor"]
     assert fees["net_minor"] == intent.captured_minor - disputed - kept_fees  # the chargeback left the store
     await sign_in(client, (await world.staff(shop.store, Role.MANAGER)).email)
     panel = (await client.get(f"/staff/orders/{order.id}")).text
     assert f'<dd data-testid="dispute-lost">{money_filter(disputed, "EUR")}</dd>' in panel
     assert f'<dd data-testid="net">{money_filter(fees["net_minor"], "EUR")}</dd>' in panel
+    assert f'<td class="num" data-testid="dispute-fee">{money_filter(DISPUTE_FEE_MINOR, "EUR")}</td>' in panel
     cancelled = await client.patch(url, json={"status": "cancelled", "reason": "Out of beans"}, headers=manager)
     assert cancelled.status_code == 200, cancelled.text
     kept = intent.captured_minor - disputed
@@ -366,6 +374,7 @@ async def test_the_dispute_page_assembles_the_evidence_pack(
         assert part in html
     assert "Enamel mug" in html and order.email in html and "dispute opened: fraudulent" in html
     assert 'data-kind="authorize"' in html  # the ledger
+    assert f'data-testid="dispute-fee">+ {money_filter(DISPUTE_FEE_MINOR, "EUR")} bank fee<' in html
     listing = await client.get("/staff/disputes?status=open")
     assert (
         listing.status_code == 200

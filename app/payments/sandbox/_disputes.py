@@ -32,10 +32,11 @@ from app.payments.capabilities import DisputeEvidence, DisputeSubmission
 from app.payments.provider import PaymentError, PaymentStatus
 from app.payments.sandbox._state import _MAX_ATTEMPTS, _PI_PREFIX, STATE_TTL_S, _dumps
 
-__all__ = ["DISPUTE_PREFIX", "DUE_AFTER_S", "SandboxDisputes"]
+__all__ = ["DISPUTE_FEE_MINOR", "DISPUTE_PREFIX", "DUE_AFTER_S", "SandboxDisputes"]
 
 DISPUTE_PREFIX = "till:sandbox:dispute:"
 DUE_AFTER_S = 7 * 24 * 3600
+DISPUTE_FEE_MINOR = 1500  # the bank's fee for a dispute, withdrawn with the amount and kept whatever the outcome
 _REASONS = frozenset(
     {
         "bank_cannot_process", "check_returned", "credit_not_processed", "customer_initiated", "debit_not_authorized",
@@ -90,6 +91,10 @@ class SandboxDisputes:
                 "payment_intent": provider_ref,
                 "charge": "ch_" + provider_ref.removeprefix("sb_"),
                 "is_charge_refundable": False,
+                # As Stripe: the withdrawal of the amount and the dispute fee (reinstatement added if won).
+                "balance_transactions": [
+                    _balance_transaction(dispute_id, -amount.amount_minor, amount.currency, DISPUTE_FEE_MINOR, now)
+                ],
             }
 
         dispute = await self._change_dispute(dispute_id, step)
@@ -129,7 +134,11 @@ class SandboxDisputes:
                 raise PaymentError(
                     "invalid_state", f"the dispute was already {dispute['status']}", provider_ref=dispute_id
                 )
-            return {**dispute, "status": outcome, "closed": int(time.time()) if created is None else created}
+            closed = int(time.time()) if created is None else created
+            moved = list(dispute.get("balance_transactions") or [])
+            if won:  # the amount comes back; the fee stays with the bank
+                moved.append(_balance_transaction(dispute_id, dispute["amount"], dispute["currency"], 0, closed))
+            return {**dispute, "status": outcome, "closed": closed, "balance_transactions": moved}
 
         dispute = await self._change_dispute(dispute_id, step)
         return self._dispute_webhook(dispute, "charge.dispute.closed", int(dispute["closed"]))
@@ -167,6 +176,20 @@ class SandboxDisputes:
                 except WatchError:
                     await asyncio.sleep(0)
         raise PaymentError("busy", "too many concurrent changes to this dispute; try again", provider_ref=dispute_id)
+
+
+def _balance_transaction(dispute_id: str, amount_minor: int, currency: str, fee_minor: int, at: int) -> dict[str, Any]:
+    return {
+        "id": f"txn_{dispute_id.removeprefix('dp_')}_{'in' if amount_minor > 0 else 'out'}",
+        "object": "balance_transaction",
+        "amount": amount_minor,
+        "currency": currency.lower(),
+        "fee": fee_minor,
+        "net": amount_minor - fee_minor,
+        "created": at,
+        "type": "adjustment",
+        "description": "Chargeback reversal" if amount_minor > 0 else "Chargeback withdrawal",
+    }
 
 
 def _require(dispute: _Dispute | None, dispute_id: str) -> _Dispute:
