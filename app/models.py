@@ -3,20 +3,23 @@
 from app.cart.models import Cart, CartLine
 from app.catalog.models import Category, Product, Variant
 from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
+from app.core.audit import AuditEntry
 from app.core.idempotency import IdempotencyKey
 from app.core.outbox import OutboxEvent
 from app.customers.models import Customer
 from app.disputes.models import Dispute, DisputeEvidence
 from app.ingestion.models import IngestedOrder, IngestionAttempt, IngestionSecret
 from app.inventory.models import Location, Reservation, StockLevel, StockMovement
+from app.notifications.models import OutboundMessage
 from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.payments.credentials import ProviderCredential
 from app.payments.models import PaymentIntent, PaymentTransaction
-from app.stores.models import ApiToken, Membership, Store, User
+from app.stores.models import ApiToken, Membership, PasswordReset, StaffInvitation, Store, StoreLogo, User
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
 
 __all__ = [
     "ApiToken",
+    "AuditEntry",
     "Cart",
     "CartLine",
     "Category",
@@ -33,17 +36,21 @@ __all__ = [
     "Location",
     "Membership",
     "Order",
+    "OutboundMessage",
     "OrderLine",
     "OrderStatusChange",
     "OutboxEvent",
+    "PasswordReset",
     "PaymentIntent",
     "PaymentTransaction",
     "Product",
     "ProviderCredential",
     "Reservation",
+    "StaffInvitation",
     "StockLevel",
     "StockMovement",
     "Store",
+    "StoreLogo",
     "User",
     "Variant",
     "WebhookEventRow",

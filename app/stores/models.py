@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.db import UUIDv7AuditBase
@@ -49,6 +49,8 @@ class Membership(TenantMixin, UUIDv7AuditBase):
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[Role] = mapped_column(_role_column())
+    # Set when an owner deactivates this person in this store: their sessions and API tokens stop at once.
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
     store: Mapped[Store] = relationship(lazy="joined", innerjoin=True)
@@ -70,3 +72,43 @@ class ApiToken(TenantMixin, UUIDv7AuditBase):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class StaffInvitation(TenantMixin, UUIDv7AuditBase):
+    """An owner's invitation to join the store. The link carries a secret; only its SHA-256 is kept.
+    Single use (``accepted_at``), expiring (``expires_at``), withdrawable (``revoked_at``)."""
+
+    __tablename__ = "staff_invitations"
+
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[Role] = mapped_column(_role_column())
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    accepted_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+class PasswordReset(TenantMixin, UUIDv7AuditBase):
+    """A password-reset link an owner sent a member of their store. Single use, expiring; only a hash kept."""
+
+    __tablename__ = "password_resets"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    requested_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+class StoreLogo(TenantMixin, UUIDv7AuditBase):
+    """The store's logo, re-encoded as PNG by Pillow (the storefront header and receipts show it)."""
+
+    __tablename__ = "store_logos"
+    __store_index__ = False
+    __table_args__ = (UniqueConstraint("store_id"),)
+
+    content_type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.services import parse_price
-from app.core import pg
+from app.core import audit, pg
 from app.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from app.core.outbox import emit
 from app.core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
@@ -288,6 +288,20 @@ class StoreService:
             changed["refund_approval_threshold_minor"] = new
         if changed:
             emit(self.session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload=changed)
+        return store
+
+    async def set_settings(
+        self, changes: dict[str, Any], *, actor: Principal | None, action: str = "store.settings_changed"
+    ) -> Store:
+        """Replace top-level keys of ``stores.settings`` (``{"tax": {...}}``, ``{"hours": {...}}``) with values a
+        domain has validated already; emits ``store.updated`` and writes an audit row naming the changed keys.
+        Keys whose value is unchanged are left alone (no event, no audit)."""
+        store = await self.get()
+        changed = {key: value for key, value in changes.items() if store.settings.get(key) != value}
+        if changed:
+            store.settings = {**store.settings, **changed}
+            emit(self.session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload=changed)
+            audit.record(self.session, actor, action, target_type="store", target_id=store.id, details=changed)
         return store
 
     async def set_payment(self, *, provider: str, mode: str) -> Store:

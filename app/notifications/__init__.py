@@ -1,0 +1,1 @@
+"""Outbound messages (e-mail today): recorded in the caller's transaction, delivered by a worker job."""
