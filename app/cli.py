@@ -1,4 +1,4 @@
-"""`till`: up, serve, worker, db, seed, user, keys."""
+"""`till`: up, serve, worker, db, seed, store, user, keys."""
 
 from __future__ import annotations
 
@@ -334,6 +334,73 @@ def user_create(email: str, name: str, store_slug: str, role: str, password: str
         _run(lambda: _check_database(settings, need_migrated=True))
         _run(lambda: create(settings))
         click.echo(f"created {role} {email} in {store_slug}")
+
+
+@main.group()
+def store() -> None:
+    """Stores (tenants)."""
+
+
+@store.command("create")
+@click.option("--name", required=True)
+@click.option("--slug", required=True, help="the storefront's address: /s/SLUG")
+@click.option("--currency", required=True, help="ISO-4217, e.g. SEK")
+@click.option("--country", required=True, help="ISO-3166 alpha-2, e.g. SE")
+@click.option("--timezone", required=True, help="IANA, e.g. Europe/Stockholm")
+@click.option("--owner-email", required=True, help="an existing staff account, or a new one (asks name and password)")
+@click.option("--owner-name", default=None, help="for a new owner account")
+def store_create(
+    name: str, slug: str, currency: str, country: str, timezone: str, owner_email: str, owner_name: str | None
+) -> None:
+    """Create a store (not live yet: its owner finishes the setup checklist and goes live)."""
+    from sqlalchemy import select
+
+    from app.core.db import create_engine, session_maker
+    from app.core.errors import TillError
+    from app.stores.models import User
+    from app.stores.onboarding import NewStore, OnboardingService
+    from app.stores.services import UserService, normalise_email
+
+    async def owner_exists(settings: Settings) -> bool:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            async with session_maker(engine)() as session:
+                email = normalise_email(owner_email)
+                return await session.scalar(select(User.id).where(User.email == email)) is not None
+        finally:
+            await engine.dispose()
+
+    async def create(settings: Settings, new_owner: tuple[str, str] | None) -> None:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            async with session_maker(engine)() as session, session.begin():
+                onboarding = OnboardingService(session)
+                if new_owner is None:
+                    owner = await session.scalar(select(User).where(User.email == normalise_email(owner_email)))
+                    assert owner is not None
+                else:
+                    owner = await UserService(session).create_user(
+                        email=owner_email, name=new_owner[0], password=new_owner[1]
+                    )
+                await onboarding.create_store(NewStore(name, slug, currency, country, timezone), owner)
+        except TillError as exc:
+            fail("; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or exc.detail)
+        finally:
+            await engine.dispose()
+
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        new_owner = None
+        if not _run(lambda: owner_exists(settings)):
+            owner_name = owner_name or click.prompt("Owner's name")
+            password = click.prompt("Owner's password", hide_input=True, confirmation_prompt=True)
+            new_owner = (owner_name, password)
+        _run(lambda: create(settings, new_owner))
+        click.echo(
+            f"created store {slug} ({currency}, {country}); owner {owner_email}; not live until its owner goes live"
+        )
 
 
 @main.group()

@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -45,6 +46,12 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     # The platform's Stripe webhook signing secret (Connect events: /webhooks/stripe). None: that route is off.
     stripe_platform_webhook_secret: str | None = field(default=None, repr=False)
+    # Whether anyone may open a store at /start (TILL_SIGNUP=open|closed; open by default except in production).
+    signup_open: bool = True
+    # Outbound e-mail (app/notifications): ``smtp://user:pass@host:port`` (STARTTLS when offered) or ``smtps://``
+    # (TLS from the start). None: dev/test write .eml files to <data_dir>/outbox; production marks mail failed.
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = "Till <till@localhost>"
 
     @property
     def embedded(self) -> bool:
@@ -80,6 +87,28 @@ def normalise_redis_url(raw: str) -> str:
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigError(f"REDIS_URL names no host ({redact_url(raw)!r})")
     return raw
+
+
+def normalise_smtp_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError(
+            f"SMTP_URL must look like smtp://user:pass@host:587 or smtps://host:465 (got {redact_url(raw)!r})"
+        )
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number from 0 to 65535)
+    except ValueError:
+        raise ConfigError(f"SMTP_URL has a bad port ({redact_url(raw)!r})") from None
+    return raw
+
+
+def validate_mail_from(raw: str) -> str:
+    _, address = parseaddr(raw)
+    if "@" not in address or "\n" in raw or "\r" in raw:
+        raise ConfigError(
+            f"MAIL_FROM must be an e-mail address, optionally with a name: 'Shop <shop@example.com>' (got {raw!r})"
+        )
+    return raw.strip()
 
 
 def redact_url(raw: str) -> str:
@@ -164,4 +193,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         stripe_api_base=env_vars.get("STRIPE_API_BASE") or None,
         public_url=(env_vars.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
         stripe_platform_webhook_secret=env_vars.get("STRIPE_PLATFORM_WEBHOOK_SECRET") or None,
+        signup_open=_signup_open(env, env_vars.get("TILL_SIGNUP")),
+        smtp_url=normalise_smtp_url(smtp_url) if (smtp_url := env_vars.get("SMTP_URL")) else None,
+        mail_from=validate_mail_from(env_vars.get("MAIL_FROM") or "Till <till@localhost>"),
     )
+
+
+def _signup_open(env: Environment, raw: str | None) -> bool:
+    if raw is None or not raw.strip():
+        return env != "production"
+    value = raw.strip().lower()
+    if value not in ("open", "closed"):
+        raise ConfigError(f"TILL_SIGNUP must be open or closed (got {raw!r})")
+    return value == "open"

@@ -59,8 +59,10 @@ from app.payments.panel import PaymentPanelController
 from app.payments.refund_queue import RefundQueueController
 from app.payments.settings_pages import PaymentSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
+from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
+from app.stores.onboarding_pages import StartController, StoreLifecycleController
 from app.webhooks.controllers import WEBHOOK_HANDLERS
 from app.webhooks.pages import WebhookEventsApiController, WebhookPagesController
 
@@ -115,6 +117,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             MetricsController,
             SignInController,
             StaffController,
+            StartController,
+            StoreLifecycleController,
             StoreApiController,
             StorefrontController,
             CheckoutPagesController,
@@ -168,7 +172,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         ),
         template_config=template_config,
         request_class=HTMXRequest,
-        exception_handlers=exception_handlers,
+        exception_handlers={**exception_handlers, StoreNotOpen: opening_soon_handler},
         openapi_config=OpenAPIConfig(
             title="Till API",
             version="1",

@@ -43,6 +43,20 @@ def local_time(value: datetime, timezone: str, fmt: str = "%d %b %H:%M") -> str:
     return value.astimezone(zone).strftime(fmt)
 
 
+def contrast_ink(colour: str) -> str:
+    """Black or white text, whichever reads better on a ``#rrggbb`` background (WCAG relative luminance)."""
+
+    def channel(pair: str) -> float:
+        c = int(pair, 16) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    try:
+        r, g, b = (channel(colour[i : i + 2]) for i in (1, 3, 5))
+    except ValueError:
+        return "#ffffff"
+    return "#111111" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#ffffff"
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -52,6 +66,7 @@ def make_environment() -> Environment:
     )
     env.filters["money"] = money_filter
     env.filters["local"] = local_time
+    env.filters["brand_ink"] = contrast_ink
     env.globals["idempotency_input"] = idempotency_input
     return env
 

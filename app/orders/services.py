@@ -233,6 +233,12 @@ class OrderFilter:
 PAGE_MAX = 200
 
 
+async def first_order_number(session: AsyncSession) -> int | None:
+    """The number of the store's first order (the session is bound to the store), or None before any."""
+    number: int | None = await session.scalar(select(Order.number).order_by(Order.created_at).limit(1))
+    return number
+
+
 def encode_cursor(order: Order) -> str:
     return cursors.encode_cursor(order.placed_at, order.id)
 

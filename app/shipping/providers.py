@@ -305,6 +305,15 @@ class BuiltinShipping:
         """The store's provider, parsed once per distinct configuration (a quote needs it every time)."""
         return _shipping_for(msgspec.json.encode(store_settings.get("shipping", DEFAULT_SHIPPING_CONFIG)), currency)
 
+    @property
+    def offers_delivery(self) -> bool:
+        """Whether any method brings the order to the shopper (flat rate, a zone, local delivery)."""
+        return self._flat.enabled or bool(self._zones) or self._local.enabled
+
+    @property
+    def offers_pickup(self) -> bool:
+        return self._pickup.enabled
+
     def quote_rates(
         self, *, destination: Address | None, items: Sequence[ShipmentItem], subtotal: Money
     ) -> list[ShippingRate]:

@@ -94,6 +94,15 @@ class Section:
     min_role: Role
 
 
+def sections_for(me: Principal) -> list[Section]:
+    """The staff home's tiles this person's role may open."""
+    return [
+        Section(s.title, s.href.format(slug=me.store_slug), s.description, s.min_role)
+        for s in STAFF_SECTIONS
+        if me.can(s.min_role)
+    ]
+
+
 STAFF_SECTIONS = (
     Section("Board", "/staff/board", "Open orders by status, live.", Role.CASHIER),
     Section("Orders", "/staff/orders", "Every order: status, payment, fulfilment, history.", Role.CASHIER),
@@ -116,16 +125,6 @@ class StaffController(Controller):
     path = "/staff"
     guards = [require_role]
     include_in_schema = False
-
-    @get("/", name="staff_home")
-    async def home(self, request: Request[Any, Any, Any]) -> Template:
-        me = principal_of(request)
-        sections = [
-            Section(s.title, s.href.format(slug=me.store_slug), s.description, s.min_role)
-            for s in STAFF_SECTIONS
-            if me.can(s.min_role)
-        ]
-        return Template("staff/home.html", context={"me": me, "sections": sections})
 
     @post("/stores/{store_id:uuid}/switch", status_code=303)
     async def switch_store(self, request: Request[Any, Any, Any], store_id: FromPath[uuid.UUID]) -> Redirect:

@@ -16,8 +16,8 @@ from app.storefront.controllers._common import (
     FormData,
     customer_key,
     shop_context,
+    shop_store,
 )
-from app.stores.services import store_by_slug
 
 
 class AccountController(Controller):
@@ -25,7 +25,7 @@ class AccountController(Controller):
 
     @get("/s/{slug:str}/account")
     async def account(self, request: Request[Any, Any, Any], slug: FromPath[str], db_session: DbSession) -> Template:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         context = await shop_context(request, db_session, store)
         customer_id = context["customer_id"]
         customer = await CustomerService(db_session, store.id).get(customer_id) if customer_id else None
@@ -42,7 +42,7 @@ class AccountController(Controller):
         data: FormData,
         db_session: DbSession,
     ) -> Template | Redirect:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         customers = CustomerService(db_session, store.id)
         session = dict(request.session) if isinstance(request.scope.get("session"), dict) else {}
         try:

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from app.cart.services import CartService
 from app.catalog.services import CatalogService
 from app.config import Settings
-from app.core.errors import TillError
+from app.core.errors import NotFound, TillError
 from app.storefront.controllers._common import (
     CART_COOKIE,
     DbSession,
@@ -22,7 +22,9 @@ from app.storefront.controllers._common import (
     customer_id_of,
     is_htmx,
     shop_context,
+    shop_store,
 )
+from app.stores.details import StoreDetailsService
 from app.stores.services import store_by_slug
 
 
@@ -45,7 +47,7 @@ class StorefrontController(Controller):
         category: FromQuery[str | None] = None,
         q: FromQuery[str | None] = None,
     ) -> Template:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         catalog = CatalogService(db_session, store.id)
         products = await catalog.browse(category=category or None, search=(q or "").strip() or None)
         context = await shop_context(request, db_session, store)
@@ -57,11 +59,26 @@ class StorefrontController(Controller):
         )
         return Template(template, context=context)
 
+    @get("/s/{slug:str}/logo.png")
+    async def logo(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], db_session: DbSession
+    ) -> Response[bytes]:
+        """The store's logo (shown on the "opening soon" page too). Its URL names the content's hash (``?v=``)."""
+        store = await store_by_slug(db_session, slug)
+        logo = await StoreDetailsService(db_session, store.id).logo()
+        if logo is None:
+            raise NotFound("This shop has no logo.")
+        etag = f'"{logo.sha256[:32]}"'
+        headers = {"etag": etag, "cache-control": "public, max-age=86400"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(b"", status_code=304, headers=headers)
+        return Response(logo.data, media_type=logo.content_type, headers=headers)
+
     @get("/s/{slug:str}/p/{product_slug:str}")
     async def product(
         self, request: Request[Any, Any, Any], slug: FromPath[str], product_slug: FromPath[str], db_session: DbSession
     ) -> Template:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         view = await CatalogService(db_session, store.id).product_by_slug(product_slug)
         context = await shop_context(request, db_session, store)
         context.update(view=view)
@@ -69,14 +86,14 @@ class StorefrontController(Controller):
 
     @get("/s/{slug:str}/cart")
     async def cart_page(self, request: Request[Any, Any, Any], slug: FromPath[str], db_session: DbSession) -> Template:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         return Template("storefront/cart.html", context=await shop_context(request, db_session, store))
 
     @post("/s/{slug:str}/cart/lines", status_code=200, media_type=MediaType.HTML)
     async def add_to_cart(
         self, request: Request[Any, Any, Any], slug: FromPath[str], data: FormData, db_session: DbSession
     ) -> Response[Any]:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         service = CartService(db_session, store.id, store.currency)
         cart = await service.get_or_create(cart_token(request), customer_id_of(request, store))
         message, status = "Added to your cart.", 200
@@ -118,7 +135,7 @@ class StorefrontController(Controller):
         data: FormData,
         db_session: DbSession,
     ) -> Response[Any]:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         service = CartService(db_session, store.id, store.currency)
         cart = await service.find(cart_token(request))
         message = ""

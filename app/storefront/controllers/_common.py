@@ -5,17 +5,58 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import URLEncodedBody
+from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cart.services import CartService
+from app.core.errors import TillError
+from app.core.rbac import Principal
+from app.shipping.providers import BuiltinShipping
+from app.stores.details import Profile, is_live
 from app.stores.models import Store
+from app.stores.services import store_by_slug
 
 DbSession = NamedDependency[AsyncSession]
 FormData = URLEncodedBody[dict[str, str]]
 CART_COOKIE = "till_cart"
+
+
+class StoreNotOpen(TillError):
+    """The store exists but has not gone live: shoppers see "opening soon" (app/storefront/controllers)."""
+
+    status_code = 409
+    title = "Opening soon"
+    code = "store_not_live"
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(f"{store.name} is not open yet.")
+        self.store = store
+
+
+async def shop_store(request: Request[Any, Any, Any], db_session: AsyncSession, slug: str) -> Store:
+    """The store a shop page is for. Before it goes live only its own staff see it (a preview); shoppers
+    get the "opening soon" page."""
+    store = await store_by_slug(db_session, slug)
+    if not is_live(store):
+        viewer = request.scope.get("user")
+        if not (isinstance(viewer, Principal) and viewer.store_id == store.id):
+            raise StoreNotOpen(store)
+    return store
+
+
+def opening_soon_handler(request: Request[Any, Any, Any], exc: StoreNotOpen) -> Response[Any]:
+    """Shoppers of a store that is not live yet: a page with its name, logo and address (200 for a GET, so a
+    shared link shows a friendly page; 409 for anything that would change a cart or place an order)."""
+    status = 200 if request.method in ("GET", "HEAD") else 409
+    return Template(
+        "storefront/opening_soon.html",
+        context={"store": exc.store, "profile": Profile.of(exc.store.settings)},
+        status_code=status,
+        headers={"cache-control": "no-store"},
+    )
 
 
 def cart_token(request: Request[Any, Any, Any]) -> str | None:
@@ -38,4 +79,10 @@ def is_htmx(request: Request[Any, Any, Any]) -> bool:
 
 async def shop_context(request: Request[Any, Any, Any], db_session: AsyncSession, store: Store) -> dict[str, Any]:
     cart = await CartService(db_session, store.id, store.currency).view(cart_token(request))
-    return {"store": store, "cart": cart, "customer_id": customer_id_of(request, store)}
+    return {
+        "store": store,
+        "cart": cart,
+        "customer_id": customer_id_of(request, store),
+        "shipping": BuiltinShipping.from_settings(store.settings, store.currency),
+        "preview": not is_live(store),  # only the store's own staff get here before it is live
+    }
