@@ -2,6 +2,7 @@
 
 from app.tax.providers import (
     DEFAULT_TAX_RULES,
+    EXEMPT_CLASS,
     BuiltinTax,
     TaxableLine,
     TaxLine,
@@ -12,6 +13,7 @@ from app.tax.providers import (
 
 __all__ = [
     "DEFAULT_TAX_RULES",
+    "EXEMPT_CLASS",
     "BuiltinTax",
     "TaxLine",
     "TaxProvider",

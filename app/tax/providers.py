@@ -18,6 +18,7 @@ from app.core.money import Money
 
 __all__ = [
     "DEFAULT_TAX_RULES",
+    "EXEMPT_CLASS",
     "BuiltinTax",
     "TaxLine",
     "TaxProvider",
@@ -29,6 +30,8 @@ __all__ = [
 BPS = 10_000  # basis points in 100 %
 NO_TAX_NAME = "No tax"
 EXEMPT_NAME = "Tax exempt"
+# A product of this tax class is never taxed, in any jurisdiction (a store's own classes can't use the name).
+EXEMPT_CLASS = "exempt"
 
 # A demo café in Berlin (prices include tax; that flag is a store setting the checkout reads).
 DEFAULT_TAX_RULES: dict[str, Any] = {
@@ -130,6 +133,8 @@ def _parse_jurisdiction(raw: object, where: str, default_class: str) -> tuple[tu
     if not isinstance(rates, Mapping) or not rates:
         raise _fail(f"{where}.rates must be a non-empty object of tax class -> basis points")
     for tax_class, bps in rates.items():
+        if tax_class == EXEMPT_CLASS:
+            raise _fail(f"{where}.rates.{EXEMPT_CLASS}: that class is never taxed and can't have a rate")
         if isinstance(bps, bool) or not isinstance(bps, int) or not 0 <= bps <= BPS:
             raise _fail(f"{where}.rates.{tax_class} must be an integer of basis points 0..{BPS}, got {bps!r}")
     own_default = raw.get("default_class", default_class)
@@ -173,14 +178,16 @@ class BuiltinTax:
         prices_include_tax: bool,
         exempt: bool = False,
     ) -> TaxQuote:
-        """Tax per line: exact country + region first, then the country alone, else no tax."""
+        """Tax per line: exact country + region first, then the country alone, else no tax.
+
+        A line of the class ``exempt`` (``EXEMPT_CLASS``) is never taxed, wherever it goes."""
         country, region = country.strip().upper(), region.strip().upper()
         jurisdiction = self._jurisdictions.get((country, region)) or self._jurisdictions.get((country, ""))
         taxed = []
         for line in lines:
             if line.amount.currency != self.currency:
                 raise ValueError(f"line {line.key!r} is in {line.amount.currency}, tax is quoted in {self.currency}")
-            if exempt:
+            if exempt or line.tax_class == EXEMPT_CLASS:
                 name, bps = EXEMPT_NAME, 0
             elif jurisdiction is None:
                 name, bps = NO_TAX_NAME, 0
