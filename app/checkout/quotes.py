@@ -11,12 +11,13 @@ from typing import Any
 from app.cart.services import CartView, cart_view, content_hash, open_cart_token
 from app.checkout.models import CheckoutSnapshot
 from app.core import pg
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.money import Money
 from app.customers.services import EMAIL, normalise_email
 from app.shipping.addresses import Address, parse_address
 from app.shipping.providers import BuiltinShipping, ShipmentItem, ShippingRate
 from app.stores.commerce import CommerceSettings
+from app.stores.hours import choose_pickup_time, hours_of
 from app.stores.models import Store
 from app.tax.providers import BuiltinTax, TaxableLine
 
@@ -31,6 +32,7 @@ class QuoteRequest:
     shipping_code: str = "pickup"
     address: Mapping[str, str] | None = None
     customer_id: uuid.UUID | None = None
+    pickup_at: str | None = None  # ISO 8601; none: the first free slot (only stores with opening hours have slots)
 
 
 class QuoteService:
@@ -51,6 +53,8 @@ class QuoteService:
 
     async def create(self, request: QuoteRequest, *, now: datetime | None = None) -> CheckoutSnapshot:
         now = now or datetime.now(UTC)
+        if not self.settings.live:
+            raise Conflict(f"{self.store.name} is not open yet: it takes orders once it goes live.")
         cart = await cart_view(self.conn, self.store.id, self.store.currency, request.cart_token)
         if cart.cart is None or not cart.lines:
             raise ValidationFailed("Your cart is empty.", fields={"cart": "Your cart is empty."})
@@ -75,8 +79,17 @@ class QuoteService:
                 address = parse_address(request.address or {})
             except ValidationFailed as exc:
                 fields.update({f"address.{k}": v for k, v in exc.fields.items()})
+        # Pickup at a store with opening hours is at a time it is open (app/stores/hours.py), frozen below.
+        hours = None if needs_address else hours_of(self.store.settings)
+        pickup_at: datetime | None = None
+        if hours is not None:
+            try:
+                pickup_at = choose_pickup_time(hours, request.pickup_at, now, self.store.timezone)
+            except ValidationFailed as exc:
+                fields.update(exc.fields)
         if fields:
-            raise ValidationFailed("Check the highlighted fields.", fields=fields)
+            only = fields["pickup_at"] if set(fields) == {"pickup_at"} else "Check the highlighted fields."
+            raise ValidationFailed(only, fields=fields)
         items = [ShipmentItem(weight_grams=line.weight_grams, quantity=line.quantity) for line in cart.lines]
         if rate_code == "delivery":  # "deliver it": the cheapest rate for this address
             offered = [r for r in self.rates(cart, address) if r.requires_address]
@@ -154,6 +167,7 @@ class QuoteService:
                 "label": rate.label,
                 "method": rate.method,
                 "amount_minor": rate.amount.amount_minor,
+                **({"pickup_at": pickup_at.isoformat()} if pickup_at else {}),
             },
             address=address.as_dict() if address else None,
             subtotal_minor=subtotal,

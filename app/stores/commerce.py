@@ -31,6 +31,8 @@ class CommerceSettings:
     connect_account: str = ""
     connect_status: str = "not_started"  # not_started | pending | enabled | restricted
     connect_charge_type: ChargeType = "destination"
+    # Whether shoppers may order. A new store starts not live; stores from before onboarding have no key: live.
+    live: bool = True
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> CommerceSettings:
@@ -54,6 +56,7 @@ class CommerceSettings:
             connect_account=str(settings.get("connect_account", "")),
             connect_status=str(settings.get("connect_status", "not_started")),
             connect_charge_type="separate" if settings.get("connect_charge_type") == "separate" else "destination",
+            live=bool(settings.get("live", True)),
         )
 
     @property

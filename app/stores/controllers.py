@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import TillError, TooManyRequests, ValidationFailed
 from app.core.rbac import Principal, Role, principal_of, require_role
 from app.stores.access import SESSION_STORE, SESSION_USER
-from app.stores.commerce import CommerceSettings
 from app.stores.schemas import ApiTokenCreate, ApiTokenIssued, ApiTokenOut, StoreOut, StoreUpdate
 from app.stores.services import ApiTokenService, StaffAccessService, StoreService
 
@@ -134,46 +133,6 @@ class StaffController(Controller):
             return Redirect("/staff", status_code=303)
         request.set_session({SESSION_USER: str(me.user_id), SESSION_STORE: str(store_id)})
         return Redirect("/staff", status_code=303)
-
-    @get("/settings", opt={"min_role": Role.MANAGER})
-    async def settings_page(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
-        me = principal_of(request)
-        store = await StoreService(db_session, me.store_id).get()
-        values = {
-            "name": store.name,
-            "timezone": store.timezone,
-            "board_delay_minutes": str(CommerceSettings.of(store.settings).board_delay_minutes),
-            "refund_approval_threshold": _major(CommerceSettings.of(store.settings).refund_approval_threshold_minor),
-        }
-        return Template("staff/settings.html", context={"me": me, "store": store, "values": values, "errors": {}})
-
-    @post("/settings", opt={"min_role": Role.MANAGER}, status_code=303, media_type=MediaType.HTML)
-    async def save_settings(
-        self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession
-    ) -> Template | Redirect:
-        me = principal_of(request)
-        service = StoreService(db_session, me.store_id)
-        try:
-            await service.update(
-                name=data.get("name", ""),
-                timezone=data.get("timezone", ""),
-                board_delay_minutes=data.get("board_delay_minutes"),
-                refund_approval_threshold=data.get("refund_approval_threshold", "").strip(),
-            )
-        except ValidationFailed as exc:
-            store = await service.get()
-            return Template(
-                "staff/settings.html",
-                context={
-                    "me": me,
-                    "store": store,
-                    "values": data,
-                    "errors": {"form": exc.detail, **exc.fields},
-                },
-                status_code=422,
-            )
-        flash(request, "Settings saved.", category="success")
-        return Redirect("/staff/settings", status_code=303)
 
     @get("/api-tokens", opt={"min_role": Role.MANAGER})
     async def tokens_page(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:

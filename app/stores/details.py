@@ -11,6 +11,7 @@ import hashlib
 import io
 import re
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from app.core.errors import Conflict, ValidationFailed
 from app.core.rbac import Principal
 from app.orders.services import first_order_number
 from app.shipping.addresses import SUPPORTED_COUNTRIES
+from app.stores.commerce import CommerceSettings
 from app.stores.models import Store, StoreLogo
 from app.stores.onboarding import _CURRENCIES
 from app.stores.services import StoreService
@@ -106,7 +108,16 @@ def normalise_logo(data: bytes) -> bytes:
     if len(data) > LOGO_MAX_BYTES:
         raise ValidationFailed(refuse, fields={"logo": "This file is larger than 2 MB."})
     try:
-        with Image.open(io.BytesIO(data)) as probe:
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice that: refuse those too, before decoding anything.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ValidationFailed(refuse, fields={"logo": "This image has too many pixels."}) from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ValidationFailed(refuse, fields={"logo": "This file is not an image we can read."}) from None
+    try:
+        with probe:
             if probe.format not in _LOGO_FORMATS:
                 raise ValidationFailed(refuse, fields={"logo": refuse})
             if probe.width * probe.height > LOGO_MAX_PIXELS:
@@ -217,4 +228,4 @@ class StoreDetailsService:
 
 def is_live(store: Store) -> bool:
     """Stores made before onboarding existed (no ``live`` key, like the demo) are live."""
-    return bool(store.settings.get("live", True))
+    return CommerceSettings.of(store.settings).live

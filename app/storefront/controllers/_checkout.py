@@ -36,10 +36,10 @@ from app.storefront.controllers._common import (
     customer_id_of,
     is_htmx,
     shop_context,
+    shop_store,
 )
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
-from app.stores.services import store_by_slug
 
 CHECKOUT_FIELDS = ("email", "phone", "shipping", "name", "line1", "line2", "city", "region", "postal_code", "country")
 
@@ -95,7 +95,7 @@ class CheckoutPagesController(Controller):
     async def checkout_page(
         self, request: Request[Any, Any, Any], slug: FromPath[str], db_session: DbSession
     ) -> Template | Redirect:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         context = await shop_context(request, db_session, store)
         if not context["cart"].lines:
             return Redirect(f"/s/{store.slug}/cart", status_code=303)
@@ -112,7 +112,7 @@ class CheckoutPagesController(Controller):
     async def create_quote(
         self, request: Request[Any, Any, Any], slug: FromPath[str], data: FormData, db_session: DbSession
     ) -> Template | Redirect:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         shipping = data.get("shipping", "pickup")
         address = {
             k: data.get(k, "") for k in ("name", "line1", "line2", "city", "region", "postal_code", "country", "phone")
@@ -146,7 +146,7 @@ class CheckoutPagesController(Controller):
         snapshot_id: FromPath[uuid.UUID],
         db_session: DbSession,
     ) -> Template:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         quotes = QuoteService(await pg.writer(db_session), store)
         snapshot = await quotes.get(snapshot_id)
         context = await shop_context(request, db_session, store)
@@ -163,7 +163,7 @@ class CheckoutPagesController(Controller):
         data: FormData,
         db_session: DbSession,
     ) -> Template | Redirect:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         quotes = QuoteService(await pg.writer(db_session), store)
         snapshot = await quotes.get(snapshot_id)
         stripe_key = await _stripe_key(request, db_session, store)
@@ -235,7 +235,7 @@ class CheckoutPagesController(Controller):
         attempt_id: FromPath[uuid.UUID],
         db_session: DbSession,
     ) -> Template | Redirect | Response[Any]:
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         outcome = await (await self._saga(request, store)).outcome(attempt_id)
         if outcome.state == "completed" and outcome.order is not None:
             target = f"/s/{store.slug}/orders/{outcome.order.id}?key={outcome.order.access_token}"
@@ -249,12 +249,13 @@ class CheckoutPagesController(Controller):
     @get("/s/{slug:str}/checkout/return")
     async def provider_return(
         self,
+        request: Request[Any, Any, Any],
         slug: FromPath[str],
         db_session: DbSession,
         payment_intent: FromQuery[str] = "",
     ) -> Redirect:
         """Where Stripe's 3-D Secure page sends the shopper back (``?payment_intent=pi_…``): to the attempt."""
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         bind_store(db_session, store.id)
         attempt_id = await db_session.scalar(
             select(CheckoutAttempt.id)
@@ -274,7 +275,7 @@ class CheckoutPagesController(Controller):
         db_session: DbSession,
     ) -> Template | Redirect:
         """Where the 3-D Secure challenge sends the shopper back."""
-        store = await store_by_slug(db_session, slug)
+        store = await shop_store(request, db_session, slug)
         saga = await self._saga(request, store)
         await db_session.commit()
         outcome = await saga.resume(attempt_id)
@@ -335,7 +336,7 @@ async def _shoppers_order(
     request: Request[Any, Any, Any], session: AsyncSession, slug: str, order_id: uuid.UUID, key: str | None
 ) -> tuple[Store, Order]:
     """The store and the order its shopper may see: by the order's link key, or signed in as its customer."""
-    store = await store_by_slug(session, slug)
+    store = await shop_store(request, session, slug)
     order = await OrderService(session, store.id).for_shopper(
         order_id, token=key, customer_id=customer_id_of(request, store)
     )
