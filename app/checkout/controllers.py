@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
@@ -21,6 +22,7 @@ from app.checkout.schemas import (
     CartOut,
     CompleteIn,
     OrderOut,
+    PickupTimesOut,
     QuantityIn,
     QuoteIn,
     QuoteOut,
@@ -31,6 +33,7 @@ from app.core.idempotency import HEADER, request_hash
 from app.core.rbac import principal_of, require_role
 from app.payments.provider import CardDetails
 from app.stores.access import caller_store
+from app.stores.hours import hours_of, pickup_slots
 from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
@@ -128,9 +131,24 @@ class CheckoutApiController(Controller):
                     phone=data.phone,
                     shipping_code=data.shipping,
                     address=address,
+                    pickup_at=data.pickup_at,
                 )
             )
         return QuoteOut.of(snapshot)
+
+    @get(
+        "/pickup-times",
+        summary="The pickup times a quote accepts now",
+        description="From the store's opening hours, closed dates and pickup settings (preparation time, slot "
+        "interval, days ahead). Empty with has_hours true: no pickup time is free in the window (pickup is not "
+        "offered). has_hours false: the store takes pickups as soon as they are ready, without a time.",
+    )
+    async def pickup_times(self, request: Request[Any, Any, Any]) -> PickupTimesOut:
+        store = caller_store(request.scope)
+        assert store is not None  # /api callers are bearer tokens, read with their store
+        hours = hours_of(store.settings)
+        slots = pickup_slots(hours, datetime.now(UTC), store.timezone) if hours else []
+        return PickupTimesOut(timezone=store.timezone, has_hours=hours is not None, pickup_times=slots)
 
     @post(
         "/complete",

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from app.cart.services import CartView
 from app.checkout.models import CheckoutSnapshot
 from app.orders.models import Order
+from app.stores.hours import pickup_at_of
 
 
 class CartLineOut(msgspec.Struct):
@@ -69,12 +70,22 @@ class AddressIn(msgspec.Struct, forbid_unknown_fields=True):
     phone: str = ""
 
 
+PICKUP_AT = (
+    "Pickup only, at a store with opening hours: when the shopper collects, ISO 8601 with an offset "
+    "(2026-03-30T07:30:00Z), one of GET /api/v1/checkout/pickup-times. Left out: the first available pickup "
+    "time. Refused (422, field pickup_at) when the store is closed then, on a closed date, in the past or "
+    "sooner than the preparation time, or not on the slot grid. Ignored for delivery and for stores without "
+    "opening hours (pickup as soon as it is ready)."
+)
+
+
 class QuoteIn(msgspec.Struct, forbid_unknown_fields=True):
     cart_token: str
     email: str
     phone: str = ""
     shipping: str = "pickup"
     address: AddressIn | None = None
+    pickup_at: Annotated[str | None, msgspec.Meta(description=PICKUP_AT)] = None
 
 
 class QuoteOut(msgspec.Struct):
@@ -90,6 +101,9 @@ class QuoteOut(msgspec.Struct):
     total_minor: int
     prices_include_tax: bool
     expires_at: datetime
+    pickup_at: Annotated[
+        datetime | None, msgspec.Meta(description="The frozen pickup time (UTC); null: delivery, or as soon as ready")
+    ] = None
 
     @classmethod
     def of(cls, s: CheckoutSnapshot) -> QuoteOut:
@@ -106,7 +120,14 @@ class QuoteOut(msgspec.Struct):
             total_minor=s.total_minor,
             prices_include_tax=s.prices_include_tax,
             expires_at=s.expires_at,
+            pickup_at=pickup_at_of(s.shipping),
         )
+
+
+class PickupTimesOut(msgspec.Struct):
+    timezone: Annotated[str, msgspec.Meta(description="The store's time zone: show the times on its clock")]
+    has_hours: Annotated[bool, msgspec.Meta(description="False: no opening hours; pickup is as soon as ready")]
+    pickup_times: Annotated[list[datetime], msgspec.Meta(description="Every pickup time a quote accepts now (UTC)")]
 
 
 class CardIn(msgspec.Struct, forbid_unknown_fields=True):
