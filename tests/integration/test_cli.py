@@ -105,6 +105,26 @@ def test_unmigrated_database_is_refused_then_upgrade_seed_and_user_create(settin
     assert duplicate.returncode == 2
     assert "till: email: Taken." in duplicate.stderr
 
+    store = ["store", "create", "--name", "Bakery Nord", "--slug", "bakery-nord", "--currency", "SEK"]
+    store += ["--country", "SE", "--timezone", "Europe/Stockholm"]
+    new_owner = _run(
+        [*store, "--owner-email", "nora@bakery-nord.se", "--owner-name", "Nora Nord"],
+        env,
+        tmp_path,
+        stdin="long-enough-pw\nlong-enough-pw\n",
+    )
+    assert new_owner.returncode == 0, new_owner.stderr
+    assert "created store bakery-nord (SEK, SE); owner nora@bakery-nord.se; not live" in new_owner.stdout
+    taken = _run([*store, "--owner-email", "new@demo.till"], env, tmp_path)  # an existing account: no prompt
+    assert taken.returncode == 2 and "till: slug: This address is taken. Choose another." in taken.stderr
+    bad = [*store[:4], "--slug", "kiosk", "--currency", "KRONA", "--country", "SE", "--timezone", "Mars/Base"]
+    refused = _run([*bad, "--owner-email", "new@demo.till"], env, tmp_path)
+    assert refused.returncode == 2
+    assert "currency: Choose a currency such as EUR, SEK or USD." in refused.stderr
+    assert "timezone: Choose a time zone such as Europe/Berlin." in refused.stderr
+    second = _run([*store[:4], "--slug", "kiosk", *store[6:], "--owner-email", "new@demo.till"], env, tmp_path)
+    assert second.returncode == 0, second.stderr
+
 
 def _children(pid: int) -> set[int]:
     """The live processes whose parent is ``pid`` (Linux /proc)."""
