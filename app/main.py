@@ -63,6 +63,7 @@ from app.storefront.controllers._common import StoreNotOpen, opening_soon_handle
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
 from app.stores.onboarding_pages import StartController, StoreLifecycleController
+from app.tax.pages import TaxSettingsController
 from app.webhooks.controllers import WEBHOOK_HANDLERS
 from app.webhooks.pages import WebhookEventsApiController, WebhookPagesController
 
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             PayoutPagesController,
             ConnectApiController,
             PaymentSettingsController,
+            TaxSettingsController,
             PaymentPagesController,
             PaymentsAdminApiController,
             OrderPaymentsApiController,

@@ -12,10 +12,12 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.services import TAX_CLASSES, CatalogService, ProductInput, variant_inputs_from_form
+from app.catalog.services import CatalogService, ProductInput, variant_inputs_from_form
 from app.core.errors import ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
 from app.inventory.services import ADJUSTMENT_REASONS, InventoryService
+from app.stores.services import StoreService
+from app.tax.settings import EXEMPT_CLASS, default_tax_class, store_tax_classes
 
 DbSession = NamedDependency[AsyncSession]
 FormData = URLEncodedBody[dict[str, str]]
@@ -58,7 +60,8 @@ class CatalogAdminController(Controller):
 
     @get("/new")
     async def new_product(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template:
-        values = {"tax_class": "standard", "is_active": "on", "variants-0-weight_grams": "0"}
+        store = await StoreService(db_session, principal_of(request).store_id).get()
+        values = {"tax_class": default_tax_class(store.settings), "is_active": "on", "variants-0-weight_grams": "0"}
         return await self._form(request, db_session, values=values, errors={}, product=None, rows=1)
 
     @post("/new", status_code=303, media_type=MediaType.HTML)
@@ -143,8 +146,9 @@ class CatalogAdminController(Controller):
     ) -> Template | Redirect:
         me = principal_of(request)
         catalog = CatalogService(db_session, me.store_id)
+        tax_classes = store_tax_classes((await StoreService(db_session, me.store_id).get()).settings)
         try:
-            product = await catalog.save_product(_product_input(data), product_id)
+            product = await catalog.save_product(_product_input(data), product_id, tax_classes=tax_classes)
         except ValidationFailed as exc:
             view = await catalog.product(product_id) if product_id else None
             rows = max(len(variant_inputs_from_form(data)), 1)
@@ -188,7 +192,7 @@ class CatalogAdminController(Controller):
                 "product": product,
                 "rows": rows + 1,
                 "categories": await catalog.categories(),
-                "tax_classes": TAX_CLASSES,
+                "tax_classes": await _tax_class_choices(db_session, me.store_id, values.get("tax_class", "")),
                 "reasons": ADJUSTMENT_REASONS,
                 "stock_errors": stock_errors or {},
                 "stock_values": stock_values or {},
@@ -196,6 +200,15 @@ class CatalogAdminController(Controller):
             },
             status_code=status_code,
         )
+
+
+async def _tax_class_choices(db_session: AsyncSession, store_id: uuid.UUID, current: str) -> list[tuple[str, str]]:
+    """(value, label) for the product form: the store's own tax classes (its tax settings), then exempt."""
+    classes = store_tax_classes((await StoreService(db_session, store_id).get()).settings)
+    choices = [(c, "exempt (no tax)" if c == EXEMPT_CLASS else c) for c in classes]
+    if current and current not in classes:
+        choices.append((current, f"{current} (not a tax class any more: choose another)"))
+    return choices
 
 
 def _minor_to_text(amount: int | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
@@ -19,7 +19,7 @@ from app.inventory.services import Availability, InventoryService
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,118}$")
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-TAX_CLASSES = ("standard", "reduced", "zero")
+TAX_CLASSES = ("standard", "reduced", "zero", "exempt")  # the demo rules' classes, and exempt (never taxed)
 LOW_STOCK = 3
 
 
@@ -113,6 +113,18 @@ class CatalogService:
         products = list(await self.session.scalars(stmt))
         return await self._with_stock(products, include_inactive=include_inactive)
 
+    async def products_with_tax_class(self, tax_classes: Collection[str]) -> list[Product]:
+        """The store's products (for sale or not) of these tax classes, by name; their variants are not loaded."""
+        if not tax_classes:
+            return []
+        stmt = (
+            select(Product)
+            .where(Product.tax_class.in_(list(tax_classes)))
+            .order_by(Product.name)
+            .options(noload(Product.variants))
+        )
+        return list(await self.session.scalars(stmt))
+
     async def product_by_slug(self, slug: str) -> ProductView:
         product = await self.session.scalar(select(Product).where(Product.slug == slug, Product.is_active.is_(True)))
         if product is None:
@@ -160,9 +172,14 @@ class CatalogService:
             found[variant.sku] = variant
         return found
 
-    async def save_product(self, data: ProductInput, product_id: uuid.UUID | None = None) -> Product:
-        """Create or update a product with its variants; every problem is reported at once, per field."""
-        fields = await self._validate(data, product_id)
+    async def save_product(
+        self, data: ProductInput, product_id: uuid.UUID | None = None, *, tax_classes: Collection[str] = TAX_CLASSES
+    ) -> Product:
+        """Create or update a product with its variants; every problem is reported at once, per field.
+
+        ``tax_classes``: the classes the store's tax settings define (``app.tax.settings.store_tax_classes``);
+        the built-in ones by default."""
+        fields = await self._validate(data, product_id, tax_classes)
         if fields:
             raise ValidationFailed("Check the highlighted fields.", fields=fields)
         if product_id is None:
@@ -195,7 +212,9 @@ class CatalogService:
         )
         return product
 
-    async def _validate(self, data: ProductInput, product_id: uuid.UUID | None) -> dict[str, str]:
+    async def _validate(
+        self, data: ProductInput, product_id: uuid.UUID | None, tax_classes: Collection[str]
+    ) -> dict[str, str]:
         fields: dict[str, str] = {}
         if not 1 <= len(data.name.strip()) <= 200:
             fields["name"] = "Enter a name of 1 to 200 characters."
@@ -203,7 +222,7 @@ class CatalogService:
             fields["slug"] = "Use lowercase letters, digits and dashes."
         elif await self.session.scalar(select(Product.id).where(Product.slug == data.slug, Product.id != product_id)):
             fields["slug"] = "Another product uses this address."
-        if data.tax_class not in TAX_CLASSES:
+        if data.tax_class not in tax_classes:
             fields["tax_class"] = "Choose a tax class."
         if data.category_id and await self.session.get(Category, data.category_id) is None:
             fields["category_id"] = "Choose a category."
