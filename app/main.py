@@ -62,6 +62,7 @@ from app.storefront.controllers import AccountController, CheckoutPagesControlle
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
+from app.stores.hours_pages import HoursSettingsController
 from app.stores.onboarding_pages import StartController, StoreLifecycleController
 from app.tax.pages import TaxSettingsController
 from app.webhooks.controllers import WEBHOOK_HANDLERS
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             PayoutPagesController,
             ConnectApiController,
             PaymentSettingsController,
+            HoursSettingsController,
             TaxSettingsController,
             PaymentPagesController,
             PaymentsAdminApiController,

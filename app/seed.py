@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +16,7 @@ from app.core.rbac import Role
 from app.core.tenancy import bind_store
 from app.inventory.models import StockLevel
 from app.inventory.services import InventoryService
+from app.stores.hours import parse_hours
 from app.stores.models import Store
 from app.stores.services import UserService
 
@@ -36,12 +39,29 @@ DEMO_ACCOUNTS = (
 )
 
 
+def demo_hours(today: date) -> dict[str, Any]:
+    """The café's opening hours: weekdays 07:30-18:00, Saturdays 09:00-16:00, closed on Sundays, at Christmas and
+    on New Year's Day; pickup every 15 minutes from 15 minutes on, up to a week ahead."""
+    return parse_hours(
+        {
+            "weekly": {
+                **{day: [["07:30", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")},
+                "sat": [["09:00", "16:00"]],
+                "sun": [],
+            },
+            "closed_dates": [f"{today.year}-12-25", f"{today.year}-12-26", f"{today.year + 1}-01-01"],
+            "pickup": {"lead_minutes": 15, "interval_minutes": 15, "days_ahead": 7},
+        }
+    )
+
+
 async def seed_demo(session: AsyncSession) -> bool:
     """Create the demo store and its staff. Returns False when it exists already."""
     if await session.scalar(select(Store.id).where(Store.slug == DEMO_SLUG)):
         return False
     users = UserService(session)
     store = await users.create_store(name="Corner Café", slug=DEMO_SLUG, currency="EUR", timezone="Europe/Berlin")
+    store.settings = {**store.settings, "hours": demo_hours(datetime.now(UTC).date())}
     for account in DEMO_ACCOUNTS:
         user = await users.create_user(email=account.email, name=account.name, password=DEMO_PASSWORD)
         await users.add_member(store, user, account.role)

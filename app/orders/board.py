@@ -29,18 +29,22 @@ from app.orders.models import Order
 from app.orders.services import OrderFilter, OrderService
 from app.orders.states import Axis, next_statuses
 from app.stores.commerce import CommerceSettings
+from app.stores.hours import format_pickup, pickup_at_of
 from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
 COLUMNS = ("placed", "accepted", "in_progress", "ready")
 
 
-def card_context(order: Order, now: datetime, delay: timedelta) -> dict[str, Any]:
+def card_context(order: Order, now: datetime, delay: timedelta, *, timezone: str = "UTC") -> dict[str, Any]:
     """What a card shows. ``delayed``: longer than the store's ``board_delay`` in its current status (the
-    order's last change); the page's script keeps checking with ``since`` and ``delay_s`` between events."""
+    order's last change); the page's script keeps checking with ``since`` and ``delay_s`` between events.
+    ``pickup``: the chosen pickup time on the store's clock ("today at 10:15"), or ""."""
     minutes = max(int((now - order.placed_at).total_seconds() // 60), 0)
     since = order.updated_at
+    pickup_at = pickup_at_of(order.shipping)
     return {
+        "pickup": format_pickup(pickup_at, now, timezone) if pickup_at else "",
         "order": order,
         "age": f"{minutes} min" if minutes < 120 else f"{minutes // 60} h",
         "summary": ", ".join(f"{line.quantity}× {line.name}" for line in order.lines),
@@ -65,7 +69,7 @@ class BoardController(Controller):
         columns = {}
         for status in COLUMNS:
             rows, _ = await orders.page(OrderFilter(status=status, oldest_first=True), limit=100, with_lines=True)
-            columns[status] = [card_context(order, now, delay) for order in rows]
+            columns[status] = [card_context(order, now, delay, timezone=me.timezone) for order in rows]
         after = await live.last_seq(db_session, me.store_id)
         return Template("orders/board.html", context={"me": me, "columns": columns, "last_seq": after})
 
@@ -76,7 +80,7 @@ class BoardController(Controller):
         await db_session.close()  # the stream stays open for hours: hold no pooled connection meanwhile
         state = request.app.state
         template = request.app.template_engine.get_template("orders/_card.html")  # type: ignore[union-attr]
-        cards = BoardCards(state.sessions, me.store_id, template.render, delay)
+        cards = BoardCards(state.sessions, me.store_id, template.render, delay, me.timezone)
 
         async def message_for(event: PublishedEvent) -> bytes | None:
             return await cards.message(event) if event.aggregate_type == "order" else None
@@ -99,6 +103,7 @@ class BoardCards:
     store_id: uuid.UUID
     render: Callable[..., str]
     delay: timedelta
+    timezone: str = "UTC"  # the store's: pickup times on its clock
 
     async def message(self, event: PublishedEvent) -> bytes | None:
         async with self.sessions() as session:
@@ -106,6 +111,6 @@ class BoardCards:
             order = await session.get(Order, uuid.UUID(event.aggregate_id))
             if order is None:
                 return None
-            html = self.render(card=card_context(order, datetime.now(UTC), self.delay))
+            html = self.render(card=card_context(order, datetime.now(UTC), self.delay, timezone=self.timezone))
             data = {"id": str(order.id), "status": order.status, "type": event.type, "html": html}
         return ServerSentEventMessage(data=json.dumps(data), event="order", id=event.seq).encode()

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,6 +36,7 @@ from app.orders.states import (
 from app.payments.order_payments import order_payments
 from app.payments.registry import provider_of
 from app.stores.commerce import CommerceSettings
+from app.stores.hours import format_pickup, pickup_at_of
 from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
@@ -204,6 +206,7 @@ class OrderPagesController(Controller):
         method = order.fulfilment_method
         entries = await orders.audit(order_id)
         kind = timeline if timeline in TIMELINE_KINDS else ""
+        pickup_at = pickup_at_of(order.shipping)
         context = {
             "me": me,
             "order": order,
@@ -212,6 +215,7 @@ class OrderPagesController(Controller):
             "timeline_kinds": TIMELINE_KINDS,
             "payments": await order_payments(db_session, me.store_id, order_id),
             "settings": CommerceSettings.of(store.settings if store else {}),
+            "pickup": format_pickup(pickup_at, datetime.now(UTC), me.timezone) if pickup_at else "",
             "form_key": form_key,
             "next_order": next_statuses(Axis.ORDER, order.status, method=method),
             "next_fulfilment": next_statuses(Axis.FULFILMENT, order.fulfilment_status, method=method),

@@ -42,6 +42,7 @@ __all__ = [
     "OpenStatus",
     "SlotDay",
     "choose_pickup_time",
+    "day_label",
     "first_pickup_slot",
     "format_pickup",
     "hours_of",
@@ -452,6 +453,11 @@ def next_change(hours: Hours, now_utc: datetime, tz: str | ZoneInfo) -> OpenStat
         if opens > now:
             return OpenStatus(False, opens, f"Closed · opens {_when(opens, now, zone)}")
     return OpenStatus(False, None, "Closed")
+
+
+def day_label(day: date) -> str:
+    """A date as the pages show it: "Thu 24 Dec 2026"."""
+    return f"{_SHORT_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 def _day_text(local: datetime, today: date) -> str:

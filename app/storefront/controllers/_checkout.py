@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
@@ -39,9 +42,12 @@ from app.storefront.controllers._common import (
     shop_store,
 )
 from app.stores.commerce import CommerceSettings
+from app.stores.hours import format_pickup, hours_of, no_slots_message, pickup_at_of, pickup_slots, slot_groups
 from app.stores.models import Store
 
-CHECKOUT_FIELDS = ("email", "phone", "shipping", "name", "line1", "line2", "city", "region", "postal_code", "country")
+CHECKOUT_FIELDS = (
+    "email", "phone", "shipping", "pickup_at", "name", "line1", "line2", "city", "region", "postal_code", "country",
+)  # fmt: skip
 
 
 def parse_card(data: dict[str, str]) -> tuple[CardDetails | None, dict[str, str]]:
@@ -84,6 +90,8 @@ async def _stripe_key(request: Request[Any, Any, Any], db_session: AsyncSession,
 
 
 def _review(context: dict[str, Any], status_code: int = 200) -> Template:
+    snapshot = context.get("snapshot")
+    context.setdefault("pickup", _pickup_label(snapshot.shipping if snapshot else None, context["store"]))
     headers = {"content-security-policy": _STRIPE_CSP} if context.get("stripe_key") else {}
     return Template("storefront/review.html", context=context, status_code=status_code, headers=headers)
 
@@ -99,13 +107,19 @@ class CheckoutPagesController(Controller):
         context = await shop_context(request, db_session, store)
         if not context["cart"].lines:
             return Redirect(f"/s/{store.slug}/cart", status_code=303)
-        values: dict[str, str] = {"shipping": "pickup", "country": CommerceSettings.of(store.settings).country}
+        pickup = _pickup_times(store)
+        delivery = _delivery_options(store, pickup)
+        offers_pickup = any(option["code"] == "pickup" for option in delivery)
+        values: dict[str, str] = {
+            "shipping": "pickup" if offers_pickup else "delivery",
+            "country": CommerceSettings.of(store.settings).country,
+        }
         customer_id = context["customer_id"]
         if customer_id:
             customer = await CustomerService(db_session, store.id).get(customer_id)
             if customer:
                 values.update(email=customer.email, name=customer.name, phone=customer.phone)
-        context.update(values=values, errors={}, delivery=_delivery_options(store))
+        context.update(values=values, errors={}, delivery=delivery, pickup=pickup)
         return Template("storefront/checkout.html", context=context)
 
     @post("/s/{slug:str}/checkout", status_code=303, media_type=MediaType.HTML)
@@ -126,14 +140,19 @@ class CheckoutPagesController(Controller):
                     shipping_code=shipping,
                     address=address if shipping != "pickup" else None,
                     customer_id=customer_id_of(request, store),
+                    pickup_at=data.get("pickup_at") if shipping == "pickup" else None,
                 )
             )
         except ValidationFailed as exc:
             context = await shop_context(request, db_session, store)
             errors = {k.removeprefix("address."): v for k, v in exc.fields.items()}
             errors.setdefault("form", exc.detail)
+            pickup = _pickup_times(store)
             context.update(
-                values={k: data.get(k, "") for k in CHECKOUT_FIELDS}, errors=errors, delivery=_delivery_options(store)
+                values={k: data.get(k, "") for k in CHECKOUT_FIELDS},
+                errors=errors,
+                delivery=_delivery_options(store, pickup),
+                pickup=pickup,
             )
             return Template("storefront/checkout.html", context=context, status_code=422)
         return Redirect(f"/s/{store.slug}/checkout/{snapshot.id}", status_code=303)
@@ -193,17 +212,24 @@ class CheckoutPagesController(Controller):
         try:
             outcome = await saga.complete(snapshot_id, key, payment, fingerprint=fingerprint)
         except CheckoutExpired as exc:
-            fresh = await quotes.create(
-                QuoteRequest(
-                    cart_token=cart_token(request) or "",
-                    email=snapshot.email,
-                    phone=snapshot.phone,
-                    shipping_code=snapshot.shipping["code"],
-                    address=snapshot.address,
-                    customer_id=snapshot.customer_id,
-                )
+            again = QuoteRequest(
+                cart_token=cart_token(request) or "",
+                email=snapshot.email,
+                phone=snapshot.phone,
+                shipping_code=snapshot.shipping["code"],
+                address=snapshot.address,
+                customer_id=snapshot.customer_id,
+                pickup_at=snapshot.shipping.get("pickup_at"),
             )
-            context.update(snapshot=fresh, errors={"form": exc.detail}, values=values)
+            message = exc.detail
+            try:
+                fresh = await quotes.create(again)
+            except ValidationFailed as refused:
+                if "pickup_at" not in refused.fields or again.pickup_at is None:
+                    raise
+                fresh = await quotes.create(replace(again, pickup_at=None))  # the first free pickup time
+                message = f"{exc.detail} The pickup time you chose is not available any more: check the new one."
+            context.update(snapshot=fresh, errors={"form": message}, values=values)
             return _review(context, 409)
         except TillError as exc:
             context.update(snapshot=snapshot, errors={"form": exc.detail, **exc.fields}, values=values)
@@ -222,7 +248,7 @@ class CheckoutPagesController(Controller):
         if outcome.state in ("awaiting_payment", "awaiting_action", "started", "reserved"):
             return Redirect(f"/s/{store.slug}/checkout/attempts/{outcome.attempt_id}", status_code=303)
         context.update(snapshot=snapshot, errors={"form": outcome.message or "The payment failed."}, values=values)
-        return Template("storefront/review.html", context=context, status_code=402)
+        return _review(context, 402)
 
     async def _saga(self, request: Request[Any, Any, Any], store: Store) -> CheckoutSaga:
         return await checkout_saga(request.app.state, store)
@@ -285,7 +311,7 @@ class CheckoutPagesController(Controller):
             if snapshot is not None:
                 context = await shop_context(request, db_session, store)
                 context.update(snapshot=snapshot, errors={"form": outcome.message}, values={})
-                return Template("storefront/review.html", context=context, status_code=402)
+                return _review(context, 402)
         context = await shop_context(request, db_session, store)
         return self._after_payment(store, outcome, context, None, {})
 
@@ -303,6 +329,7 @@ class CheckoutPagesController(Controller):
         store, order = await _shoppers_order(request, db_session, slug, order_id, key)
         context = await shop_context(request, db_session, store)
         context.update(order=order, key=key or "", after=await live.last_seq(db_session, store.id))
+        context["pickup"] = _pickup_label(order.shipping, store)
         return Template("storefront/order.html", context=context)
 
     @get("/s/{slug:str}/orders/{order_id:uuid}/events")
@@ -343,8 +370,29 @@ async def _shoppers_order(
     return store, order
 
 
-def _delivery_options(store: Store) -> list[dict[str, Any]]:
-    """The rates offered before an address is known (pickup): shown as choices on the checkout form."""
+def _delivery_options(store: Store, pickup: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rates offered before an address is known (pickup): shown as choices on the checkout form. Pickup is
+    left out when the store's hours leave no pickup time in the window (``pickup["unavailable"]`` says so)."""
     shipping = BuiltinShipping.from_settings(store.settings, store.currency)
     rates = shipping.quote_rates(destination=None, items=[], subtotal=Money(0, store.currency))
-    return [{"code": r.code, "label": r.label, "amount": r.amount} for r in rates]
+    offered = [r for r in rates if not (r.code == "pickup" and pickup["unavailable"])]
+    return [{"code": r.code, "label": r.label, "amount": r.amount} for r in offered]
+
+
+def _pickup_times(store: Store) -> dict[str, Any]:
+    """The checkout form's pickup-time choice: ``groups`` of slots by day for a store with opening hours (None:
+    no hours, pickup as soon as it is ready); ``unavailable``, the sentence shown when no slot is free."""
+    hours = hours_of(store.settings)
+    if hours is None:
+        return {"groups": None, "unavailable": ""}
+    now = datetime.now(UTC)
+    slots = pickup_slots(hours, now, store.timezone)
+    reason = no_slots_message(hours)
+    unavailable = "" if slots else f"Pickup is not available: {reason[0].lower()}{reason[1:]}"
+    return {"groups": slot_groups(slots, now, store.timezone), "unavailable": unavailable}
+
+
+def _pickup_label(shipping: Mapping[str, Any] | None, store: Store) -> str:
+    """A quote's or an order's frozen pickup time in words on the store's clock ("today at 10:15"), else ""."""
+    at = pickup_at_of(shipping)
+    return format_pickup(at, datetime.now(UTC), store.timezone) if at else ""

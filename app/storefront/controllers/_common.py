@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response
@@ -16,6 +17,7 @@ from app.core.errors import TillError
 from app.core.rbac import Principal
 from app.shipping.providers import BuiltinShipping
 from app.stores.details import Profile, is_live
+from app.stores.hours import OpenStatus, hours_of, next_change
 from app.stores.models import Store
 from app.stores.services import store_by_slug
 
@@ -85,4 +87,11 @@ async def shop_context(request: Request[Any, Any, Any], db_session: AsyncSession
         "customer_id": customer_id_of(request, store),
         "shipping": BuiltinShipping.from_settings(store.settings, store.currency),
         "preview": not is_live(store),  # only the store's own staff get here before it is live
+        "open_status": open_status(store),
     }
+
+
+def open_status(store: Store) -> OpenStatus | None:
+    """For a store with opening hours: "Open now · closes 18:00", "Closed · opens Mon 08:00"; else None."""
+    hours = hours_of(store.settings)
+    return next_change(hours, datetime.now(UTC), store.timezone) if hours else None
