@@ -43,6 +43,7 @@ from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
 from app.disputes.pages import DisputePagesController
 from app.ingestion.controllers import IngestController, IngestionPagesController
+from app.notifications.pages import OutboxPageController
 from app.orders.board import BoardController
 from app.orders.controllers import OrderAuditApiController, OrdersApiController
 from app.orders.pages import OrderPagesController
@@ -64,6 +65,8 @@ from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
 from app.stores.hours_pages import HoursSettingsController
 from app.stores.onboarding_pages import StartController, StoreLifecycleController
+from app.stores.team_api import TeamApiController
+from app.stores.team_pages import StaffLinksController, TeamPagesController
 from app.tax.pages import TaxSettingsController
 from app.webhooks.controllers import WEBHOOK_HANDLERS
 from app.webhooks.pages import WebhookEventsApiController, WebhookPagesController
@@ -122,6 +125,10 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             StartController,
             StoreLifecycleController,
             StoreApiController,
+            TeamPagesController,
+            StaffLinksController,
+            TeamApiController,
+            OutboxPageController,
             StorefrontController,
             CheckoutPagesController,
             AccountController,

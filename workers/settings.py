@@ -32,11 +32,14 @@ FUNCTIONS: list[Function[TillContext]] = [
     tasks.settle_payment_operations,
     tasks.capture_on_fulfilment,
     tasks.transfer_to_store,
+    tasks.deliver_email,
+    tasks.redeliver_stalled_email,
 ]
 CRON_JOBS = [
     CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),
     CronJob(tasks.recover_checkouts, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
     CronJob(tasks.settle_payment_operations, cron="* * * * * */30", unique=True, timeout=60),
+    CronJob(tasks.redeliver_stalled_email, cron="*/5 * * * *", unique=True, timeout=120),
 ]
 
 

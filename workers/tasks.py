@@ -13,6 +13,7 @@ from app.core.errors import TillError
 from app.core.outbox import register_consumer
 from app.core.tenancy import system_scope
 from app.inventory.services import release_expired_reservations
+from app.notifications.services import MESSAGE_QUEUED, EmailDelivery
 from app.payments import followups
 from app.payments.operations import PaymentOperations, stale_claims
 from app.payments.provider import PaymentProvider, ProviderResult
@@ -129,6 +130,22 @@ async def transfer_to_store(ctx: TillContext, *, event: dict[str, Any]) -> str:
     return transfer or "skipped"
 
 
+@exactly_once
+async def deliver_email(ctx: TillContext, *, event: dict[str, Any]) -> str:
+    """message.queued: send one e-mail (SMTP, or the dev outbox folder). A failed attempt is recorded and raised,
+    so SAQ tries again with backoff; the last attempt marks the message failed."""
+    job = ctx.get("job")
+    return await EmailDelivery(ctx["sessions"], ctx["settings"]).deliver(
+        uuid.UUID(event["aggregate_id"]), final_attempt=job is None or not job.retryable
+    )
+
+
+async def redeliver_stalled_email(ctx: TillContext) -> int:
+    """Messages whose delivery job was lost, or whose worker died while sending: deliver them now."""
+    return await EmailDelivery(ctx["sessions"], ctx["settings"]).redeliver_stalled()
+
+
 register_consumer("order.status_changed", "capture_on_fulfilment")
+register_consumer(MESSAGE_QUEUED, "deliver_email")
 register_consumer("order.placed", "transfer_to_store")
 register_consumer("order.payment_changed", "transfer_to_store")

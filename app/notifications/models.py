@@ -11,7 +11,8 @@ from app.core.tenancy import TenantMixin
 
 
 class OutboundMessage(TenantMixin, UUIDv7AuditBase):
-    """One message to one recipient and its delivery: pending → sent, or retrying → failed after the last try."""
+    """One message to one recipient and its delivery: pending → sending (an attempt recorded before each send) → sent,
+    or → retrying → failed after the last try (app/notifications/services.py)."""
 
     __tablename__ = "outbound_messages"
     __store_index__ = False
@@ -24,7 +25,7 @@ class OutboundMessage(TenantMixin, UUIDv7AuditBase):
     subject: Mapped[str] = mapped_column(String(200))
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sent|retrying|failed
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sending|sent|retrying|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(500), default="")
     transport: Mapped[str] = mapped_column(String(12), default="")  # smtp | outbox (the dev folder)

@@ -17,6 +17,9 @@ from app.stores.services import StaffAccessService, caller_for_token
 
 SESSION_USER = "user_id"
 SESSION_STORE = "store_id"
+# The password fingerprint the session was opened with (services.session_auth). A session without one gets the
+# current one on its first request, so every place that signs someone in stays as simple as set_session(user, store).
+SESSION_AUTH = "auth"
 CALLER_STORE = "till_caller_store"  # request.state key: the bearer token's store, read with the token
 
 
@@ -77,5 +80,13 @@ class AccessMiddleware(ASGIMiddleware):
         store_id = _uuid(cookie_session.get(SESSION_STORE))
         if user_id is None or store_id is None:
             return None
+        auth = cookie_session.get(SESSION_AUTH)
         async with sessions() as session:
-            return await StaffAccessService(session).principal_for_session(user_id, store_id)
+            staff = await StaffAccessService(session).resolve_session(
+                user_id, store_id, auth if isinstance(auth, str) else None
+            )
+        if staff is None:
+            return None
+        if auth is None:
+            cookie_session[SESSION_AUTH] = staff.auth
+        return staff.principal

@@ -38,6 +38,15 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+def is_valid_email(email: str) -> bool:
+    return bool(_EMAIL.match(email))
+
+
+def session_auth(password_hash: str) -> str:
+    """A staff session's fingerprint of the password it was opened with: a changed password ends older sessions."""
+    return hashlib.sha256(b"till-session:" + password_hash.encode()).hexdigest()[:32]
+
+
 def _principal(membership: Membership, stores: tuple[StoreRef, ...]) -> Principal:
     store, user = membership.store, membership.user
     return Principal(
@@ -59,6 +68,12 @@ def _principal(membership: Membership, stores: tuple[StoreRef, ...]) -> Principa
 class SignIn:
     user_id: uuid.UUID
     store_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class SessionCaller:
+    principal: Principal
+    auth: str  # session_auth() of the user's current password
 
 
 class StaffAccessService:
@@ -94,6 +109,9 @@ class StaffAccessService:
         memberships = await self._memberships(user.id)
         if not memberships:
             raise ValidationFailed("Your account has no store yet. Ask the store owner to add you.")
+        memberships = [m for m in memberships if m.deactivated_at is None]
+        if not memberships:
+            raise ValidationFailed("Your access has been turned off. Ask the store owner to turn it back on.")
         await SIGNIN_PER_EMAIL.clear(redis, email)
         user.last_signed_in_at = datetime.now(UTC)
         return SignIn(user_id=user.id, store_id=memberships[0].store_id)
@@ -105,10 +123,23 @@ class StaffAccessService:
         return list(rows)
 
     async def principal_for_session(self, user_id: uuid.UUID, store_id: uuid.UUID) -> Principal | None:
-        memberships = [m for m in await self._memberships(user_id) if m.user.is_active]
+        caller = await self.resolve_session(user_id, store_id)
+        return caller.principal if caller else None
+
+    async def resolve_session(
+        self, user_id: uuid.UUID, store_id: uuid.UUID, auth: str | None = None
+    ) -> SessionCaller | None:
+        """The caller of a staff session, or None: a deactivated membership or user counts at once, and a session
+        whose password fingerprint (``auth``) no longer matches was opened before the password changed."""
+        memberships = [m for m in await self._memberships(user_id) if m.user.is_active and m.deactivated_at is None]
         stores = tuple(StoreRef(m.store.id, m.store.slug, m.store.name, Role(m.role)) for m in memberships)
         current = next((m for m in memberships if m.store_id == store_id), None)
-        return _principal(current, stores) if current else None
+        if current is None:
+            return None
+        current_auth = session_auth(current.user.password_hash)
+        if auth is not None and not secrets.compare_digest(auth, current_auth):
+            return None
+        return SessionCaller(_principal(current, stores), current_auth)
 
 
 _BEARER_CALLER_SQL = """
@@ -377,6 +408,11 @@ class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken, ApiTokenReposit
         )
         emit(self._session, "api_token.issued", aggregate_type="api_token", aggregate_id=token.id)
         return token, raw
+
+    async def revoke_created_by(self, user_id: uuid.UUID) -> list[ApiToken]:
+        """Revoke every active token this person issued in the store (they were deactivated)."""
+        tokens = await self.repository.get_many(ApiToken.created_by_id == user_id, ApiToken.revoked_at.is_(None))
+        return [await self.revoke(token.id) for token in tokens]
 
     async def revoke(self, token_id: uuid.UUID) -> ApiToken:
         token = await self.get_token(token_id)

@@ -40,7 +40,7 @@ async def test_an_owner_has_money_with_payouts_and_setup(client: AsyncTestClient
     assert top == ["Home", "Board", "Orders", "Products"]
     assert menus == {
         "Money": (False, ["Payments", "Refunds", "Disputes", "Payouts"]),
-        "Setup": (False, ["Settings", "API tokens", "Webhooks", "Ingestion"]),
+        "Setup": (False, ["Settings", "Team", "API tokens", "Webhooks", "Ingestion"]),
     }
     assert current == ["Orders"]
     assert '<a href="/staff/refunds">Refunds</a>' in page.text
@@ -106,5 +106,11 @@ async def test_the_home_tiles_reach_every_page_the_role_may_open(
                 assert (await client.get(href)).status_code == 200, href
     money_and_setup = ["Payments", "Refund approvals", "Disputes", "Webhooks", "Order ingestion"]
     assert all(title in seen[Role.MANAGER] for title in money_and_setup) and "Payouts" not in seen[Role.MANAGER]
-    assert seen[Role.OWNER] == [*seen[Role.MANAGER][:6], "Payouts", *seen[Role.MANAGER][6:]]
+    assert seen[Role.OWNER] == [
+        *seen[Role.MANAGER][:6],
+        "Payouts",
+        seen[Role.MANAGER][6],
+        "Team",
+        *seen[Role.MANAGER][7:],
+    ]
     assert seen[Role.CASHIER] == ["Board", "Orders", "Storefront"]
