@@ -59,6 +59,7 @@ from app.payments.pages import PaymentPagesController
 from app.payments.panel import PaymentPanelController
 from app.payments.refund_queue import RefundQueueController
 from app.payments.settings_pages import PaymentSettingsController
+from app.shipping.pages import ShippingSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
 from app.stores.access import AccessMiddleware
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             PaymentSettingsController,
             HoursSettingsController,
             TaxSettingsController,
+            ShippingSettingsController,
             PaymentPagesController,
             PaymentsAdminApiController,
             OrderPaymentsApiController,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -10,7 +11,9 @@ from functools import lru_cache
 from babel import Locale
 from babel.numbers import NumberPattern, get_currency_precision, parse_pattern
 
-__all__ = ["Money", "allocate", "minor_digits"]
+__all__ = ["Money", "allocate", "amount_text", "minor_digits", "parse_amount"]
+
+_AMOUNT = re.compile(r"\s*(-)?\s*(\d{1,12})(?:[.,](\d+))?\s*")
 
 
 @lru_cache(maxsize=64)
@@ -104,3 +107,23 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     for i in by_remainder[:left_over]:
         parts[i] += 1
     return [sign * p for p in parts]
+
+
+def parse_amount(text: str, currency: str) -> int | None:
+    """An amount as a person types it in ``currency`` ("4.90", "4,9", "-2", "1500" for JPY, "1.250" for BHD)
+    → minor units, or None when it is not one. No floats; no more decimals than the currency has; a leading
+    minus gives a negative amount, for the caller to refuse in its own words."""
+    match = _AMOUNT.fullmatch(text or "")
+    if not match:
+        return None
+    sign, whole, fraction = match.groups()
+    digits, fraction = minor_digits(currency), fraction or ""
+    if len(fraction) > digits:  # "1.250" in EUR is refused, not read as 1.25 (nor as 1250)
+        return None
+    minor = int(whole + fraction.ljust(digits, "0"))  # "4" + "90" → 490
+    return -minor if sign else minor
+
+
+def amount_text(amount_minor: int, currency: str) -> str:
+    """Minor units as a form shows them for editing: 490 EUR → "4.90", 500 JPY → "500", 1250 BHD → "1.250"."""
+    return str(Money(amount_minor, currency).as_decimal())
