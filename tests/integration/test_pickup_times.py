@@ -17,6 +17,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cart.services import CartService
+from app.checkout.models import CheckoutSnapshot
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import CheckoutSaga, PaymentInput
 from app.config import Settings
@@ -321,6 +322,30 @@ async def test_a_refused_pickup_time_is_shown_next_to_the_select_with_the_form_k
     async with world.sessions() as session:
         system_scope(session)
         assert await session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+async def test_an_expired_checkout_whose_pickup_time_passed_is_requoted_with_the_next_free_time(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    shop = await make_shop(world)
+    await set_hours(world, shop.store, ALWAYS)
+    shopper = Shopper(client, shop)
+    await shopper.open()
+    await shopper.add("MUG-1")
+    snapshot_id = await shopper.quote(pickup_at=slots_now(ALWAYS)[4].isoformat())
+    passed = (datetime.now(UTC) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0).isoformat()
+    async with world.sessions() as session, session.begin():
+        system_scope(session)
+        snapshot = await session.get(CheckoutSnapshot, uuid.UUID(snapshot_id))
+        assert snapshot is not None
+        snapshot.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+        snapshot.shipping = {**snapshot.shipping, "pickup_at": passed}
+    paid = await shopper.pay(snapshot_id)
+    assert paid.status_code == 409
+    assert "The pickup time you chose is not available any more: check the new one." in paid.text
+    label = h.format_pickup(slots_now(ALWAYS)[0], datetime.now(UTC), BERLIN)
+    next_label = h.format_pickup(slots_now(ALWAYS)[1], datetime.now(UTC), BERLIN)
+    assert re.search(f'data-testid="pickup-at">({re.escape(label)}|{re.escape(next_label)})</strong>', paid.text)
 
 
 async def test_no_free_pickup_time_takes_pickup_off_the_checkout(
