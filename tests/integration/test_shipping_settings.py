@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.core.audit import AuditEntry
-from app.core.outbox import OutboxEvent
 from app.core.rbac import Role
 from app.core.tenancy import system_scope
 from app.shipping import DEFAULT_SHIPPING_CONFIG
 from app.shipping.form import shipping_form_values
-from app.stores.models import Store
 from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
+from tests.integration.settings_pages import assert_nothing_written, inline_error, store_settings
 from tests.integration.shop import Shop, make_shop
 
 PAGE = "/staff/settings/shipping"
 ADDRESS = {"name": "Ann", "line1": "Torstr. 1", "city": "Berlin", "postal_code": "10119", "country": "DE"}
-
-
-async def _settings(world: World, store_id: uuid.UUID) -> dict[str, Any]:
-    async with world.sessions() as session:
-        system_scope(session)
-        store = await session.get(Store, store_id)
-        assert store is not None
-        return dict(store.settings)
 
 
 async def _open(
@@ -99,7 +89,7 @@ async def test_saved_shipping_is_what_the_next_checkout_offers_and_charges(
     assert next(t for t in quote["tax_lines"] if t["key"] == "shipping")["tax_minor"] == 63  # 19 % inside 3.95
     local = await _quote(client, world, shop, shipping="local", address=ADDRESS)
     assert local["status"] == 422  # not offered any more
-    settings = await _settings(world, shop.store.id)
+    settings = await store_settings(world, shop.store.id)
     assert settings["shipping"]["pickup"]["instructions"] == "Side door, ring twice."
     assert settings["shipping"]["free_over_minor"] == 10000
     async with world.sessions() as session:
@@ -121,7 +111,7 @@ async def test_a_flat_rate_and_amounts_in_a_currency_without_decimals(
     assert refused.status_code == 422 and "Enter an amount such as 490." in refused.text
     saved = await client.post(PAGE, data=form | {"flat_enabled": "on", "flat_amount": "800"})
     assert saved.status_code == 303
-    assert (await _settings(world, store.id))["shipping"]["flat"]["amount_minor"] == 800
+    assert (await store_settings(world, store.id))["shipping"]["flat"]["amount_minor"] == 800
 
 
 BAD_INPUTS = [
@@ -183,22 +173,15 @@ async def test_a_bad_value_is_refused_inline_and_nothing_is_written(
 ) -> None:
     shop = await make_shop(world)
     form = await _open(client, world, shop)
-    before = await _settings(world, shop.store.id)
+    before = await store_settings(world, shop.store.id)
     refused = await client.post(PAGE, data=form | changes)
     assert refused.status_code == 422, refused.text
     html = refused.text
-    assert f'id="e-{field}">' in html, field
-    error = html[html.index(f'id="e-{field}">') :]
-    assert message in error[: error.index("</")].replace("&#39;", "'")
+    assert message in inline_error(html, field)
     for value in changes.values():  # the values stay as typed
         if value and value != "on":
             assert f'value="{value}"' in html or f">{value}</textarea>" in html
-    assert await _settings(world, shop.store.id) == before
-    async with world.sessions() as session:
-        system_scope(session)
-        assert await session.scalar(select(func.count()).select_from(AuditEntry)) == 0
-        events = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == "store.updated")
-        assert await session.scalar(events) == 0
+    await assert_nothing_written(world, shop.store.id, before)
 
 
 @pytest.mark.parametrize("role", [Role.CASHIER, Role.STAFF])
@@ -213,17 +196,17 @@ async def test_cashiers_and_staff_may_not_see_or_change_shipping(
     assert (await client.get(PAGE)).status_code == 403
     assert (await client.post(PAGE, data=form)).status_code == 403
     assert (await client.post(f"{PAGE}/preview", data=form)).status_code == 403
-    assert "shipping" not in await _settings(world, shop.store.id)
+    assert "shipping" not in await store_settings(world, shop.store.id)
 
 
 async def test_saving_changes_only_the_signed_in_store(client: AsyncTestClient[Litestar], world: World) -> None:
     shop = await make_shop(world)
     other = await make_shop(world)
     form = await _open(client, world, shop)
-    other_before = await _settings(world, other.store.id)
+    other_before = await store_settings(world, other.store.id)
     assert (await client.post(PAGE, data=form | {"local_amount": "9.00"})).status_code == 303
-    assert (await _settings(world, shop.store.id))["shipping"]["local_delivery"]["amount_minor"] == 900
-    assert await _settings(world, other.store.id) == other_before
+    assert (await store_settings(world, shop.store.id))["shipping"]["local_delivery"]["amount_minor"] == 900
+    assert await store_settings(world, other.store.id) == other_before
     other_quote = await _quote(client, world, other, shipping="local", address=ADDRESS)
     assert other_quote["shipping"]["amount_minor"] == 350
 
@@ -252,4 +235,4 @@ async def test_the_preview_uses_the_unsaved_values(client: AsyncTestClient[Lites
     page = await client.post(f"{PAGE}/preview", data=unsaved)  # without JavaScript: the whole page
     assert page.status_code == 200 and "<form" in page.text and "€2.00" in page.text
     assert 'name="local_amount" type="text" value="2.00"' in page.text
-    assert "shipping" not in await _settings(world, shop.store.id)  # a preview saves nothing
+    assert "shipping" not in await store_settings(world, shop.store.id)  # a preview saves nothing
