@@ -42,10 +42,11 @@ def _team(request: Request[Any, Any, Any], db_session: AsyncSession) -> tuple[Pr
 
 
 def _form_errors(exc: TillError, row_key: str | None = None) -> dict[str, str]:
-    errors = {"form": exc.detail, **exc.fields}
+    """Errors for the page: a row's action shows its reason in that row only (its fields are not the invite
+    form's); a form shows the reason on top and each field's next to it."""
     if row_key:
-        errors[row_key] = exc.detail
-    return errors
+        return {row_key: exc.detail}
+    return {"form": exc.detail, **exc.fields}
 
 
 class TeamPagesController(Controller):
