@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from litestar import Controller, MediaType, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, URLEncodedBody
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import TillError, TooManyRequests, ValidationFailed
 from app.core.rbac import Principal, Role, principal_of, require_role
 from app.stores.access import SESSION_STORE, SESSION_USER
+from app.stores.changes import apply_store_changes
 from app.stores.schemas import ApiTokenCreate, ApiTokenIssued, ApiTokenOut, StoreOut, StoreUpdate
 from app.stores.services import ApiTokenService, StaffAccessService, StoreService
 
@@ -38,13 +38,6 @@ def _client_ip(request: Request[Any, Any, Any]) -> str:
 
 def _major(minor: int | None) -> str:
     return "" if minor is None else f"{minor // 100}.{minor % 100:02d}"
-
-
-def _threshold_change(value: int | msgspec.UnsetType | None) -> int | str | None:
-    """The API's field for the service: omitted → keep (None), null → remove (""), a number → set."""
-    if isinstance(value, msgspec.UnsetType):
-        return None
-    return "" if value is None else value
 
 
 class SignInController(Controller):
@@ -200,19 +193,19 @@ class StoreApiController(Controller):
         me = principal_of(request)
         return StoreOut.of(await StoreService(db_session, me.store_id).get())
 
-    @patch("/store", opt={"min_role": Role.MANAGER}, summary="Change the store's name, time zone or board delay")
+    @patch(
+        "/store",
+        opt={"min_role": Role.MANAGER},
+        summary="Change the store's settings",
+        description="Name, time zone, board delay, refund approvals, details (address, contact, colour), tax, "
+        "shipping, opening hours; with the owner role also currency and country (until the first order) and "
+        "live. Omitted fields stay. Every bad field is named at once (``tax.rules.jurisdictions.0.country``) "
+        "and nothing is written unless all of it is right.",
+    )
     async def update_store(
         self, request: Request[Principal, Any, Any], data: JSONBody[StoreUpdate], db_session: DbSession
     ) -> StoreOut:
-        me = principal_of(request)
-        return StoreOut.of(
-            await StoreService(db_session, me.store_id).update(
-                name=data.name,
-                timezone=data.timezone,
-                board_delay_minutes=data.board_delay_minutes,
-                refund_approval_threshold=_threshold_change(data.refund_approval_threshold_minor),
-            )
-        )
+        return StoreOut.of(await apply_store_changes(db_session, principal_of(request), data))
 
     @get("/api-tokens", opt={"min_role": Role.MANAGER}, tags=["api tokens"], summary="List API tokens")
     async def list_tokens(self, request: Request[Principal, Any, Any], db_session: DbSession) -> list[ApiTokenOut]:
