@@ -47,8 +47,7 @@ def session_auth(password_hash: str) -> str:
     return hashlib.sha256(b"till-session:" + password_hash.encode()).hexdigest()[:32]
 
 
-def _principal(membership: Membership, stores: tuple[StoreRef, ...]) -> Principal:
-    store, user = membership.store, membership.user
+def staff_principal(store: Store, user: User, role: Role, stores: tuple[StoreRef, ...] = ()) -> Principal:
     return Principal(
         kind="staff",
         store_id=store.id,
@@ -56,12 +55,16 @@ def _principal(membership: Membership, stores: tuple[StoreRef, ...]) -> Principa
         store_name=store.name,
         currency=store.currency,
         timezone=store.timezone,
-        role=Role(membership.role),
+        role=role,
         display_name=user.name,
         user_id=user.id,
         email=user.email,
         stores=stores,
     )
+
+
+def _principal(membership: Membership, stores: tuple[StoreRef, ...]) -> Principal:
+    return staff_principal(membership.store, membership.user, Role(membership.role), stores)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from app.core import audit
 from app.core.errors import Conflict, TooManyRequests, ValidationFailed
 from app.core.passwords import hash_password, verify_password
 from app.core.ratelimit import SIGNIN_PER_EMAIL, SIGNIN_PER_IP
-from app.core.rbac import Principal, Role
+from app.core.rbac import Role
 from app.core.tenancy import bind_store, system_scope
 from app.stores.models import Membership, PasswordReset, StaffInvitation, Store, User
-from app.stores.services import SignIn, UserService
+from app.stores.services import SignIn, UserService, staff_principal
 from app.stores.team import LinkGone, LinkInvalid, link_hash, new_password_fields
 
 _SECRET_MAX = 128
@@ -40,22 +40,6 @@ class ResetView:
     email: str
     name: str
     store_name: str
-
-
-def _self_principal(store: Store, user: User, role: Role) -> Principal:
-    """The person acting on their own link (the audit trail's actor)."""
-    return Principal(
-        kind="staff",
-        store_id=store.id,
-        store_slug=store.slug,
-        store_name=store.name,
-        currency=store.currency,
-        timezone=store.timezone,
-        role=role,
-        display_name=user.name,
-        user_id=user.id,
-        email=user.email,
-    )
 
 
 class StaffLinks:
@@ -109,7 +93,7 @@ class StaffLinks:
         user.last_signed_in_at = now
         audit.record(
             self.session,
-            _self_principal(store, user, role),
+            staff_principal(store, user, role),
             "staff.invitation_accepted",
             target_type="invitation",
             target_id=invitation.id,
@@ -143,7 +127,7 @@ class StaffLinks:
         role = Role(membership.role) if membership else Role.CASHIER
         audit.record(
             self.session,
-            _self_principal(store, user, role),
+            staff_principal(store, user, role),
             "staff.password_reset",
             target_type="user",
             target_id=user.id,
