@@ -390,3 +390,36 @@ async def test_a_settings_change_in_one_store_never_touches_another(
     other = await _store(world, "theirs")
     assert "profile" not in other.settings and "brand" not in other.settings
     assert (await client.get("/s/theirs/logo.png")).status_code == 404
+
+
+async def test_a_pickup_only_shop_offers_no_delivery_and_shows_its_pickup_instructions(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    from app.stores.onboarding import NEW_STORE_SHIPPING
+    from tests.integration.shop import Shopper
+
+    shop = await make_shop(world, slug="corner")
+    pickup_only = {**NEW_STORE_SHIPPING, "pickup": {"enabled": True, "label": "Pickup", "instructions": "Ring twice."}}
+    async with world.sessions() as session, session.begin():
+        system_scope(session)
+        store = await session.get(Store, shop.store.id)
+        assert store is not None
+        store.settings = {**store.settings, "shipping": pickup_only}
+    shopper = Shopper(client, shop)
+    await shopper.open()
+    assert await shopper.add("MUG-1") == 200
+    home = await client.get("/s/corner")
+    assert "Order ahead and pick it up in the shop." in home.text and "have it delivered" not in home.text
+    checkout = await client.get("/s/corner/checkout")
+    assert "Delivery to an address" not in checkout.text and 'data-testid="address"' not in checkout.text
+    assert "Pickup: Ring twice." in checkout.text
+    refused = await client.post(
+        "/s/corner/checkout",
+        data={"email": "ann@example.com", "shipping": "delivery", "line1": "Main St 1", "postal_code": "10115",
+              "city": "Berlin", "country": "DE", "name": "Ann", "_csrf_token": shopper.csrf},
+    )  # fmt: skip
+    assert refused.status_code == 422 and "We cannot deliver to this address." in refused.text
+    snapshot = await shopper.quote()
+    await shopper.pay(snapshot)
+    order_page = await client.get(f"/s/corner/checkout/{snapshot}")
+    assert order_page.status_code in (200, 303)

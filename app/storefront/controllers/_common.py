@@ -85,7 +85,7 @@ async def shop_context(request: Request[Any, Any, Any], db_session: AsyncSession
         "store": store,
         "cart": cart,
         "customer_id": customer_id_of(request, store),
-        "shipping": BuiltinShipping.from_settings(store.settings, store.currency),
+        "methods": BuiltinShipping.from_settings(store.settings, store.currency),
         "preview": not is_live(store),  # only the store's own staff get here before it is live
         "open_status": open_status(store),
     }
