@@ -66,6 +66,7 @@ from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
 from app.stores.hours_pages import HoursSettingsController
 from app.stores.onboarding_pages import StartController, StoreLifecycleController
+from app.stores.settings_pages import StoreSettingsController
 from app.stores.team_api import TeamApiController
 from app.stores.team_pages import StaffLinksController, TeamPagesController
 from app.tax.pages import TaxSettingsController
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             StaffController,
             StartController,
             StoreLifecycleController,
+            StoreSettingsController,
             StoreApiController,
             TeamPagesController,
             StaffLinksController,

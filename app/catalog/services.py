@@ -113,6 +113,11 @@ class CatalogService:
         products = list(await self.session.scalars(stmt))
         return await self._with_stock(products, include_inactive=include_inactive)
 
+    async def has_products_for_sale(self) -> bool:
+        """Whether shoppers would find anything: at least one product for sale."""
+        found = await self.session.scalar(select(Product.id).where(Product.is_active.is_(True)).limit(1))
+        return found is not None
+
     async def products_with_tax_class(self, tax_classes: Collection[str]) -> list[Product]:
         """The store's products (for sale or not) of these tax classes, by name; their variants are not loaded."""
         if not tax_classes:

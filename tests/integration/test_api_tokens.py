@@ -78,7 +78,7 @@ async def test_api_problem_json_for_bad_input_unknown_token_and_low_role(
     assert bad.status_code == 422
     assert bad.json()["fields"] == {"timezone": "Choose a time zone such as Europe/Berlin."}
 
-    unknown_field = await client.patch("/api/v1/store", json={"currency": "USD"}, headers=bearer(owner_secret))
+    unknown_field = await client.patch("/api/v1/store", json={"slug": "elsewhere"}, headers=bearer(owner_secret))
     assert unknown_field.status_code == 400
     assert unknown_field.headers["content-type"].startswith("application/problem+json")
 
