@@ -43,10 +43,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             TILL_DATA_DIR=str(tmp_path_factory.mktemp("till")),
             TILL_LOG_LEVEL="WARNING",
         )
+        port = _free_port()
+        env["PUBLIC_URL"] = f"http://127.0.0.1:{port}"  # links in e-mails (invitations) point at this server
         LIVE_ENV.update(env)
         till = [sys.executable, "-m", "app.cli"]
         subprocess.run([*till, "seed"], env=env, check=True, capture_output=True, timeout=60)
-        port = _free_port()
         server = subprocess.Popen([*till, "serve", "--port", str(port)], env=env)
         worker = subprocess.Popen([*till, "worker"], env=env)  # the outbox relay: the board's live events
         base = f"http://127.0.0.1:{port}"
