@@ -203,7 +203,8 @@ def up(host: str, port: int) -> None:
                 f"  storefront  http://{host}:{port}/\n"
                 f"  staff       http://{host}:{port}/signin   e-mail {DEMO_ACCOUNTS[0].email}  "
                 f"password {DEMO_PASSWORD}\n"
-                f"  data        {settings.data_dir}\n"
+                + (f"  your shop   http://{host}:{port}/start\n" if settings.signup_open else "")
+                + f"  data        {settings.data_dir}\n"
                 "Press Ctrl-C to stop.\n"
             )
             _serve(settings, host, port)
