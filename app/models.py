@@ -14,14 +14,17 @@ from app.notifications.models import OutboundMessage
 from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.payments.credentials import ProviderCredential
 from app.payments.models import PaymentIntent, PaymentTransaction
+from app.pos.models import CardReader, CashMovement, PosSale, PosTender, ReaderPayment, Register, Shift
 from app.stores.models import ApiToken, Membership, PasswordReset, StaffInvitation, Store, StoreLogo, User
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "CardReader",
     "Cart",
     "CartLine",
+    "CashMovement",
     "Category",
     "CheckoutAttempt",
     "CheckoutSnapshot",
@@ -43,9 +46,14 @@ __all__ = [
     "PasswordReset",
     "PaymentIntent",
     "PaymentTransaction",
+    "PosSale",
+    "PosTender",
     "Product",
     "ProviderCredential",
+    "ReaderPayment",
+    "Register",
     "Reservation",
+    "Shift",
     "StaffInvitation",
     "StockLevel",
     "StockMovement",

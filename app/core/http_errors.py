@@ -18,8 +18,12 @@ log = structlog.get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
+# JSON endpoints: the integrations API (bearer tokens) and the POS tablet's own (the staff session and CSRF).
+JSON_PREFIXES = ("/api/", "/pos/api/")
+
+
 def _is_api(request: Request[Any, Any, Any]) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(JSON_PREFIXES)
 
 
 def _is_htmx(request: Request[Any, Any, Any]) -> bool:

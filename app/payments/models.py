@@ -28,7 +28,10 @@ class PaymentIntent(TenantMixin, UUIDv7AuditBase):
         CheckConstraint("refunded_minor <= captured_minor", name="refunded_within_captured"),
     )
 
-    snapshot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("checkout_snapshots.id", ondelete="RESTRICT"), index=True)
+    # The checkout's frozen quote; None for a card presented at a POS reader (app/pos), which has no quote.
+    snapshot_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("checkout_snapshots.id", ondelete="RESTRICT"), index=True
+    )
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"))
     provider: Mapped[str] = mapped_column(String(20))
     provider_ref: Mapped[str] = mapped_column(String(120), index=True)

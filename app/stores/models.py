@@ -51,6 +51,8 @@ class Membership(TenantMixin, UUIDv7AuditBase):
     role: Mapped[Role] = mapped_column(_role_column())
     # Set when an owner deactivates this person in this store: their sessions and API tokens stop at once.
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # A manager's POS PIN (argon2 hash): approves a discount over a cashier's limit at the till. None: not set.
+    pos_pin_hash: Mapped[str | None] = mapped_column(String(255), default=None)
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
     store: Mapped[Store] = relationship(lazy="joined", innerjoin=True)
