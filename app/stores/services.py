@@ -348,9 +348,10 @@ class StoreService:
         store = await self.get()
         current = CommerceSettings.of(store.settings)
         changed: dict[str, Any] = {}
-        if provider != current.payment_provider:
+        # The first save records the choice even when it is the default (the setup checklist's payments step).
+        if provider != current.payment_provider or "payment_provider" not in store.settings:
             changed["payment_provider"] = provider
-        if mode != current.payment_mode:
+        if mode != current.payment_mode or "payment_mode" not in store.settings:
             changed["payment_mode"] = mode
         if changed:
             store.settings = {**store.settings, **changed}

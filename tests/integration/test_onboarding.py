@@ -423,3 +423,20 @@ async def test_a_pickup_only_shop_offers_no_delivery_and_shows_its_pickup_instru
     await shopper.pay(snapshot)
     order_page = await client.get(f"/s/corner/checkout/{snapshot}")
     assert order_page.status_code in (200, 303)
+
+
+async def test_choosing_the_sandbox_on_the_payments_page_ticks_the_checklist(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    await _sign_up(client)
+    home = await client.get("/staff")
+    assert '<li class="todo" data-step="payments">' in home.text
+    token = csrf_from(home.text)
+    saved = await client.post(
+        "/staff/settings/payments", data={"provider": "sandbox", "mode": "test", "_csrf_token": token}
+    )
+    assert saved.status_code == 303, saved.text
+    home = await client.get("/staff")
+    assert '<li class="done" data-step="payments">' in home.text
+    assert "The sandbox: test cards only, no real money moves." in home.text
+    assert (await _store(world, "bakery-nord")).settings["payment_provider"] == "sandbox"
