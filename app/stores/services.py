@@ -328,14 +328,15 @@ class StoreService:
         self, changes: dict[str, Any], *, actor: Principal | None, action: str = "store.settings_changed"
     ) -> Store:
         """Replace top-level keys of ``stores.settings`` (``{"tax": {...}}``, ``{"hours": {...}}``) with values a
-        domain has validated already; emits ``store.updated`` and writes an audit row naming the changed keys.
-        Keys whose value is unchanged are left alone (no event, no audit)."""
+        domain has validated already; emits ``store.updated`` with the changed keys. The audit row is written
+        for every save, with the changed keys (none when the values were saved as they were): a merchant who
+        reviewed the defaults and saved them has done that setup step."""
         store = await self.get()
         changed = {key: value for key, value in changes.items() if store.settings.get(key) != value}
         if changed:
             store.settings = {**store.settings, **changed}
             emit(self.session, "store.updated", aggregate_type="store", aggregate_id=store.id, payload=changed)
-            audit.record(self.session, actor, action, target_type="store", target_id=store.id, details=changed)
+        audit.record(self.session, actor, action, target_type="store", target_id=store.id, details=changed)
         return store
 
     async def set_payment(self, *, provider: str, mode: str) -> Store:
