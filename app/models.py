@@ -15,6 +15,7 @@ from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.payments.credentials import ProviderCredential
 from app.payments.models import PaymentIntent, PaymentTransaction
 from app.pos.models import CardReader, CashMovement, PosSale, PosTender, ReaderPayment, Register, Shift
+from app.promotions.models import Promotion, PromotionCustomerUse, PromotionRedemption
 from app.stores.models import ApiToken, Membership, PasswordReset, StaffInvitation, Store, StoreLogo, User
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
 
@@ -49,6 +50,9 @@ __all__ = [
     "PosSale",
     "PosTender",
     "Product",
+    "Promotion",
+    "PromotionCustomerUse",
+    "PromotionRedemption",
     "ProviderCredential",
     "ReaderPayment",
     "Register",

@@ -42,6 +42,9 @@ class Order(TenantMixin, UUIDv7AuditBase):
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_minor: Mapped[int] = mapped_column(Integer)
     discount_minor: Mapped[int] = mapped_column(Integer, default=0)
+    # The promotions behind ``discount_minor`` as the quote froze them (app/promotions): name, code, amount_minor,
+    # shipping_minor and each line's part by position; [] without a discount.
+    discounts: Mapped[list[dict[str, Any]]] = mapped_column(JsonB, default=list)
     shipping_minor: Mapped[int] = mapped_column(Integer)
     tax_minor: Mapped[int] = mapped_column(Integer)
     total_minor: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,1 @@
+"""Promotions and vouchers: codes and automatic discounts, their usage limits and reports."""
