@@ -132,6 +132,7 @@ class CheckoutApiController(Controller):
                     shipping_code=data.shipping,
                     address=address,
                     pickup_at=data.pickup_at,
+                    codes=(data.code,) if data.code else (),
                 )
             )
         return QuoteOut.of(snapshot)
@@ -154,7 +155,9 @@ class CheckoutApiController(Controller):
         "/complete",
         summary="Pay a quote and place the order (requires Idempotency-Key)",
         description="201 with the order; 202 when the card needs 3-D Secure (follow action_url) or the payment is "
-        "pending; 402 when declined; 409 when the quote expired or the cart changed; 422 for an amount mismatch.",
+        "pending; 402 when declined; 409 when the quote expired or the cart changed, or promotion_unavailable when "
+        "a promotion of the quote was used up or ended since (fields.code says which; quote again); 422 for an "
+        "amount mismatch.",
     )
     async def complete(self, request: Request[Any, Any, Any], data: JSONBody[CompleteIn]) -> Response[AttemptOut]:
         key = request.headers.get(HEADER)

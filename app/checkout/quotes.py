@@ -14,6 +14,8 @@ from app.core import pg
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.money import Money
 from app.customers.services import EMAIL, normalise_email
+from app.promotions.claims import ensure_customer_uses, load_offers
+from app.promotions.engine import Applied, apply_promotions, normalise_code
 from app.shipping.addresses import Address, parse_address
 from app.shipping.providers import BuiltinShipping, ShipmentItem, ShippingRate
 from app.stores.commerce import CommerceSettings
@@ -33,6 +35,7 @@ class QuoteRequest:
     address: Mapping[str, str] | None = None
     customer_id: uuid.UUID | None = None
     pickup_at: str | None = None  # ISO 8601; none: the first free slot (only stores with opening hours have slots)
+    codes: tuple[str, ...] = ()  # promotion codes the shopper gave; a code that does not apply refuses the quote
 
 
 class QuoteService:
@@ -101,27 +104,34 @@ class QuoteService:
         else:
             rate = self.shipping().rate(rate_code, destination=address, items=items, subtotal=cart.subtotal)
 
+        applied = await self.promotions(cart, request, email, rate.amount.amount_minor, now)
         country = address.country if address else self.settings.country
         region = address.region if address else ""
+        # Tax is on what the shopper pays: each line after its discounts (app/promotions), shipping after free shipping.
         taxable = [
             TaxableLine(
                 key=str(line.variant_id),
-                amount=Money(line.total, self.store.currency),
+                amount=Money(line.total - applied.line_discount(str(position)), self.store.currency),
                 tax_class=line.tax_class,
             )
-            for line in cart.lines
+            for position, line in enumerate(cart.lines)
         ]
-        if rate.amount.amount_minor:
+        shipping_due = rate.amount.amount_minor - applied.shipping_minor
+        if shipping_due:
             # Shipping is taxed like a line of the store's shipping tax class (standard unless configured).
             taxable.append(
-                TaxableLine(key=SHIPPING_TAX_KEY, amount=rate.amount, tax_class=self.settings.shipping_tax_class)
+                TaxableLine(
+                    key=SHIPPING_TAX_KEY,
+                    amount=Money(shipping_due, self.store.currency),
+                    tax_class=self.settings.shipping_tax_class,
+                )
             )
         tax = BuiltinTax.from_settings(self.store.settings, self.store.currency).quote(
             taxable, country=country, region=region, prices_include_tax=self.settings.prices_include_tax
         )
         tax_by_key = {t.key: t for t in tax.lines}
         lines: list[dict[str, Any]] = []
-        for line in cart.lines:
+        for position, line in enumerate(cart.lines):
             tax_line = tax_by_key[str(line.variant_id)]
             lines.append(
                 {
@@ -131,7 +141,8 @@ class QuoteService:
                     "variant_title": line.variant_title,
                     "quantity": line.quantity,
                     "unit_price_minor": line.unit_price,
-                    "discount_minor": 0,
+                    "discount_minor": applied.line_discount(str(position)),
+                    "discounts": applied.line_labels(str(position)),
                     "total_minor": line.total,
                     "tax_class": tax_line.tax_class,
                     "tax_rate_bps": tax_line.rate_bps,
@@ -140,7 +151,12 @@ class QuoteService:
             )
         subtotal = cart.subtotal.amount_minor
         tax_minor = tax.total_tax.amount_minor
-        total = subtotal + rate.amount.amount_minor + (0 if self.settings.prices_include_tax else tax_minor)
+        total = (
+            subtotal
+            - applied.total_minor
+            + rate.amount.amount_minor
+            + (0 if self.settings.prices_include_tax else tax_minor)
+        )
         snapshot = CheckoutSnapshot(
             id=uuid.uuid4(),
             store_id=self.store.id,
@@ -151,7 +167,7 @@ class QuoteService:
             currency=self.store.currency,
             prices_include_tax=self.settings.prices_include_tax,
             lines=lines,
-            discounts=[],
+            discounts=[d.as_dict() for d in applied.discounts],
             tax_lines=[
                 {
                     "key": t.key,
@@ -171,7 +187,7 @@ class QuoteService:
             },
             address=address.as_dict() if address else None,
             subtotal_minor=subtotal,
-            discount_minor=0,
+            discount_minor=applied.total_minor,
             shipping_minor=rate.amount.amount_minor,
             tax_minor=tax_minor,
             total_minor=total,
@@ -183,6 +199,44 @@ class QuoteService:
         )
         await self.conn.execute(_INSERT_SNAPSHOT, *_snapshot_row(snapshot))
         return snapshot
+
+    async def promotions(
+        self, cart: CartView, request: QuoteRequest, email: str, shipping_minor: int, now: datetime
+    ) -> Applied:
+        """The promotions on this cart (app/promotions): automatic ones that qualify and the codes given. A code
+        that does not apply refuses the quote with its reason (field ``code``): nothing is written. Makes the
+        shopper's use-count rows of per-customer-limited promotions, for the claim at payment to lock."""
+        codes = tuple(normalise_code(code) for code in request.codes if code.strip())
+        context = await load_offers(
+            self.conn,
+            self.store.id,
+            codes=codes,
+            variant_ids=[line.variant_id for line in cart.lines],
+            email=email,
+            customer_id=request.customer_id,
+        )
+        if not context.offers and not codes:
+            return Applied(self.store.currency)
+        applied = apply_promotions(
+            [
+                context.line(str(i), line.variant_id, line.quantity, line.unit_price)
+                for i, line in enumerate(cart.lines)
+            ],
+            context.offers,
+            currency=self.store.currency,
+            now=now,
+            timezone=self.store.timezone,
+            codes=codes,
+            shopper=context.shopper,
+            shipping_minor=shipping_minor,
+        )
+        if applied.rejected:
+            code, reason = next(iter(applied.rejected.items()))
+            raise ValidationFailed(f"The code {code} can't be used: {reason}", fields={"code": reason})
+        await ensure_customer_uses(
+            self.conn, self.store.id, context.offers, [d.promotion_id for d in applied.discounts], email
+        )
+        return applied
 
     async def delivery_choices(self, snapshot: CheckoutSnapshot) -> list[ShippingRate]:
         """The other delivery rates for a delivery quote's address and cart (empty for pickup)."""

@@ -33,9 +33,11 @@ from app.core.tenancy import bind_store, system_scope
 from app.customers.services import GUEST_CUSTOMER_CTE, CustomerService, guest_customer_params
 from app.inventory.services import (
     MOVE_RESERVED_CTES,
+    RESERVE_CHECK_CTES,
+    RESERVE_CTES,
     InventoryService,
     SoldOut,
-    reserve_stock,
+    reserve_params,
     stock_move_params,
 )
 from app.orders.models import Order
@@ -61,6 +63,8 @@ from app.payments.services import (
     payment_params,
     payment_status_of,
 )
+from app.promotions.claims import PROMO_CHECK_CTES, PROMO_CLAIM_CTES, PROMO_USE_CTES, claim_params, short_message
+from app.promotions.services import PromotionService
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
@@ -81,6 +85,14 @@ class CheckoutExpired(TillError):
     status_code = 409
     title = "Checkout expired"
     code = "checkout_expired"
+
+
+class PromotionUnavailable(CheckoutExpired):
+    """A promotion of the quote could not be claimed at payment (used up, ended): nothing was reserved or charged;
+    the shopper reviews a new total. ``fields["code"]`` says why."""
+
+    title = "Promotion unavailable"
+    code = "promotion_unavailable"
 
 
 @dataclass(frozen=True)
@@ -130,15 +142,36 @@ _SNAPSHOT_CART_AND_ATTEMPT = """
            ) AS existing
     FROM checkout_snapshots s WHERE s.id = $1 AND s.store_id = $2
 """
-# The attempt's claim inside inventory's reserve statement: $3 is the store, ours start at $5.
+# Step 2 as one statement (ADR 0003, 0006): the attempt's claim (``holder``) between inventory's reserve
+# fragments, gated on every line fitting; with promotions, their uses are claimed in the same statement, after
+# the stock rows are locked, and the attempt is gated on every one of them still having a use left.
 _CLAIM_ATTEMPT = """
-    INSERT INTO checkout_attempts (id, store_id, snapshot_id, idempotency_key, request_hash, state, amount_minor,
-                                   card_brand, card_last4, error_code, error_message, steps, created_at, updated_at)
-    SELECT $5, $3, $6, $7, $8, 'reserved', $9, '', '', '', '', '[]'::jsonb, $10, $10
-    WHERE NOT EXISTS (SELECT 1 FROM short)
-    ON CONFLICT DO NOTHING
-    RETURNING id
+    holder AS (
+        INSERT INTO checkout_attempts (id, store_id, snapshot_id, idempotency_key, request_hash, state, amount_minor,
+                                       card_brand, card_last4, error_code, error_message, steps, created_at,
+                                       updated_at)
+        SELECT :attempt_id, :store_id, :snapshot_id, :attempt_key, :attempt_hash, 'reserved', :attempt_amount, '', '',
+               '', '', '[]'::jsonb, :attempt_now, :attempt_now
+        WHERE NOT EXISTS (SELECT 1 FROM short){gate}
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
 """
+_RESERVE = f"""
+    WITH {RESERVE_CHECK_CTES}, {_CLAIM_ATTEMPT.format(gate="")}, {RESERVE_CTES}
+    SELECT (SELECT id FROM holder) AS holder_id, ARRAY(SELECT variant_id FROM short) AS short, NULL AS promo_short
+"""  # noqa: S608 (fragments are constants; values are parameters)
+_RESERVE_WITH_PROMOTIONS = f"""
+    WITH {RESERVE_CHECK_CTES},
+    promo_gate AS (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM short)),
+    {PROMO_CHECK_CTES},
+    {_CLAIM_ATTEMPT.format(gate=" AND NOT EXISTS (SELECT 1 FROM promo_short)")},
+    promo_holder AS (SELECT id FROM holder),
+    {RESERVE_CTES},
+    {PROMO_CLAIM_CTES}
+    SELECT (SELECT id FROM holder) AS holder_id, ARRAY(SELECT variant_id FROM short) AS short,
+           (SELECT jsonb_agg(jsonb_build_array(id, code, reason)) FROM promo_short) AS promo_short
+"""  # noqa: S608 (fragments are constants; values are parameters)
 _SNAPSHOT_OF_ATTEMPT = "SELECT snapshot_id FROM checkout_attempts WHERE id = $1 AND store_id = $2"
 # Lock order: the reserved stock rows first (the sub-select's condition runs ``stock_locked`` before the
 # attempt row is locked), then the attempt. A double click's reserve takes the stock rows first too and
@@ -148,7 +181,7 @@ _SNAPSHOT_OF_ATTEMPT = "SELECT snapshot_id FROM checkout_attempts WHERE id = $1 
 # of an order whose stock may have been sold to someone else. Selling is not gated on the attempt: an
 # attempt that is no longer open has no active reservations left (a failed one released them in the same
 # transaction; a completed one sold them).
-_PLACE = f"""
+_PLACE_TEMPLATE = """
     WITH {MOVE_RESERVED_CTES},
     go AS (
         UPDATE checkout_attempts a
@@ -163,7 +196,7 @@ _PLACE = f"""
     ),
     {GUEST_CUSTOMER_CTE},
     {PLACE_ORDER_CTES},
-    {RECORD_PAYMENT_CTES},
+    {RECORD_PAYMENT_CTES},{PROMO_USE_CTES}
     snapshot_closed AS (
         UPDATE checkout_snapshots SET status = 'completed', updated_at = now()
         WHERE id = :snapshot_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM go)
@@ -172,7 +205,16 @@ _PLACE = f"""
         WHERE id = :cart_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM go)
     )
     SELECT (SELECT number FROM placed)
-"""  # noqa: S608 (fragments are constants; values are parameters)
+"""
+_FRAGMENTS = {
+    "MOVE_RESERVED_CTES": MOVE_RESERVED_CTES,
+    "GUEST_CUSTOMER_CTE": GUEST_CUSTOMER_CTE,
+    "PLACE_ORDER_CTES": PLACE_ORDER_CTES,
+    "RECORD_PAYMENT_CTES": RECORD_PAYMENT_CTES,
+}
+_PLACE = _PLACE_TEMPLATE.format(**_FRAGMENTS, PROMO_USE_CTES="")
+# A quote with discounts: its held promotion uses go on the order in the same statement.
+_PLACE_WITH_PROMOTIONS = _PLACE_TEMPLATE.format(**_FRAGMENTS, PROMO_USE_CTES=f"{PROMO_USE_CTES},")
 
 
 class CheckoutSaga:
@@ -211,18 +253,7 @@ class CheckoutSaga:
                     raise CheckoutExpired(
                         "Your cart changed since the totals were calculated. Please review the new totals."
                     )
-                quantities: dict[uuid.UUID, int] = {}
-                for line in snapshot.lines:
-                    variant_id = uuid.UUID(line["variant_id"])
-                    quantities[variant_id] = quantities.get(variant_id, 0) + int(line["quantity"])
-                claimed = await reserve_stock(
-                    conn,
-                    store_id,
-                    quantities,
-                    claim_sql=_CLAIM_ATTEMPT,
-                    claim_args=(attempt_id, snapshot_id, idempotency_key, fingerprint, snapshot.total_minor, now),
-                    now=now,
-                )
+                claimed = await self._reserve(conn, attempt_id, snapshot, idempotency_key, fingerprint, now)
             if claimed is None:  # another request holds this key or this checkout: join it
                 existing = row["existing"] or await conn.fetchval(
                     _EXISTING_ATTEMPT, store_id, idempotency_key, snapshot_id
@@ -232,6 +263,44 @@ class CheckoutSaga:
             outcome.replayed = True
             return outcome
         return await self._authorize(attempt_id, snapshot, payment)
+
+    async def _reserve(
+        self,
+        conn: pg.Connection,
+        attempt_id: uuid.UUID,
+        snapshot: CheckoutSnapshot,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+    ) -> uuid.UUID | None:
+        """Claim the attempt, reserve every line and claim the quote's promotion uses, all or nothing, in one
+        statement. SoldOut or PromotionUnavailable when something is short; None when the key or the checkout
+        has an attempt already (join it)."""
+        quantities: dict[uuid.UUID, int] = {}
+        for line in snapshot.lines:
+            variant_id = uuid.UUID(line["variant_id"])
+            quantities[variant_id] = quantities.get(variant_id, 0) + int(line["quantity"])
+        params = {
+            "store_id": self.store.id,
+            "attempt_id": attempt_id,
+            "snapshot_id": snapshot.id,
+            "attempt_key": key,
+            "attempt_hash": fingerprint,
+            "attempt_amount": snapshot.total_minor,
+            "attempt_now": now,
+            **reserve_params(quantities, now=now),
+        }
+        if snapshot.discounts:
+            params |= claim_params(snapshot.discounts, email=snapshot.email, currency=snapshot.currency, channel="web")
+        sql, args = pg.named(_RESERVE_WITH_PROMOTIONS if snapshot.discounts else _RESERVE, params)
+        row = await conn.fetchrow(sql, *args)
+        if row["short"]:
+            raise SoldOut(sorted(row["short"]))
+        if row["promo_short"]:
+            message, fields = short_message(row["promo_short"])
+            raise PromotionUnavailable(message, fields=fields)
+        holder_id: uuid.UUID | None = row["holder_id"]
+        return holder_id
 
     # ---- step 2: the provider call, outside any transaction ---------------------------------------
 
@@ -382,9 +451,10 @@ class CheckoutSaga:
                     raise ValidationFailed("No such checkout attempt.")
             order, order_params = placing(snapshot, payment_status=payment_status_of(result), now=datetime.now(UTC))
             sql, args = pg.named(
-                _PLACE,
+                _PLACE_WITH_PROMOTIONS if snapshot.discounts else _PLACE,
                 {
                     "store_id": store_id,
+                    "promo_holder_id": attempt_id,
                     "attempt_id": attempt_id,
                     "snapshot_id": snapshot.id,
                     "cart_id": snapshot.cart_id,
@@ -437,6 +507,7 @@ class CheckoutSaga:
             if attempt.state in TERMINAL:
                 return await self._outcome_of(session, attempt)
             await InventoryService(session, self.store.id).release(attempt_id)
+            await PromotionService(session, self.store.id).release(attempt_id)  # after the stock rows (lock order)
             if result is not None:
                 intent, opened = await self._intent(session, attempt, result, key)
                 if not opened:
@@ -614,6 +685,7 @@ __all__ = [
     "Outcome",
     "PaymentDeclined",
     "PaymentInput",
+    "PromotionUnavailable",
     "SoldOut",
     "recover_stalled",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,22 +49,27 @@ class Availability:
 
 # Raw SQL (ADR 0003): checkout reserves and commits stock on every order. Each runs as one statement in
 # autocommit, so hot stock rows are locked while the server executes it, never across a client round trip.
-# The holder is claimed in the same statement (``claim_sql``, a data-modifying CTE that must RETURN its
-# holder id): nothing is reserved unless it inserted a row, and it inserts none unless every line fits.
-_RESERVE = """
-    WITH wanted AS (
-        SELECT unnest($1::uuid[]) AS variant_id, unnest($2::int[]) AS quantity
+# Reserving is two fragments of the holder's claim statement (as the checkout composes it with promotions):
+# RESERVE_CHECK_CTES locks the stock rows in variant order at the default location and lists in ``short``
+# every variant that does not fit; the caller's CTE ``holder`` (a data-modifying CTE that RETURNs its holder
+# id, gated on ``NOT EXISTS (SELECT 1 FROM short)``) claims the holder; RESERVE_CTES then reserves every line
+# for it, or nothing when it inserted no row. Parameters: :store_id and ``reserve_params``.
+RESERVE_CHECK_CTES = """
+    wanted AS (
+        SELECT unnest(:reserve_variant_ids::uuid[]) AS variant_id, unnest(:reserve_quantities::int[]) AS quantity
     ), locked AS (
         SELECT s.id, s.variant_id, s.location_id, s.on_hand - s.reserved AS free
         FROM stock_levels s JOIN wanted w ON w.variant_id = s.variant_id
-        WHERE s.store_id = $3 AND s.location_id = (SELECT id FROM locations WHERE store_id = $3 AND is_default LIMIT 1)
+        WHERE s.store_id = :store_id
+          AND s.location_id = (SELECT id FROM locations WHERE store_id = :store_id AND is_default LIMIT 1)
         ORDER BY s.variant_id FOR UPDATE OF s
     ), short AS (
         SELECT w.variant_id FROM wanted w LEFT JOIN locked l ON l.variant_id = w.variant_id
         WHERE l.free IS NULL OR l.free < w.quantity
-    ), holder AS (
-        {claim_sql}
-    ), reserved AS (
+    )
+"""
+RESERVE_CTES = """
+    reserved AS (
         UPDATE stock_levels s SET reserved = s.reserved + w.quantity, updated_at = now()
         FROM locked l JOIN wanted w ON w.variant_id = l.variant_id
         WHERE s.id = l.id AND EXISTS (SELECT 1 FROM holder)
@@ -71,12 +77,29 @@ _RESERVE = """
     ), held AS (
         INSERT INTO stock_reservations (id, store_id, holder_id, variant_id, location_id, quantity, status, expires_at,
                                         created_at, updated_at)
-        SELECT gen_random_uuid(), $3, (SELECT id FROM holder), variant_id, location_id, quantity, 'active', $4, now(),
-               now()
+        SELECT gen_random_uuid(), :store_id, (SELECT id FROM holder), variant_id, location_id, quantity, 'active',
+               :reserve_expires_at, now(), now()
         FROM reserved
     )
-    SELECT (SELECT id FROM holder) AS holder_id, ARRAY(SELECT variant_id FROM short) AS short
 """
+_RESERVE = f"""
+    WITH {RESERVE_CHECK_CTES}, holder AS ({{claim_sql}}), {RESERVE_CTES}
+    SELECT (SELECT id FROM holder) AS holder_id, ARRAY(SELECT variant_id FROM short) AS short
+"""  # noqa: S608 (constant fragments)
+# reserve_stock's positional contract: $1 variant ids, $2 quantities, $3 the store, $4 the expiry, $5... the claim's.
+_RESERVE_POSITIONS = {"1": "reserve_variant_ids", "2": "reserve_quantities", "3": "store_id", "4": "reserve_expires_at"}
+
+
+def reserve_params(quantities: Mapping[uuid.UUID, int], *, now: datetime) -> dict[str, Any]:
+    """Parameters of RESERVE_CHECK_CTES / RESERVE_CTES: one entry per variant (sum repeated lines first)."""
+    ordered = sorted(quantities.items())
+    return {
+        "reserve_variant_ids": [v for v, _ in ordered],
+        "reserve_quantities": [q for _, q in ordered],
+        "reserve_expires_at": now + RESERVATION_TTL,
+    }
+
+
 # A holder's active reservations become sold (or go back on the shelf). Also a fragment of the checkout's
 # placing statement (ADR 0003), so its CTE names are prefixed; parameters: :store_id and
 # ``stock_move_params``. The stock rows are locked in variant order by ``stock_locked``.
@@ -119,12 +142,12 @@ SELL_CHECK_CTES = """
         WHERE l.free IS NULL OR l.free < w.quantity
     )
 """
-SELL_CTES = """
+_SELL_TEMPLATE = """
     stock_sold AS (
-        UPDATE stock_levels s SET on_hand = s.on_hand - w.quantity, updated_at = now()
+        UPDATE stock_levels s SET on_hand = s.on_hand - {taken}, updated_at = now()
         FROM stock_to_sell l JOIN stock_wanted w ON w.variant_id = l.variant_id
-        WHERE s.id = l.id AND EXISTS (SELECT 1 FROM go)
-        RETURNING s.variant_id, s.location_id, w.quantity
+        WHERE s.id = l.id AND EXISTS (SELECT 1 FROM go) AND {taken} > 0
+        RETURNING s.variant_id, s.location_id, {taken} AS quantity
     ), stock_sale_recorded AS (
         INSERT INTO stock_movements (id, store_id, variant_id, location_id, delta, reason, note, actor_id, reference,
                                      created_at, updated_at)
@@ -133,6 +156,11 @@ SELL_CTES = """
         FROM stock_sold
     )
 """
+SELL_CTES = _SELL_TEMPLATE.format(taken="w.quantity")
+# The same, for goods already handed over (a POS sale, app/pos): the caller's ``go`` runs whatever falls short,
+# and each line takes what is free of it (none of what checkouts hold reserved), so on hand never goes below
+# zero nor below what is reserved; the caller records the rest from ``stock_short`` as a shortfall to review.
+SELL_AVAILABLE_CTES = _SELL_TEMPLATE.format(taken="LEAST(w.quantity, l.free)")
 
 
 def sell_params(quantities: Mapping[uuid.UUID, int], *, reference: str, note: str = "") -> dict[str, Any]:
@@ -170,15 +198,11 @@ async def reserve_stock(
     returns None when the claim inserted nothing (the holder exists already). Run it outside a transaction
     (``pg.connection``): the stock rows, locked in variant order, are free again when it returns.
     """
-    ordered = sorted(quantities.items())
-    row = await conn.fetchrow(
-        _RESERVE.format(claim_sql=claim_sql),
-        [v for v, _ in ordered],
-        [q for _, q in ordered],
-        store_id,
-        now + RESERVATION_TTL,
-        *claim_args,
-    )
+    claim = re.sub(r"\$(\d+)", lambda m: ":" + _RESERVE_POSITIONS.get(m.group(1), f"claim_arg_{m.group(1)}"), claim_sql)
+    params = {"store_id": store_id, **reserve_params(quantities, now=now)}
+    params.update({f"claim_arg_{n}": value for n, value in enumerate(claim_args, start=5)})
+    sql, args = pg.named(_RESERVE.format(claim_sql=claim), params)
+    row = await conn.fetchrow(sql, *args)
     if row["short"]:
         raise SoldOut(sorted(row["short"]))
     holder_id: uuid.UUID | None = row["holder_id"]
@@ -300,6 +324,9 @@ async def release_expired_reservations(session: AsyncSession, now: datetime | No
 __all__ = [
     "ADJUSTMENT_REASONS",
     "MOVE_RESERVED_CTES",
+    "RESERVE_CHECK_CTES",
+    "RESERVE_CTES",
+    "SELL_AVAILABLE_CTES",
     "SELL_CHECK_CTES",
     "SELL_CTES",
     "Availability",
@@ -307,6 +334,7 @@ __all__ = [
     "SoldOut",
     "move_reserved",
     "release_expired_reservations",
+    "reserve_params",
     "reserve_stock",
     "sell_params",
     "stock_move_params",

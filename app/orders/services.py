@@ -39,13 +39,14 @@ FULFILMENT_BY_SHIPPING = {
 PLACE_ORDER_CTES = """
     placed AS (
         INSERT INTO orders (id, store_id, channel, status, payment_status, fulfilment_status, fulfilment_method,
-                            customer_id, email, phone, currency, subtotal_minor, discount_minor, shipping_minor,
-                            tax_minor, total_minor, prices_include_tax, shipping, address, snapshot_id, access_token,
-                            placed_at, created_at, updated_at)
+                            customer_id, email, phone, currency, subtotal_minor, discount_minor, discounts,
+                            shipping_minor, tax_minor, total_minor, prices_include_tax, shipping, address, snapshot_id,
+                            access_token, placed_at, created_at, updated_at)
         SELECT :order_id, :store_id, :order_channel, 'placed', :order_payment_status, 'unfulfilled',
                :order_fulfilment_method, COALESCE(:customer_id::uuid, (SELECT id FROM customer)), :order_email,
                :order_phone, :order_currency,
-               :order_subtotal, :order_discount, :order_shipping_minor, :order_tax, :order_total, :order_tax_included,
+               :order_subtotal, :order_discount, :order_discounts::jsonb, :order_shipping_minor, :order_tax, :order_total,
+               :order_tax_included,
                :order_shipping::jsonb, :order_address::jsonb, :order_snapshot_id, :order_access_token,
                :order_placed_at, :order_placed_at, :order_placed_at
         WHERE EXISTS (SELECT 1 FROM go)
@@ -88,6 +89,7 @@ def placing(snapshot: CheckoutSnapshot, *, payment_status: str, now: datetime) -
         currency=snapshot.currency,
         subtotal_minor=snapshot.subtotal_minor,
         discount_minor=snapshot.discount_minor,
+        discounts=snapshot.discounts,  # each line's part is keyed by its position, as the order's lines are
         shipping_minor=snapshot.shipping_minor,
         tax_minor=snapshot.tax_minor,
         total_minor=snapshot.total_minor,
@@ -129,6 +131,7 @@ def order_params(order: Order, lines: list[dict[str, Any]], now: datetime) -> di
         "order_currency": order.currency,
         "order_subtotal": order.subtotal_minor,
         "order_discount": order.discount_minor,
+        "order_discounts": pg.jsonb(order.discounts or []),
         "order_shipping_minor": order.shipping_minor,
         "order_tax": order.tax_minor,
         "order_total": order.total_minor,
