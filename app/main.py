@@ -59,6 +59,7 @@ from app.payments.pages import PaymentPagesController
 from app.payments.panel import PaymentPanelController
 from app.payments.refund_queue import RefundQueueController
 from app.payments.settings_pages import PaymentSettingsController
+from app.pos.app_page import PosAppController
 from app.shipping.pages import ShippingSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             RefundQueueController,
             RefundRequestsApiController,
             DisputePagesController,
+            PosAppController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         plugins=[
