@@ -110,6 +110,7 @@ STAFF_SECTIONS = (
     Section("Order ingestion", "/staff/ingestion", "Orders sent by other channels, and the secret.", Role.MANAGER),
     Section("API reference", "/schema/openapi.json", "The OpenAPI description of /api/v1.", Role.MANAGER),
     Section("Storefront", "/s/{slug}", "What shoppers see.", Role.CASHIER),
+    Section("Point of sale", "/pos", "The till at the counter: cash and card, offline too.", Role.CASHIER),
 )
 
 

@@ -113,4 +113,4 @@ async def test_the_home_tiles_reach_every_page_the_role_may_open(
         "Team",
         *seen[Role.MANAGER][7:],
     ]
-    assert seen[Role.CASHIER] == ["Board", "Orders", "Storefront"]
+    assert seen[Role.CASHIER] == ["Board", "Orders", "Storefront", "Point of sale"]
