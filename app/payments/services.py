@@ -72,7 +72,7 @@ class PaymentLedger:
     def open_intent(
         self,
         *,
-        snapshot_id: uuid.UUID,
+        snapshot_id: uuid.UUID | None,
         provider: str,
         capture_method: str,
         result: ProviderResult,
@@ -80,6 +80,7 @@ class PaymentLedger:
         order_id: uuid.UUID | None = None,
         fees: PaymentFees | None = None,
     ) -> PaymentIntent:
+        """A new intent with its ``authorize`` row. ``snapshot_id`` is None for a card at a POS reader (no quote)."""
         fees = fees or PaymentFees()
         intent = PaymentIntent(
             processing_fee_minor=fees.processing_fee_minor,

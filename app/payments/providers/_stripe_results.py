@@ -87,9 +87,11 @@ def _decline_code(error: Mapping[str, Any]) -> str:
 
 
 def _card(charge: Mapping[str, Any], payment_method: Any) -> tuple[str, str]:
-    card = _dict(_dict(charge.get("payment_method_details")).get("card"))
+    details = _dict(charge.get("payment_method_details"))
+    card = _dict(details.get("card")) or _dict(details.get("card_present"))  # card_present: a Terminal reader
     if not card:  # localstripe's charges carry no payment_method_details; the expanded payment method does
-        card = _dict(_dict(payment_method).get("card"))
+        method = _dict(payment_method)
+        card = _dict(method.get("card")) or _dict(method.get("card_present"))
     return str(card.get("brand") or ""), str(card.get("last4") or "")
 
 

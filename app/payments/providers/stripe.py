@@ -161,6 +161,12 @@ class StripeProvider:
         )
         self._v1 = self._client.v1
 
+    @property
+    def client(self) -> stripe.StripeClient:
+        """The SDK client (its HTTP client, pinned version and base address), for Stripe products beyond
+        payments: Terminal (app/pos/readers/stripe_terminal.py)."""
+        return self._client
+
     async def aclose(self) -> None:
         """Close the HTTP client this provider made (one given to it belongs to the caller)."""
         if self._owns_http:
