@@ -140,13 +140,20 @@ class CardReader(TenantMixin, UUIDv7AuditBase):
 
 class ReaderPayment(TenantMixin, UUIDv7AuditBase):
     """One card presented at a reader for a POS sale: waiting → approved | declined | timed_out | canceled, and
-    an approved one may be voided (the money given back) before its ticket closes."""
+    an approved one may be voided (the money given back) before its ticket closes: approved → voiding → voided
+    (``voiding`` while the provider gives it back; app/pos/readers/services.py). One waiting per reader."""
 
     __tablename__ = "reader_payments"
     __store_index__ = False
     __table_args__ = (
         UniqueConstraint("store_id", "idempotency_key"),
         Index("ix_reader_payments_reader_status", "reader_id", "status"),
+        Index(
+            "uq_reader_payments_one_waiting_per_reader",
+            "reader_id",
+            unique=True,
+            postgresql_where=text("status = 'waiting'"),
+        ),
     )
 
     reader_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("card_readers.id", ondelete="RESTRICT"))
@@ -163,3 +170,5 @@ class ReaderPayment(TenantMixin, UUIDv7AuditBase):
     payment_intent_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("payment_intents.id", ondelete="RESTRICT"), default=None
     )
+    # A payment still waiting at this moment times out (checked when it is read or the reader is asked again).
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))

@@ -193,6 +193,7 @@ def upgrade() -> None:
         sa.Column("card_last4", sa.String(length=4), nullable=False),
         sa.Column("message", sa.String(length=200), nullable=False),
         sa.Column("payment_intent_id", GUID(length=16), nullable=True),
+        sa.Column("expires_at", DateTimeUTC(timezone=True), nullable=False),
         sa.Column("store_id", GUID(length=16), nullable=False),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", DateTimeUTC(timezone=True), nullable=False),
@@ -222,6 +223,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("store_id", "idempotency_key", name=op.f("uq_reader_payments_store_id")),
     )
     op.create_index("ix_reader_payments_reader_status", "reader_payments", ["reader_id", "status"], unique=False)
+    op.create_index(
+        "uq_reader_payments_one_waiting_per_reader",
+        "reader_payments",
+        ["reader_id"],
+        unique=True,
+        postgresql_where=sa.text("status = 'waiting'"),
+    )
     op.create_table(
         "pos_tenders",
         sa.Column("id", GUID(length=16), nullable=False),
@@ -273,6 +281,11 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_pos_tenders_sale_id"), table_name="pos_tenders")
     op.drop_index(op.f("ix_pos_tenders_order_id"), table_name="pos_tenders")
     op.drop_table("pos_tenders")
+    op.drop_index(
+        "uq_reader_payments_one_waiting_per_reader",
+        table_name="reader_payments",
+        postgresql_where=sa.text("status = 'waiting'"),
+    )
     op.drop_index("ix_reader_payments_reader_status", table_name="reader_payments")
     op.drop_table("reader_payments")
     op.drop_index("ix_pos_sales_shift", table_name="pos_sales")
