@@ -14,8 +14,9 @@ from app.core import pg
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.money import Money
 from app.customers.services import EMAIL, normalise_email
-from app.promotions.claims import ensure_customer_uses, load_offers
-from app.promotions.engine import Applied, apply_promotions, normalise_code
+from app.promotions.claims import ensure_customer_uses
+from app.promotions.engine import Applied
+from app.promotions.pricing import price_cart
 from app.shipping.addresses import Address, parse_address
 from app.shipping.providers import BuiltinShipping, ShipmentItem, ShippingRate
 from app.stores.commerce import CommerceSettings
@@ -206,29 +207,15 @@ class QuoteService:
         """The promotions on this cart (app/promotions): automatic ones that qualify and the codes given. A code
         that does not apply refuses the quote with its reason (field ``code``): nothing is written. Makes the
         shopper's use-count rows of per-customer-limited promotions, for the claim at payment to lock."""
-        codes = tuple(normalise_code(code) for code in request.codes if code.strip())
-        context = await load_offers(
+        applied, context = await price_cart(
             self.conn,
-            self.store.id,
-            codes=codes,
-            variant_ids=[line.variant_id for line in cart.lines],
+            self.store,
+            cart,
+            codes=request.codes,
             email=email,
             customer_id=request.customer_id,
-        )
-        if not context.offers and not codes:
-            return Applied(self.store.currency)
-        applied = apply_promotions(
-            [
-                context.line(str(i), line.variant_id, line.quantity, line.unit_price)
-                for i, line in enumerate(cart.lines)
-            ],
-            context.offers,
-            currency=self.store.currency,
-            now=now,
-            timezone=self.store.timezone,
-            codes=codes,
-            shopper=context.shopper,
             shipping_minor=shipping_minor,
+            now=now,
         )
         if applied.rejected:
             code, reason = next(iter(applied.rejected.items()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import msgspec.structs
@@ -50,6 +50,7 @@ class OrderLineOut(msgspec.Struct):
     unit_price_minor: int
     tax_minor: int
     total_minor: int
+    discount_minor: int = 0  # this line's part of the order's discounts (total_minor is before it)
 
 
 class OrderSummaryOut(msgspec.Struct):
@@ -91,6 +92,10 @@ class OrderDetailOut(OrderSummaryOut):
     tax_minor: int
     lines: list[OrderLineOut]
     history: list[StatusChangeOut]  # newest first
+    discount_minor: int = 0
+    # The promotions applied: promotion_id, name, code ("" automatic), kind, amount_minor, shipping_minor, lines
+    # (each line's part by its position).
+    discounts: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, order: Order, history: list[OrderStatusChange]) -> OrderDetailOut:  # type: ignore[override]
@@ -111,10 +116,13 @@ class OrderDetailOut(OrderSummaryOut):
                     unit_price_minor=line.unit_price_minor,
                     tax_minor=line.tax_minor,
                     total_minor=line.total_minor,
+                    discount_minor=line.discount_minor,
                 )
                 for line in order.lines
             ],
             history=[StatusChangeOut.of(change) for change in history],
+            discount_minor=order.discount_minor,
+            discounts=list(order.discounts or []),
         )
 
 

@@ -45,8 +45,8 @@ PLACE_ORDER_CTES = """
         SELECT :order_id, :store_id, :order_channel, 'placed', :order_payment_status, 'unfulfilled',
                :order_fulfilment_method, COALESCE(:customer_id::uuid, (SELECT id FROM customer)), :order_email,
                :order_phone, :order_currency,
-               :order_subtotal, :order_discount, :order_discounts::jsonb, :order_shipping_minor, :order_tax, :order_total,
-               :order_tax_included,
+               :order_subtotal, :order_discount, :order_discounts::jsonb, :order_shipping_minor, :order_tax,
+               :order_total, :order_tax_included,
                :order_shipping::jsonb, :order_address::jsonb, :order_snapshot_id, :order_access_token,
                :order_placed_at, :order_placed_at, :order_placed_at
         WHERE EXISTS (SELECT 1 FROM go)

@@ -8,19 +8,25 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery
+from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 
 from app.cart.services import CartService
 from app.catalog.services import CatalogService
 from app.config import Settings
+from app.core import pg
 from app.core.errors import NotFound, TillError
+from app.promotions.engine import normalise_code
+from app.promotions.pricing import price_cart
 from app.storefront.controllers._common import (
     CART_COOKIE,
     DbSession,
     FormData,
+    cart_promotions,
     cart_token,
     customer_id_of,
     is_htmx,
+    set_promo_code,
     shop_context,
     shop_store,
 )
@@ -87,7 +93,44 @@ class StorefrontController(Controller):
     @get("/s/{slug:str}/cart")
     async def cart_page(self, request: Request[Any, Any, Any], slug: FromPath[str], db_session: DbSession) -> Template:
         store = await shop_store(request, db_session, slug)
-        return Template("storefront/cart.html", context=await shop_context(request, db_session, store))
+        context = await shop_context(request, db_session, store)
+        context.update(await cart_promotions(request, db_session, store, context["cart"]))
+        return Template("storefront/cart.html", context=context)
+
+    @post("/s/{slug:str}/cart/code", status_code=200, media_type=MediaType.HTML)
+    async def cart_code(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], data: FormData, db_session: DbSession
+    ) -> Response[Any]:
+        """Apply a promotion code to the cart (kept in the session for checkout), or remove it (``remove``). A code
+        that does not apply is answered with its reason (422) and changes nothing."""
+        store = await shop_store(request, db_session, slug)
+        view = await CartService(db_session, store.id, store.currency).view(cart_token(request))
+        code = normalise_code(data.get("code", ""))
+        message, error, status = "", "", 200
+        if data.get("remove"):
+            set_promo_code(request, store, None)
+            message = "Code removed."
+        elif not code:
+            error, status = "Enter a code.", 422
+        else:
+            applied, _ = await price_cart(
+                await pg.reader(db_session), store, view, codes=(code,), customer_id=customer_id_of(request, store)
+            )
+            error = applied.rejected.get(code, "")
+            if error:
+                status = 422
+            else:
+                set_promo_code(request, store, code)
+                message = f"Code {code} applied."
+        if not is_htmx(request):
+            flash(request, error or message, category="error" if error else "success")
+            return Redirect(f"/s/{store.slug}/cart", status_code=303)
+        context: dict[str, Any] = {"store": store, "cart": view, "message": ""}
+        context.update(await cart_promotions(request, db_session, store, view))
+        if error:  # the typed code and its reason; the code kept before (if any) stays as it was
+            context.update(code_value=code, typed_error=error)
+        context["code_message"] = message
+        return Template("storefront/_cart.html", context=context, status_code=status)
 
     @post("/s/{slug:str}/cart/lines", status_code=200, media_type=MediaType.HTML)
     async def add_to_cart(
@@ -151,10 +194,8 @@ class StorefrontController(Controller):
         if not is_htmx(request):
             return Redirect(f"/s/{store.slug}/cart", status_code=303)
         view = await service.view(cart_token(request))
-        return Template(
-            "storefront/_cart.html",
-            context={"store": store, "cart": view, "message": message, "oob_count": True},
-            status_code=status,
-        )
+        context = {"store": store, "cart": view, "message": message, "oob_count": True}
+        context.update(await cart_promotions(request, db_session, store, view))
+        return Template("storefront/_cart.html", context=context, status_code=status)
 
     # ---- checkout ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
+from litestar.plugins.flash import flash
 from litestar.response import Redirect, Stream, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ from app.orders.tracking import OrderStatusFragments
 from app.payments.credentials import load_credentials
 from app.payments.models import PaymentIntent
 from app.payments.provider import CardDetails
+from app.promotions.engine import normalise_code
 from app.shipping.providers import BuiltinShipping
 from app.storefront.controllers._common import (
     DbSession,
@@ -38,6 +40,8 @@ from app.storefront.controllers._common import (
     cart_token,
     customer_id_of,
     is_htmx,
+    promo_codes,
+    set_promo_code,
     shop_context,
     shop_store,
 )
@@ -92,6 +96,8 @@ async def _stripe_key(request: Request[Any, Any, Any], db_session: AsyncSession,
 def _review(context: dict[str, Any], status_code: int = 200) -> Template:
     snapshot = context.get("snapshot")
     context.setdefault("pickup", _pickup_label(snapshot.shipping if snapshot else None, context["store"]))
+    codes = [d["code"] for d in snapshot.discounts if d.get("code")] if snapshot else []
+    context.setdefault("code", codes[0] if codes else "")
     headers = {"content-security-policy": _STRIPE_CSP} if context.get("stripe_key") else {}
     return Template("storefront/review.html", context=context, status_code=status_code, headers=headers)
 
@@ -131,18 +137,31 @@ class CheckoutPagesController(Controller):
         address = {
             k: data.get(k, "") for k in ("name", "line1", "line2", "city", "region", "postal_code", "country", "phone")
         }
+        quotes = QuoteService(await pg.writer(db_session), store)
+        wanted = QuoteRequest(
+            cart_token=cart_token(request) or "",
+            email=data.get("email", ""),
+            phone=data.get("phone", ""),
+            shipping_code=shipping,
+            address=address if shipping != "pickup" else None,
+            customer_id=customer_id_of(request, store),
+            pickup_at=data.get("pickup_at") if shipping == "pickup" else None,
+            codes=promo_codes(request, store),
+        )
         try:
-            snapshot = await QuoteService(await pg.writer(db_session), store).create(
-                QuoteRequest(
-                    cart_token=cart_token(request) or "",
-                    email=data.get("email", ""),
-                    phone=data.get("phone", ""),
-                    shipping_code=shipping,
-                    address=address if shipping != "pickup" else None,
-                    customer_id=customer_id_of(request, store),
-                    pickup_at=data.get("pickup_at") if shipping == "pickup" else None,
+            try:
+                snapshot = await quotes.create(wanted)
+            except ValidationFailed as refused:
+                if "code" not in refused.fields:
+                    raise
+                # The cart's code does not apply to this order (any more): quote without it and say why.
+                snapshot = await quotes.create(replace(wanted, codes=()))
+                set_promo_code(request, store, None)
+                flash(
+                    request,
+                    f"Your code {wanted.codes[0]} was not applied: {refused.fields['code']}",
+                    category="error",
                 )
-            )
         except ValidationFailed as exc:
             context = await shop_context(request, db_session, store)
             errors = {k.removeprefix("address."): v for k, v in exc.fields.items()}
@@ -212,29 +231,64 @@ class CheckoutPagesController(Controller):
         try:
             outcome = await saga.complete(snapshot_id, key, payment, fingerprint=fingerprint)
         except CheckoutExpired as exc:
-            again = QuoteRequest(
-                cart_token=cart_token(request) or "",
-                email=snapshot.email,
-                phone=snapshot.phone,
-                shipping_code=snapshot.shipping["code"],
-                address=snapshot.address,
-                customer_id=snapshot.customer_id,
-                pickup_at=snapshot.shipping.get("pickup_at"),
-            )
-            message = exc.detail
-            try:
-                fresh = await quotes.create(again)
-            except ValidationFailed as refused:
-                if "pickup_at" not in refused.fields or again.pickup_at is None:
-                    raise
-                fresh = await quotes.create(replace(again, pickup_at=None))  # the first free pickup time
-                message = f"{exc.detail} The pickup time you chose is not available any more: check the new one."
+            codes = _codes_of(snapshot)
+            fresh, note = await _quote_again(quotes, _again(request, snapshot, codes))
+            if exc.fields.get("code") or note.get("code"):  # a promotion ran out or ended: the new quote is without it
+                set_promo_code(request, store, None)
+            message = " ".join(m for m in (exc.detail, note.get("pickup_at", ""), note.get("code", "")) if m)
             context.update(snapshot=fresh, errors={"form": message}, values=values)
             return _review(context, 409)
         except TillError as exc:
             context.update(snapshot=snapshot, errors={"form": exc.detail, **exc.fields}, values=values)
             return _review(context, exc.status_code)
+        if outcome.state == "completed" and promo_codes(request, store):
+            set_promo_code(request, store, None)  # used: the next cart starts without it
         return self._after_payment(store, outcome, context, snapshot, values)
+
+    @post("/s/{slug:str}/checkout/{snapshot_id:uuid}/code", status_code=303, media_type=MediaType.HTML)
+    async def review_code(
+        self,
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        snapshot_id: FromPath[uuid.UUID],
+        data: FormData,
+        db_session: DbSession,
+    ) -> Template | Redirect | Response[Any]:
+        """Apply a promotion code on the review page (or ``remove`` it): a new quote with the same details and the
+        code, then its review page. A code that does not apply is answered with its reason (422) next to the field;
+        the quote on screen stays as it was."""
+        store = await shop_store(request, db_session, slug)
+        quotes = QuoteService(await pg.writer(db_session), store)
+        snapshot = await quotes.get(snapshot_id)
+        code = normalise_code(data.get("code", ""))
+        remove = bool(data.get("remove"))
+        error = "" if remove or code else "Enter a code."
+        fresh = None
+        if not error and snapshot.status == "open":
+            try:
+                fresh, _ = await _quote_again(
+                    quotes, _again(request, snapshot, () if remove else (code,)), keep_code=True
+                )
+            except ValidationFailed as refused:
+                if "code" not in refused.fields:
+                    raise
+                error = refused.fields["code"]
+        if error:
+            context = await shop_context(request, db_session, store)
+            context.update(snapshot=snapshot, errors={}, values={}, code_value=code, typed_error=error)
+            if is_htmx(request):
+                codes = _codes_of(snapshot)
+                context["code"] = codes[0] if codes else ""
+                context.update(action=f"/s/{store.slug}/checkout/{snapshot.id}/code", target="#promo-code")
+                return Template("storefront/_code.html", context=context, status_code=422)
+            context["choices"] = await quotes.delivery_choices(snapshot)
+            return _review(context, 422)
+        target = f"/s/{store.slug}/checkout/{(fresh or snapshot).id}"
+        if fresh is not None:
+            set_promo_code(request, store, None if remove else code)
+        if is_htmx(request):
+            return Response(content="", status_code=200, headers={"HX-Redirect": target})
+        return Redirect(target, status_code=303)
 
     def _after_payment(
         self, store: Store, outcome: Outcome, context: dict[str, Any], snapshot: Any, values: dict[str, str]
@@ -396,3 +450,43 @@ def _pickup_label(shipping: Mapping[str, Any] | None, store: Store) -> str:
     """A quote's or an order's frozen pickup time in words on the store's clock ("today at 10:15"), else ""."""
     at = pickup_at_of(shipping)
     return format_pickup(at, datetime.now(UTC), store.timezone) if at else ""
+
+
+def _codes_of(snapshot: Any) -> tuple[str, ...]:
+    """The promotion codes a quote was made with."""
+    return tuple(d["code"] for d in snapshot.discounts if d.get("code"))
+
+
+def _again(request: Request[Any, Any, Any], snapshot: Any, codes: tuple[str, ...]) -> QuoteRequest:
+    """A new quote for the shopper's cart with a quote's details (contact, delivery, pickup time) and ``codes``."""
+    return QuoteRequest(
+        cart_token=cart_token(request) or "",
+        email=snapshot.email,
+        phone=snapshot.phone,
+        shipping_code=snapshot.shipping["code"],
+        address=snapshot.address,
+        customer_id=snapshot.customer_id,
+        pickup_at=snapshot.shipping.get("pickup_at"),
+        codes=codes,
+    )
+
+
+async def _quote_again(
+    quotes: QuoteService, again: QuoteRequest, *, keep_code: bool = False
+) -> tuple[Any, dict[str, str]]:
+    """The new quote, and what had to change for it, by field: a pickup time no longer free becomes the first free
+    one; a code that no longer applies is left out (unless ``keep_code``: then its refusal is raised)."""
+    note: dict[str, str] = {}
+    for _ in range(3):
+        try:
+            return await quotes.create(again), note
+        except ValidationFailed as refused:
+            if "pickup_at" in refused.fields and again.pickup_at is not None:
+                again = replace(again, pickup_at=None)  # the first free pickup time
+                note["pickup_at"] = "The pickup time you chose is not available any more: check the new one."
+            elif "code" in refused.fields and again.codes and not keep_code:
+                note["code"] = f"Your code {again.codes[0]} was not applied: {refused.fields['code']}"
+                again = replace(again, codes=())
+            else:
+                raise
+    return await quotes.create(again), note

@@ -12,9 +12,12 @@ from litestar.params import URLEncodedBody
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cart.services import CartService
+from app.cart.services import CartService, CartView
+from app.core import pg
 from app.core.errors import TillError
 from app.core.rbac import Principal
+from app.promotions.engine import normalise_code
+from app.promotions.pricing import price_cart
 from app.shipping.providers import BuiltinShipping
 from app.stores.details import Profile, is_live
 from app.stores.hours import OpenStatus, hours_of, next_change
@@ -73,6 +76,39 @@ def customer_id_of(request: Request[Any, Any, Any], store: Store) -> uuid.UUID |
     session = request.scope.get("session")
     raw = session.get(customer_key(store)) if isinstance(session, dict) else None
     return uuid.UUID(raw) if raw else None
+
+
+def promo_key(store: Store) -> str:
+    return f"promo:{store.id}"
+
+
+def promo_codes(request: Request[Any, Any, Any], store: Store) -> tuple[str, ...]:
+    """The code the shopper applied in this store (kept in their session until the order is placed)."""
+    session = request.scope.get("session")
+    raw = session.get(promo_key(store)) if isinstance(session, dict) else None
+    return (str(raw),) if raw else ()
+
+
+def set_promo_code(request: Request[Any, Any, Any], store: Store, code: str | None) -> None:
+    session = dict(request.session) if isinstance(request.scope.get("session"), dict) else {}
+    if code:
+        session[promo_key(store)] = normalise_code(code)
+    else:
+        session.pop(promo_key(store), None)
+    request.set_session(session)
+
+
+async def cart_promotions(
+    request: Request[Any, Any, Any], db_session: AsyncSession, store: Store, cart: CartView
+) -> dict[str, Any]:
+    """The cart page's promotions: ``promo`` (the automatic ones and the shopper's code on each line; delivery is
+    not chosen yet), ``code`` (the code kept in the session) and ``code_error`` (why it does not apply now)."""
+    codes = promo_codes(request, store)
+    applied, _ = await price_cart(
+        await pg.reader(db_session), store, cart, codes=codes, customer_id=customer_id_of(request, store)
+    )
+    code = codes[0] if codes else ""
+    return {"promo": applied, "code": code, "code_error": applied.rejected.get(code, "")}
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
