@@ -35,6 +35,7 @@ export async function openPay(mode) {
   openDialog("pay");
   if (mode === "split") $("[data-testid=pay-amount]").select();
   if (t.pending_card) poll(t);
+  if (t.tenders.length && paidOf(t) >= pay.total) return complete(t); // paid while this was closed (a card)
   if (pay.checking) await checkPrice(t);
   if (mode === "card" && !t.pending_card && pay.ticket === t) startCard();
 }
@@ -133,7 +134,12 @@ export function renderPay() {
   $("[data-card-wait]").hidden = !waiting;
   for (const el of box.querySelectorAll("[data-pay-body] button")) el.disabled = blocked;
   const reader = state.register?.reader;
-  fill("reader-label", reader ? `Reader: ${reader.label}` : "No card reader is paired with this register.");
+  const carded = t.tenders.some((x) => x.kind === "card");
+  $("[data-testid=start-card]").disabled = blocked || !reader || carded;
+  fill(
+    "reader-label",
+    !reader ? "No card reader is paired with this register." : carded ? "One card per sale: take the rest in cash." : `Reader: ${reader.label}`,
+  );
   if (waiting) {
     fill("card-state", `Waiting for the card: ${money(t.pending_card.amount_minor)}`);
   }
@@ -174,9 +180,13 @@ function takeCash(tendered) {
 
 function afterTender(t) {
   saveTickets();
-  if (pay.ticket === t) renderPay();
   renderTicket();
-  if (paidOf(t) >= pay.total && pay.ticket === t) complete(t);
+  if (pay.ticket !== t) {
+    toast(`Card approved on ticket ${t.no}: open its payment to finish the sale.`, "ok", 8000);
+    return;
+  }
+  renderPay();
+  if (paidOf(t) >= pay.total) complete(t);
 }
 
 // Give an approved card payment's money back. The reader API answers "voiding" (202) while the provider has not
@@ -220,6 +230,7 @@ async function startCard() {
   showError("pay", "");
   fill("card-result", "");
   if (!state.register?.reader) return showError("pay", "No card reader is paired with this register. Take cash.");
+  if (t.tenders.some((x) => x.kind === "card")) return showError("pay", "One card per sale: take the rest in cash.");
   if (!state.online && !(limits().offline_tenders ?? ["cash"]).includes("card")) {
     return showError("pay", "Card payments need the network and it is down. Take cash, or wait for the connection.");
   }

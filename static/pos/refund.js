@@ -69,6 +69,7 @@ export function wireRefund() {
     renderMode();
     showError("refund", state.online ? "" : "Refunds need the network. It is down.");
     $("[data-testid=refund-done]").hidden = true;
+    $("[data-refund-pin]").hidden = true;
     openDialog("refund");
   });
   for (const radio of form.querySelectorAll("input[name=what]")) radio.addEventListener("change", renderMode);
@@ -128,6 +129,8 @@ export function wireRefund() {
       body.amount_minor = amount;
     }
     if (!reason) return showError("refund", "Say why it comes back.");
+    const pin = form.elements.manager_pin.value.trim();
+    if (pin) body.manager_pin = pin;
     showError("refund", "");
     try {
       const reply = await api("POST", "/pos/api/refunds", body, { idempotencyKey: key });
@@ -138,6 +141,7 @@ export function wireRefund() {
       done.hidden = false;
     } catch (error) {
       key = uuid();
+      if (error.fields?.manager_pin) $("[data-refund-pin]").hidden = false; // the server asks for a manager
       const fields = Object.values(error.fields ?? {}).filter((f) => f !== error.message);
       showError("refund", error instanceof NetworkError ? "Refunds need the network. It is down." : [error.message, ...fields].join(" "));
     }
