@@ -60,6 +60,8 @@ from app.payments.panel import PaymentPanelController
 from app.payments.refund_queue import RefundQueueController
 from app.payments.settings_pages import PaymentSettingsController
 from app.pos.app_page import PosAppController
+from app.pos.readers.api import CardPaymentsApiController
+from app.pos.readers.pages import RegisterReaderPageController, SandboxReaderPageController
 from app.shipping.pages import ShippingSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
@@ -163,6 +165,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             RefundRequestsApiController,
             DisputePagesController,
             PosAppController,
+            CardPaymentsApiController,
+            SandboxReaderPageController,
+            RegisterReaderPageController,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         plugins=[
