@@ -331,11 +331,18 @@ export function finishTicket(done, lastSale) {
   changed();
 }
 
-// A sale already sent once (its answer lost) must be sent again exactly as it was: no more edits to it.
+// A ticket with payments on it keeps its lines (remove the payments first); one already sent once (its answer
+// lost) must be sent again exactly as it was.
 export function locked(t) {
-  if (!t.frozen) return false;
-  toast("This sale may already have reached Till. Finish it from Payment first.", "error");
-  return true;
+  if (t.frozen) {
+    toast("This sale may already have reached Till. Finish it from its payment first.", "error");
+    return true;
+  }
+  if (t.tenders.length || t.pending_card) {
+    toast("This ticket has payments on it: remove them in its payment before changing it.", "error");
+    return true;
+  }
+  return false;
 }
 
 function showLastSale({ change, message }) {
@@ -522,7 +529,7 @@ function wireCustomerDialog() {
 function wireVoid() {
   const form = $("[data-form=void]");
   $("[data-action=void-ticket]").addEventListener("click", () => {
-    if (locked(ticket())) return;
+    if (ticket().frozen) return locked(ticket());
     form.reset();
     showError("void", "");
     openDialog("void");
