@@ -23,12 +23,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from app.core.errors import Conflict
 from app.core.money import Money
-from app.payments.provider import CaptureRequest, PaymentError, ProviderResult
-from app.payments.services import TxKind
+from app.payments.provider import CaptureRequest, PaymentError, PaymentProvider, ProviderResult
+from app.payments.services import TxKind, give_money_back
 
 __all__ = [
     "CardReader",
     "Clock",
+    "MoneyThroughProvider",
     "ReaderDevice",
     "ReaderError",
     "ReaderPaymentRequest",
@@ -150,3 +151,30 @@ class CardReader(Protocol):
         ...
 
     async def get_transaction(self, payment_ref: str) -> ProviderResult: ...
+
+
+class MoneyThroughProvider:
+    """The money side every reader kind here shares: an approved reader payment is a payment of the store's
+    provider, so capture, give_back and get_transaction go through it (``give_back`` is ``give_money_back``)."""
+
+    def __init__(self, provider: PaymentProvider) -> None:
+        self._provider = provider
+
+    async def capture(self, request: CaptureRequest) -> ProviderResult:
+        return await self._provider.capture(request)
+
+    async def give_back(
+        self, *, payment_ref: str, currency: str, captured_minor: int, refunded_minor: int, key_prefix: str, reason: str
+    ) -> tuple[TxKind, str, ProviderResult]:
+        return await give_money_back(
+            self._provider,
+            provider_ref=payment_ref,
+            currency=currency,
+            captured_minor=captured_minor,
+            refunded_minor=refunded_minor,
+            key_prefix=key_prefix,
+            reason=reason,
+        )
+
+    async def get_transaction(self, payment_ref: str) -> ProviderResult:
+        return await self._provider.get_transaction(payment_ref)

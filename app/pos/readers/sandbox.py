@@ -36,15 +36,14 @@ from redis.exceptions import WatchError
 from app.core.money import Money
 from app.payments.provider import (
     AuthorizeRequest,
-    CaptureRequest,
     PaymentError,
     PaymentStatus,
     ProviderResult,
 )
 from app.payments.sandbox import STATE_TTL_S, SandboxProvider, provider_ref_for
-from app.payments.services import TxKind, give_money_back
 from app.pos.readers.interface import (
     Clock,
+    MoneyThroughProvider,
     ReaderDevice,
     ReaderError,
     ReaderPaymentRequest,
@@ -100,14 +99,14 @@ def _digits(code: str) -> str:
     return "".join(ch for ch in code if ch.isdigit())
 
 
-class SandboxReader:
+class SandboxReader(MoneyThroughProvider):
     """The CardReader of a store on the sandbox provider (see the module docstring)."""
 
     name = "sandbox"
 
     def __init__(self, redis: Redis, provider: SandboxProvider, *, clock: Clock = utcnow) -> None:
+        super().__init__(provider)
         self._redis = redis
-        self._provider = provider
         self._clock = clock
 
     # -- pairing ---------------------------------------------------------------------------------
@@ -198,25 +197,6 @@ class SandboxReader:
 
         await self._change(reader_ref, step)
         return await self.payment_status(reader_ref, payment_ref)
-
-    async def capture(self, request: CaptureRequest) -> ProviderResult:
-        return await self._provider.capture(request)
-
-    async def give_back(
-        self, *, payment_ref: str, currency: str, captured_minor: int, refunded_minor: int, key_prefix: str, reason: str
-    ) -> tuple[TxKind, str, ProviderResult]:
-        return await give_money_back(
-            self._provider,
-            provider_ref=payment_ref,
-            currency=currency,
-            captured_minor=captured_minor,
-            refunded_minor=refunded_minor,
-            key_prefix=key_prefix,
-            reason=reason,
-        )
-
-    async def get_transaction(self, payment_ref: str) -> ProviderResult:
-        return await self._provider.get_transaction(payment_ref)
 
     # -- the simulated customer (the reader page's buttons) ---------------------------------------
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -273,10 +274,7 @@ class ReaderPayments:
         current = await self._load(payment_id)
         if current.payment.status == "voided":
             return current
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            payment = await session.get(ReaderPayment, payment_id, with_for_update=True)
-            assert payment is not None
+        async with self._locked(payment_id) as (session, payment):
             if payment.status == "voided":
                 return CardPayment(payment, current.reader)
             if payment.status not in ("approved", "voiding") or payment.payment_intent_id is None:
@@ -303,10 +301,8 @@ class ReaderPayments:
                 return await self._load(payment_id)  # still voiding: a repeat asks again with the same key
             await self._set(payment_id, "voiding", "approved", f"The money could not be given back: {exc.message}")
             raise Conflict(f"The provider refused to give the money back: {exc.message}") from exc
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            payment = await session.get(ReaderPayment, payment_id, with_for_update=True)
-            assert payment is not None and payment.payment_intent_id is not None
+        async with self._locked(payment_id) as (session, payment):
+            assert payment.payment_intent_id is not None
             if payment.status == "voiding":
                 intent = await session.get(PaymentIntent, payment.payment_intent_id, with_for_update=True)
                 assert intent is not None
@@ -383,10 +379,7 @@ class ReaderPayments:
                     )
             await self._set(payment_id, "waiting", "canceled", f"The reader could not start: {exc.message}")
             raise Conflict(f"The reader could not start the payment: {exc.message}") from exc
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            payment_row = await session.get(ReaderPayment, payment_id, with_for_update=True)
-            assert payment_row is not None
+        async with self._locked(payment_id) as (session, payment_row):
             payment_row.provider_ref = state.payment_ref
             payment_row.message = "Waiting for a card."
             return CardPayment(payment_row, claimed.reader), True
@@ -423,10 +416,7 @@ class ReaderPayments:
         if state.approved:
             return await self._approve(current, state)
         status = ending if ending and state.state is ReaderState.CANCELED else _ENDED[state.state]
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            payment = await session.get(ReaderPayment, current.payment.id, with_for_update=True)
-            assert payment is not None
+        async with self._locked(current.payment.id) as (session, payment):
             if payment.status != "waiting":
                 return CardPayment(payment, current.reader)
             if state.payment is not None and payment.payment_intent_id is None:  # a card was declined
@@ -449,10 +439,7 @@ class ReaderPayments:
     async def _approve(self, current: CardPayment, state: ReaderPaymentState) -> CardPayment:
         """Record the authorisation, capture it, record the capture: each step once, each retry-safe."""
         result = state.payment or await self.reader.get_transaction(state.payment_ref)
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            payment = await session.get(ReaderPayment, current.payment.id, with_for_update=True)
-            assert payment is not None
+        async with self._locked(current.payment.id) as (session, payment):
             if payment.status != "waiting":
                 return CardPayment(payment, current.reader)
             status: str | None
@@ -477,10 +464,7 @@ class ReaderPayments:
                     return await self._capture_refused(current, intent_id, capture_key, result, exc)
                 except PaymentError:  # the release did not go through either: the next read tries again
                     return await self._load(current.payment.id)
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            payment = await session.get(ReaderPayment, current.payment.id, with_for_update=True)
-            assert payment is not None
+        async with self._locked(current.payment.id) as (session, payment):
             if payment.status != "waiting":
                 return CardPayment(payment, current.reader)
             if captured is not None:
@@ -511,11 +495,9 @@ class ReaderPayments:
             key_prefix=current.payment.idempotency_key,
             reason="the capture was refused",
         )
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            payment = await session.get(ReaderPayment, current.payment.id, with_for_update=True)
+        async with self._locked(current.payment.id) as (session, payment):
             intent = await session.get(PaymentIntent, intent_id, with_for_update=True)
-            assert payment is not None and intent is not None
+            assert intent is not None
             if payment.status == "waiting":
                 ledger = PaymentLedger(session, self.store.id)
                 if not await ledger.has_entry(intent, capture_key):
@@ -535,6 +517,16 @@ class ReaderPayments:
             return CardPayment(payment, current.reader)
 
     # -- rows ----------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, payment_id: uuid.UUID) -> AsyncIterator[tuple[AsyncSession, ReaderPayment]]:
+        """A short transaction with the payment's row locked (committed on leaving, rolled back on an error)."""
+        async with self.sessions() as session, session.begin():
+            bind_store(session, self.store.id)
+            payment = await session.get(ReaderPayment, payment_id, with_for_update=True)
+            if payment is None:
+                raise NotFound("No such card payment.")
+            yield session, payment
 
     def _open_intent(self, session: AsyncSession, payment: ReaderPayment, result: ProviderResult) -> PaymentIntent:
         """The payment's PaymentIntent and its ``authorize`` row: no checkout snapshot, no order yet."""
@@ -563,10 +555,8 @@ class ReaderPayments:
             return CardPayment(row[0], row[1])
 
     async def _set(self, payment_id: uuid.UUID, expected: str, status: str, message: str) -> None:
-        async with self.sessions() as session, session.begin():
-            bind_store(session, self.store.id)
-            payment = await session.get(ReaderPayment, payment_id, with_for_update=True)
-            if payment is not None and payment.status == expected:
+        async with self._locked(payment_id) as (_session, payment):
+            if payment.status == expected:
                 payment.status, payment.message = status, message[:200]
 
 

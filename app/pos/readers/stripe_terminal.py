@@ -29,11 +29,11 @@ from stripe.params.terminal import ConnectionTokenCreateParams, ReaderCreatePara
 from stripe.params.test_helpers.terminal import ReaderPresentPaymentMethodParams
 
 from app.core.money import Money
-from app.payments.provider import CaptureRequest, PaymentError, PaymentStatus, ProviderResult, ProviderTimeout
+from app.payments.provider import PaymentError, PaymentStatus, ProviderResult, ProviderTimeout
 from app.payments.providers import StripeProvider
 from app.payments.providers._stripe_results import error_body, intent_result, payment_error
-from app.payments.services import TxKind, give_money_back
 from app.pos.readers.interface import (
+    MoneyThroughProvider,
     ReaderDevice,
     ReaderError,
     ReaderPaymentRequest,
@@ -88,13 +88,14 @@ def _process_action(reader: dict[str, Any], payment_ref: str) -> dict[str, Any] 
     return action
 
 
-class StripeTerminalReader:
-    """The CardReader of a store on Stripe (see the module docstring)."""
+class StripeTerminalReader(MoneyThroughProvider):
+    """The CardReader of a store on Stripe (see the module docstring); capture, void and refund go through its
+    StripeProvider like any Stripe payment."""
 
     name = "stripe"
 
     def __init__(self, provider: StripeProvider) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._v1 = provider.client.v1
 
     # -- Terminal only ---------------------------------------------------------------------------
@@ -227,25 +228,6 @@ class StripeTerminalReader:
         return ReaderPaymentState(
             ReaderState.CANCELED, payment_ref, state.amount, code=state.code, message="Canceled at the register."
         )
-
-    async def capture(self, request: CaptureRequest) -> ProviderResult:
-        return await self._provider.capture(request)
-
-    async def give_back(
-        self, *, payment_ref: str, currency: str, captured_minor: int, refunded_minor: int, key_prefix: str, reason: str
-    ) -> tuple[TxKind, str, ProviderResult]:
-        return await give_money_back(
-            self._provider,
-            provider_ref=payment_ref,
-            currency=currency,
-            captured_minor=captured_minor,
-            refunded_minor=refunded_minor,
-            key_prefix=key_prefix,
-            reason=reason,
-        )
-
-    async def get_transaction(self, payment_ref: str) -> ProviderResult:
-        return await self._provider.get_transaction(payment_ref)
 
     # -- internals -------------------------------------------------------------------------------
 
