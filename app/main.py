@@ -59,6 +59,8 @@ from app.payments.pages import PaymentPagesController
 from app.payments.panel import PaymentPanelController
 from app.payments.refund_queue import RefundQueueController
 from app.payments.settings_pages import PaymentSettingsController
+from app.promotions.api import PromotionsAdminApiController
+from app.promotions.pages import PromotionPagesController
 from app.pos.app_page import PosAppController
 from app.pos.readers.api import CardPaymentsApiController
 from app.pos.readers.pages import RegisterReaderPageController, SandboxReaderPageController
@@ -164,6 +166,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             RefundQueueController,
             RefundRequestsApiController,
             DisputePagesController,
+            PromotionPagesController,
+            PromotionsAdminApiController,
             PosAppController,
             CardPaymentsApiController,
             SandboxReaderPageController,

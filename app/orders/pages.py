@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.csv_export import csv_response
 from app.core.days import day_range
 from app.core.errors import TillError, ValidationFailed
 from app.core.idempotency import form_key
@@ -44,18 +43,6 @@ FormData = URLEncodedBody[dict[str, str]]
 
 
 EXPORT_MAX = 50_000
-
-
-def _csv(rows: list[list[str]], filename: str) -> Response[str]:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    for row in rows:  # a leading = + - @ would be a formula in a spreadsheet: quote it as text
-        writer.writerow([f"'{cell}" if cell[:1] in ("=", "+", "-", "@") else cell for cell in row])
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 @dataclass(frozen=True)
@@ -177,7 +164,7 @@ class OrderPagesController(Controller):
             ]  # fmt: skip
             if cursor is None:
                 break
-        return _csv(lines, "orders.csv")
+        return csv_response(lines, "orders.csv")
 
     @get("/{order_id:uuid}/audit.csv", opt={"min_role": Role.MANAGER})
     async def audit_export(
@@ -187,7 +174,7 @@ class OrderPagesController(Controller):
         order = await orders.get(order_id)
         header = ["at", "kind", "summary", "actor", "source", "reason", "correlation_id", "reference"]
         rows = [[str(getattr(entry, field) or "") for field in header] for entry in await orders.audit(order_id)]
-        return _csv([header, *rows], f"order-{order.number}-audit.csv")
+        return csv_response([header, *rows], f"order-{order.number}-audit.csv")
 
     @get("/{order_id:uuid}")
     async def order(

@@ -110,6 +110,18 @@ def state_of(promotion: Promotion, now: datetime) -> str:
     return "active"
 
 
+def window_text(promotion: Promotion, timezone: str) -> str:
+    """The validity window as whole days on the store's clock ("1 Dec 2026 to 3 Dec 2026" with a dash), or "always"."""
+    spec = PromotionSpec.of(promotion, timezone)
+    first = f"{spec.starts_on.day} {spec.starts_on:%b %Y}" if spec.starts_on else ""
+    last = f"{spec.ends_on.day} {spec.ends_on:%b %Y}" if spec.ends_on else ""
+    if first and last:
+        return f"{first} – {last}"
+    if first:
+        return f"from {first}"
+    return f"until {last}" if last else "always"
+
+
 def describe(promotion: Promotion, currency: str) -> str:
     """The offer in a few words: "10 % off", "€5.00 off", "Free shipping", "Buy 2 get 1 free"."""
     percent = f"{promotion.percent_bps / 100:g} %"

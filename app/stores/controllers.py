@@ -102,6 +102,7 @@ STAFF_SECTIONS = (
     Section("Payments", "/staff/payments", "Every payment with filters and totals.", Role.MANAGER),
     Section("Refund approvals", "/staff/refunds", "Refunds over the store's limit, waiting for you.", Role.MANAGER),
     Section("Disputes", "/staff/disputes", "Chargebacks: the evidence pack and the answer.", Role.MANAGER),
+    Section("Promotions", "/staff/promotions", "Codes and automatic discounts, their limits and usage.", Role.MANAGER),
     Section("Payouts", "/staff/payouts", "Where the money goes: onboarding and payouts.", Role.OWNER),
     Section("Store settings", "/staff/settings", "Details, hours, tax, shipping, payments.", Role.MANAGER),
     Section("Team", "/staff/team", "Invite colleagues, change roles, deactivate, reset passwords.", Role.OWNER),

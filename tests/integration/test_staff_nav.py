@@ -39,7 +39,7 @@ async def test_an_owner_has_money_with_payouts_and_setup(client: AsyncTestClient
     top, menus, current = _nav(page.text)
     assert top == ["Home", "Board", "Orders", "Products"]
     assert menus == {
-        "Money": (False, ["Payments", "Refunds", "Disputes", "Payouts"]),
+        "Money": (False, ["Payments", "Refunds", "Disputes", "Promotions", "Payouts"]),
         "Setup": (False, ["Settings", "Team", "API tokens", "Webhooks", "Ingestion"]),
     }
     assert current == ["Orders"]
@@ -59,6 +59,7 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         ("/staff/refunds", "Money", "Refunds"),
         ("/staff/payments", "Money", "Payments"),
         ("/staff/disputes", "Money", "Disputes"),
+        ("/staff/promotions", "Money", "Promotions"),
         ("/staff/settings", "Setup", "Settings"),
         ("/staff/api-tokens", "Setup", "API tokens"),
         ("/staff/webhooks", "Setup", "Webhooks"),
@@ -68,7 +69,7 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         assert page.status_code == 200, path
         top, menus, current = _nav(page.text)
         assert top == ["Home", "Board", "Orders", "Products"], path
-        assert menus["Money"][1] == ["Payments", "Refunds", "Disputes"], path
+        assert menus["Money"][1] == ["Payments", "Refunds", "Disputes", "Promotions"], path
         assert 'href="/staff/payouts"' not in page.text
         assert {label for label, (marked, _) in menus.items() if marked} == {marked_menu}, path
         assert current == [marked_link], path
@@ -104,13 +105,13 @@ async def test_the_home_tiles_reach_every_page_the_role_may_open(
         for href, _ in _TILE.findall(home.text):
             if href.startswith("/staff"):
                 assert (await client.get(href)).status_code == 200, href
-    money_and_setup = ["Payments", "Refund approvals", "Disputes", "Webhooks", "Order ingestion"]
+    money_and_setup = ["Payments", "Refund approvals", "Disputes", "Promotions", "Webhooks", "Order ingestion"]
     assert all(title in seen[Role.MANAGER] for title in money_and_setup) and "Payouts" not in seen[Role.MANAGER]
     assert seen[Role.OWNER] == [
-        *seen[Role.MANAGER][:6],
+        *seen[Role.MANAGER][:7],
         "Payouts",
-        seen[Role.MANAGER][6],
+        seen[Role.MANAGER][7],
         "Team",
-        *seen[Role.MANAGER][7:],
+        *seen[Role.MANAGER][8:],
     ]
     assert seen[Role.CASHIER] == ["Board", "Orders", "Storefront", "Point of sale"]
