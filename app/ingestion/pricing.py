@@ -14,6 +14,7 @@ from app.core.errors import ValidationFailed
 from app.core.money import Money
 from app.ingestion.schemas import MAX_MINOR, IngestOrder
 from app.orders.models import Order
+from app.promotions.engine import Applied
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 from app.tax.providers import BuiltinTax, TaxableLine
@@ -60,21 +61,29 @@ def price_differences(order: IngestOrder, variants: dict[str, Variant]) -> list[
     return differ
 
 
-def price_order(order: IngestOrder, store: Store, variants: dict[str, Variant], now: datetime) -> Priced:
-    """The order Till will write, taxed by the store's rules; ValidationFailed naming each total that differs."""
+def price_order(
+    order: IngestOrder, store: Store, variants: dict[str, Variant], now: datetime, applied: Applied | None = None
+) -> Priced:
+    """The order Till will write, taxed by the store's rules after the named code's discount (``applied``, from
+    app.promotions); ValidationFailed naming each total that differs."""
     settings = CommerceSettings.of(store.settings)
     currency = store.currency
+    applied = applied or Applied(currency)
     taxable = [
         TaxableLine(
             key=str(position),
-            amount=Money(item.quantity * item.unit_price_minor, currency),
+            amount=Money(item.quantity * item.unit_price_minor - applied.line_discount(str(position)), currency),
             tax_class=variants[item.sku].product.tax_class,
         )
         for position, item in enumerate(order.items)
     ]
     shipping = order.totals.shipping_minor
-    if shipping:
-        taxable.append(TaxableLine(SHIPPING_TAX_KEY, Money(shipping, currency), settings.shipping_tax_class))
+    if shipping - applied.shipping_minor:
+        taxable.append(
+            TaxableLine(
+                SHIPPING_TAX_KEY, Money(shipping - applied.shipping_minor, currency), settings.shipping_tax_class
+            )
+        )
     address = order.address
     tax = BuiltinTax.from_settings(store.settings, currency).quote(
         taxable,
@@ -83,17 +92,23 @@ def price_order(order: IngestOrder, store: Store, variants: dict[str, Variant], 
         prices_include_tax=settings.prices_include_tax,
     )
     tax_by_key = {t.key: t for t in tax.lines}
-    subtotal = sum(line.amount.amount_minor for line in taxable if line.key != SHIPPING_TAX_KEY)
+    subtotal = sum(item.quantity * item.unit_price_minor for item in order.items)
     tax_minor = tax.total_tax.amount_minor
-    total = subtotal + shipping + (0 if settings.prices_include_tax else tax_minor)
+    discount = applied.total_minor
+    total = subtotal - discount + shipping + (0 if settings.prices_include_tax else tax_minor)
     fields: dict[str, str] = {}
     if order.totals.subtotal_minor != subtotal:
         fields["totals.subtotal_minor"] = f"The items add up to {subtotal}."
+    if order.totals.discount_minor is not None and order.totals.discount_minor != discount:
+        fields["totals.discount_minor"] = (
+            f"The code {order.promotion_code} gives {discount}." if order.promotion_code else "No code is named: 0."
+        )
     if order.totals.tax_minor != tax_minor:
         included = "included in the prices" if settings.prices_include_tax else "on top of the prices"
         fields["totals.tax_minor"] = f"The store's tax rules give {tax_minor} ({included})."
     if order.totals.total_minor != total:
-        fields["totals.total_minor"] = f"Subtotal, shipping and tax add up to {total}."
+        less = " less the discount" if discount else ""
+        fields["totals.total_minor"] = f"Subtotal{less}, shipping and tax add up to {total}."
     elif total > MAX_MINOR:
         fields["totals.total_minor"] = "Too large for one order."
     if fields:
@@ -114,7 +129,7 @@ def price_order(order: IngestOrder, store: Store, variants: dict[str, Variant], 
                 "name": _line_name(variant),
                 "quantity": item.quantity,
                 "unit_price_minor": item.unit_price_minor,
-                "discount_minor": 0,
+                "discount_minor": applied.line_discount(str(position)),
                 "tax_minor": tax_line.tax.amount_minor,
                 "tax_rate_bps": tax_line.rate_bps,
                 "total_minor": item.quantity * item.unit_price_minor,
@@ -133,7 +148,8 @@ def price_order(order: IngestOrder, store: Store, variants: dict[str, Variant], 
         phone=order.customer.phone,
         currency=currency,
         subtotal_minor=subtotal,
-        discount_minor=0,
+        discount_minor=discount,
+        discounts=[d.as_dict() for d in applied.discounts],
         shipping_minor=shipping,
         tax_minor=tax_minor,
         total_minor=total,

@@ -14,7 +14,9 @@
 
 Money is integer minor units; a float, a string or a boolean where a whole number belongs is refused.
 ``payment`` (default unpaid) and ``fulfilment_method`` (default pickup) are optional; shipping and local
-delivery need an ``address``.
+delivery need an ``address``. ``promotion_code`` (optional) names a code of the store's promotions: it is
+validated like a shopper's (a code that does not apply is refused, naming it) and its discount is in the
+totals (``totals.discount_minor``, optional, is checked when sent).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class IngestTotals:
     shipping_minor: int
     tax_minor: int
     total_minor: int
+    discount_minor: int | None = None  # None: not sent (the total is still checked with the code's discount)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class IngestOrder:
     payment_status: str
     fulfilment_method: str
     address: Address | None
+    promotion_code: str = ""
 
 
 def _whole(value: Any, *, low: int, high: int = MAX_MINOR) -> int | None:
@@ -171,7 +175,16 @@ def parse_order(payload: Any) -> IngestOrder:
         else 0,
         tax_minor=check.whole(totals_raw, "tax_minor", "totals.tax_minor") if totals_raw else 0,
         total_minor=check.whole(totals_raw, "total_minor", "totals.total_minor") if totals_raw else 0,
+        discount_minor=check.whole(totals_raw, "discount_minor", "totals.discount_minor")
+        if totals_raw and "discount_minor" in totals_raw
+        else None,
     )
+    code = payload.get("promotion_code", "")
+    if code is None:
+        code = ""
+    if not isinstance(code, str) or len(code.strip()) > 40:
+        check.fail("promotion_code", "A promotion code, as text of up to 40 characters.")
+        code = ""
 
     payment_raw = payload.get("payment", {"status": "unpaid"})
     payment_status = payment_raw.get("status") if isinstance(payment_raw, Mapping) else None
@@ -204,4 +217,5 @@ def parse_order(payload: Any) -> IngestOrder:
         payment_status=str(payment_status),
         fulfilment_method=str(method),
         address=address,
+        promotion_code=code.strip(),
     )

@@ -7,10 +7,13 @@ Checks, in order, each answered as ``application/problem+json``:
      ingestion secret, 5 minutes either side (400);
   3. the body's shape (422, ``fields`` by path);
   4. every item's unit price against the catalog (422, ``lines``: sku, given and catalog price);
-  5. the totals: subtotal, tax by the store's rules, total (422, ``fields``);
-  6. create-or-dedupe in one statement (ADR 0003) under the unique (store, client_order_id): 201 with the new
+  5. a ``promotion_code``, checked like a shopper's (422 ``promotion_invalid`` naming it, with the reason);
+  6. the totals: subtotal, the code's discount, tax by the store's rules after it, total (422, ``fields``);
+  7. create-or-dedupe in one statement (ADR 0003) under the unique (store, client_order_id): 201 with the new
      order; 200 with the same order for the same body; 409 for a different body under the same id; 409 when
-     stock is short (nothing sold: on hand never goes below what is free).
+     stock is short (nothing sold: on hand never goes below what is free); 409 ``promotion_unavailable``
+     when the code's last use went to another order meanwhile (its use is claimed in the same statement, ADR
+     0006).
 
 The statement claims the client order id, sells the stock (with 'sale' movements), finds or makes the
 customer, writes the order, its lines, its ``order.placed`` outbox event and the accepted attempt, all or
@@ -42,6 +45,15 @@ from app.ingestion.schemas import IngestOrder, parse_order
 from app.inventory.services import SELL_CHECK_CTES, SELL_CTES, sell_params
 from app.orders.services import PLACE_ORDER_CTES, order_params
 from app.payments.signing import DEFAULT_TOLERANCE_S, InvalidSignature, verify
+from app.promotions.claims import (
+    PROMO_CHECK_CTES,
+    PROMO_CLAIM_CTES,
+    claim_params,
+    ensure_customer_uses,
+    load_offers,
+    short_message,
+)
+from app.promotions.engine import Applied, apply_promotions, normalise_code
 from app.stores.models import Store
 from app.stores.services import caller_for_token
 
@@ -49,16 +61,16 @@ log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "x-till-signature"
 
-_PLACE = f"""
-    WITH {SELL_CHECK_CTES},
+_PLACE_TEMPLATE = """
+    WITH {SELL_CHECK_CTES},{PROMO_CHECK}
     claim AS (
         INSERT INTO ingested_orders (id, store_id, client_order_id, request_hash, order_id, created_at, updated_at)
         SELECT :claim_id, :store_id, :client_order_id, :request_hash, :order_id, :order_placed_at, :order_placed_at
-        WHERE NOT EXISTS (SELECT 1 FROM stock_short)
+        WHERE NOT EXISTS (SELECT 1 FROM stock_short){PROMO_GATE}
         ON CONFLICT (store_id, client_order_id) DO NOTHING
         RETURNING id
     ),
-    go AS (SELECT id FROM claim),
+    go AS (SELECT id FROM claim),{PROMO_CLAIM}
     {SELL_CTES},
     {GUEST_CUSTOMER_CTE},
     {PLACE_ORDER_CTES},
@@ -70,8 +82,29 @@ _PLACE = f"""
         FROM placed p
     )
     SELECT (SELECT number FROM placed) AS number,
-           (SELECT jsonb_agg(jsonb_build_array(variant_id, quantity, free)) FROM stock_short) AS short
-"""  # noqa: S608 (fragments are constants; values are parameters)
+           (SELECT jsonb_agg(jsonb_build_array(variant_id, quantity, free)) FROM stock_short) AS short,
+           {PROMO_SHORT} AS promo_short
+"""
+_FRAGMENTS = {
+    "SELL_CHECK_CTES": SELL_CHECK_CTES,
+    "SELL_CTES": SELL_CTES,
+    "GUEST_CUSTOMER_CTE": GUEST_CUSTOMER_CTE,
+    "PLACE_ORDER_CTES": PLACE_ORDER_CTES,
+}
+_PLACE = _PLACE_TEMPLATE.format(**_FRAGMENTS, PROMO_CHECK="", PROMO_GATE="", PROMO_CLAIM="", PROMO_SHORT="NULL")
+# An order naming a code: its use is claimed in the same statement once the stock fits (ADR 0006), and the
+# ingestion claim is gated on it; the use is recorded as used on the order at once.
+_PLACE_WITH_PROMOTION = _PLACE_TEMPLATE.format(
+    **_FRAGMENTS,
+    PROMO_CHECK=f"""
+    promo_gate AS (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM stock_short)),
+    {PROMO_CHECK_CTES},""",  # noqa: S608 (constant fragments)
+    PROMO_GATE=" AND NOT EXISTS (SELECT 1 FROM promo_short)",
+    PROMO_CLAIM=f"""
+    promo_holder AS (SELECT id FROM claim),
+    {PROMO_CLAIM_CTES},""",  # noqa: S608 (constant fragments)
+    PROMO_SHORT="(SELECT jsonb_agg(jsonb_build_array(id, code, reason)) FROM promo_short)",
+)
 
 # The order a client order id made, as the answer shows it (the same for the first call and every repeat).
 _STORED = """
@@ -208,12 +241,60 @@ class OrderIngestion:
                 lines=differ,
             )
             return await self._log_alone(attempt, answer, lines=differ)
+        applied = await self._promotion(store, order, variants, now) if order.promotion_code else None
+        if isinstance(applied, Answer):
+            return await self._log_alone(attempt, applied)
         try:
-            priced = price_order(order, store, variants, now)
+            priced = price_order(order, store, variants, now, applied)
         except ValidationFailed as exc:
             answer = problem(422, "totals_mismatch", "Totals do not add up", exc.detail, fields=exc.fields)
             return await self._log_alone(attempt, answer, reason=_fields_reason(exc.fields))
         return await self._place(store, order, priced, payload, attempt, now)
+
+    async def _promotion(
+        self, store: Store, order: IngestOrder, variants: dict[str, Any], now: datetime
+    ) -> Applied | Answer:
+        """The named code's discount on the order's lines (only that code: a channel prices its own orders, so
+        the store's automatic promotions are not added), or the 422 naming it. Makes the customer's use-count
+        row for a per-customer limit (ADR 0006)."""
+        code = normalise_code(order.promotion_code)
+        skus = {item.sku for item in order.items}
+        async with pg.connection(self.engine) as conn:
+            context = await load_offers(
+                conn,
+                store.id,
+                codes=[code],
+                variant_ids=[variants[sku].id for sku in skus],
+                email=order.customer.email,
+            )
+            offers = [offer for offer in context.offers if offer.code == code]
+            lines = [
+                context.line(str(i), variants[item.sku].id, item.quantity, item.unit_price_minor)
+                for i, item in enumerate(order.items)
+            ]
+            applied = apply_promotions(
+                lines,
+                offers,
+                currency=store.currency,
+                now=now,
+                timezone=store.timezone,
+                codes=[code],
+                shopper=context.shopper,
+                shipping_minor=order.totals.shipping_minor,
+            )
+            if code in applied.rejected:
+                reason = applied.rejected[code]
+                return problem(
+                    422,
+                    "promotion_invalid",
+                    "Promotion code refused",
+                    f"The code {code} does not apply: {reason} Nothing was placed.",
+                    fields={"promotion_code": reason},
+                )
+            await ensure_customer_uses(
+                conn, store.id, offers, [d.promotion_id for d in applied.discounts], order.customer.email
+            )
+        return applied
 
     @staticmethod
     def _check_signature(raw: bytes, header: str, keys: Sequence[str], now: datetime) -> Answer | None:
@@ -251,9 +332,22 @@ class OrderIngestion:
         now: datetime,
     ) -> Answer:
         fingerprint = request_hash(payload)
+        discounts = priced.order.discounts or []
+        promotions = (
+            claim_params(
+                discounts,
+                email=order.customer.email,
+                currency=store.currency,
+                channel="ingested",
+                order_id=priced.order.id,
+            )
+            if discounts
+            else {}
+        )
         sql, args = pg.named(
-            _PLACE,
+            _PLACE_WITH_PROMOTION if discounts else _PLACE,
             {
+                **promotions,
                 "store_id": store.id,
                 "claim_id": uuid.uuid4(),
                 "client_order_id": order.client_order_id,
@@ -291,6 +385,16 @@ class OrderIngestion:
                     fields={"client_order_id": "Used for a different order."},
                 )
                 return await self._log(conn, attempt, answer, order_id=stored["id"], reason="same id, different body")
+            if row["promo_short"]:
+                message, fields = short_message(row["promo_short"])
+                answer = problem(
+                    409,
+                    "promotion_unavailable",
+                    "Promotion unavailable",
+                    f"{message.removesuffix(' Please review the new total.')} Nothing was placed.",
+                    fields={"promotion_code": fields["code"]},
+                )
+                return await self._log(conn, attempt, answer)
             short = [
                 {"sku": priced.skus[uuid.UUID(str(v))], "quantity": q, "available": max(int(f), 0)}
                 for v, q, f in sorted(row["short"] or [], key=lambda short: priced.skus[uuid.UUID(str(short[0]))])
