@@ -32,6 +32,7 @@ FUNCTIONS: list[Function[TillContext]] = [
     tasks.settle_payment_operations,
     tasks.capture_on_fulfilment,
     tasks.transfer_to_store,
+    tasks.return_promotion_uses,
     tasks.deliver_email,
     tasks.redeliver_stalled_email,
 ]

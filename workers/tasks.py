@@ -20,6 +20,7 @@ from app.payments.provider import PaymentProvider, ProviderResult
 from app.payments.registry import provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.payments.services import is_success
+from app.promotions.services import PromotionService
 from app.stores.models import Store
 from app.webhooks.receipts import exactly_once
 from workers.context import TillContext
@@ -140,6 +141,21 @@ async def deliver_email(ctx: TillContext, *, event: dict[str, Any]) -> str:
     )
 
 
+@exactly_once
+async def return_promotion_uses(ctx: TillContext, *, event: dict[str, Any]) -> str:
+    """order.payment_changed to refunded / order.status_changed to cancelled: a whole order's money went back, so
+    its promotion uses count again when the store says so (its promotions page)."""
+    payload = event.get("payload") or {}
+    refunded = event.get("type") == "order.payment_changed" and payload.get("to") == "refunded"
+    cancelled = payload.get("axis") == "order" and payload.get("to") == "cancelled"
+    if not (refunded or cancelled):
+        return "skipped"
+    async with ctx["sessions"]() as session, session.begin():
+        promotions = PromotionService(session, uuid.UUID(event["store_id"]))
+        returned = await promotions.give_back(uuid.UUID(event["aggregate_id"]))
+    return f"returned {returned}" if returned else "skipped"
+
+
 async def redeliver_stalled_email(ctx: TillContext) -> int:
     """Messages whose delivery job was lost, or whose worker died while sending: deliver them now."""
     return await EmailDelivery(ctx["sessions"], ctx["settings"]).redeliver_stalled()
@@ -149,3 +165,5 @@ register_consumer("order.status_changed", "capture_on_fulfilment")
 register_consumer(MESSAGE_QUEUED, "deliver_email")
 register_consumer("order.placed", "transfer_to_store")
 register_consumer("order.payment_changed", "transfer_to_store")
+register_consumer("order.payment_changed", "return_promotion_uses")
+register_consumer("order.status_changed", "return_promotion_uses")

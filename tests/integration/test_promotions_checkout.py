@@ -23,10 +23,16 @@ from app.config import Settings
 from app.core import pg
 from app.core.errors import ValidationFailed
 from app.core.money import Money
+from app.core.outbox import OutboxEvent
+from app.core.rbac import Role
 from app.core.tenancy import bind_store, system_scope
 from app.inventory.models import StockLevel
 from app.inventory.services import move_reserved
+from app.orders.cancellation import OrderCancellation
 from app.orders.models import Order
+from app.orders.services import Actor
+from app.payments.models import PaymentIntent
+from app.payments.operations import PaymentOperations
 from app.payments.provider import CardDetails
 from app.payments.registry import provider_for
 from app.payments.sandbox import SandboxProvider
@@ -38,6 +44,7 @@ from tests.integration.conftest import World, bearer, issue_token
 from tests.integration.http_server import serving
 from tests.integration.promotions import Sessions, make_promotion, promotion_state, quote
 from tests.integration.shop import Shop, make_shop
+from workers.tasks import return_promotion_uses
 
 VISA = CardDetails("4242424242424242", 12, 2034, "123")
 DECLINED = CardDetails("4000000000000002", 12, 2034, "123")
@@ -417,3 +424,56 @@ async def test_the_claim_statements_never_touch_another_store(
         assert await release_held(conn, other.id, outcome.attempt_id) == 0
         assert await return_used(conn, other.id, outcome.order.id) == 0
     assert (await promotion_state(sessions, shop.store.id, promotion.id))["statuses"] == {"used": 1}
+
+
+# ---- a whole order's money back: the use counts again (the store's setting), through the outbox consumer ----------
+
+
+async def _events(sessions: Sessions, order_id: uuid.UUID, event_type: str) -> list[dict[str, Any]]:
+    """The order's outbox events of a type, as the relay hands them to a consumer."""
+    async with sessions() as session:
+        system_scope(session)
+        rows = await session.scalars(
+            select(OutboxEvent).where(OutboxEvent.aggregate_id == str(order_id), OutboxEvent.type == event_type)
+        )
+        return [
+            {"id": row.id, "store_id": str(row.store_id), "type": row.type, "aggregate_id": row.aggregate_id,
+             "payload": row.payload}
+            for row in rows
+        ]  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["refund", "cancel"])
+async def test_a_full_refund_or_a_cancellation_gives_the_use_back_through_the_worker(
+    world: World, sessions: Sessions, saga_of: Any, how: str
+) -> None:
+    shop = await make_shop(world)
+    promotion = await make_promotion(sessions, shop.store, usage_limit=1)
+    async with sessions() as session, session.begin():
+        await PromotionService(session, shop.store.id).set_settings(
+            PromotionSettings(return_use_on_refund=True), actor=None
+        )
+    snapshot = await quote(sessions, shop, {"MUG-1": 1}, codes=("TEN",))
+    saga = saga_of(shop)
+    outcome = await saga.complete(snapshot.id, "k1", PaymentInput(card=VISA), fingerprint="f")
+    assert outcome.order is not None
+    order_id = outcome.order.id
+    actor = Actor(Role.MANAGER, "Mia", "staff")
+    if how == "refund":
+        async with sessions() as session:
+            bind_store(session, shop.store.id)
+            intent_id = await session.scalar(select(PaymentIntent.id).where(PaymentIntent.order_id == order_id))
+        assert intent_id is not None
+        await PaymentOperations(sessions, shop.store.id, saga.provider).refund(
+            order_id, intent_id, amount_minor=None, reason="changed their mind", actor=actor
+        )
+        events = await _events(sessions, order_id, "order.payment_changed")
+    else:
+        await OrderCancellation(sessions, shop.store.id, saga.provider).cancel(order_id, actor=actor, reason="late")
+        events = await _events(sessions, order_id, "order.status_changed")
+    ctx: Any = {"sessions": sessions}
+    results = [await return_promotion_uses(ctx, event=event) for event in events]
+    assert results == ["returned 1"]
+    assert [await return_promotion_uses(ctx, event=event) for event in events] == ["skipped"]  # once per event
+    state = await promotion_state(sessions, shop.store.id, promotion.id)
+    assert state["uses_claimed"] == 0 and state["statuses"] == {"returned": 1}
