@@ -81,6 +81,8 @@ class PosSale(TenantMixin, UUIDv7AuditBase):
         UniqueConstraint("store_id", "register_id", "client_sale_id"),
         Index("ix_pos_sales_shift", "shift_id"),
         Index("ix_pos_sales_review", "store_id", "created_at", postgresql_where=text("review_status = 'open'")),
+        # The offline limits at sync: a register's sales by the tablet's clock (app/pos/sync.py).
+        Index("ix_pos_sales_register_sold", "store_id", "register_id", "sold_at"),
     )
 
     register_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registers.id", ondelete="RESTRICT"))
@@ -99,6 +101,39 @@ class PosSale(TenantMixin, UUIDv7AuditBase):
     reviewed_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     review_note: Mapped[str] = mapped_column(String(500), default="")
+    # The manager whose PIN approved a discount over the cashier's limit (None: none was needed).
+    discount_approved_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+
+
+class PosRefund(TenantMixin, UUIDv7AuditBase):
+    """Money (and maybe goods) given back on a past POS sale, at a register in a shift. ``pending`` while a card
+    refund is at the provider (its amount already counts against what is left to refund), then ``done`` with
+    its negative tenders and restocked lines, or ``failed`` (nothing moved)."""
+
+    __tablename__ = "pos_refunds"
+    __store_index__ = False
+    __table_args__ = (
+        Index("ix_pos_refunds_order", "store_id", "order_id"),
+        Index("ix_pos_refunds_shift", "shift_id"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"))
+    register_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registers.id", ondelete="RESTRICT"))
+    shift_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shifts.id", ondelete="RESTRICT"))
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    to: Mapped[str] = mapped_column(String(10))  # original | cash
+    # [{position, variant_id, quantity, amount_minor}]: the order lines that came back (restocked once done).
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JsonB, default=list)
+    # How it was given back: [{kind, amount_minor}] (card: through the payment provider; cash: from the drawer).
+    parts: Mapped[list[dict[str, Any]]] = mapped_column(JsonB, default=list)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    message: Mapped[str] = mapped_column(String(300), default="")  # why it failed
 
 
 class PosTender(TenantMixin, UUIDv7AuditBase):
@@ -110,6 +145,9 @@ class PosTender(TenantMixin, UUIDv7AuditBase):
     __table_args__ = (Index("ix_pos_tenders_shift", "shift_id", "kind"),)
 
     sale_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pos_sales.id", ondelete="CASCADE"), index=True)
+    refund_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("pos_refunds.id", ondelete="CASCADE"), default=None, index=True
+    )
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), index=True)
     shift_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shifts.id", ondelete="RESTRICT"))
     kind: Mapped[str] = mapped_column(String(20))  # cash | card | gift_card | store_credit | loyalty

@@ -144,12 +144,19 @@ def upgrade() -> None:
         sa.Column("reviewed_by_id", GUID(length=16), nullable=True),
         sa.Column("reviewed_at", DateTimeUTC(timezone=True), nullable=True),
         sa.Column("review_note", sa.String(length=500), nullable=False),
+        sa.Column("discount_approved_by_id", GUID(length=16), nullable=True),
         sa.Column("store_id", GUID(length=16), nullable=False),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", DateTimeUTC(timezone=True), nullable=False),
         sa.Column("updated_at", DateTimeUTC(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["cashier_id"], ["users.id"], name=op.f("fk_pos_sales_cashier_id_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["discount_approved_by_id"],
+            ["users.id"],
+            name=op.f("fk_pos_sales_discount_approved_by_id_users"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["order_id"], ["orders.id"], name=op.f("fk_pos_sales_order_id_orders"), ondelete="RESTRICT"
@@ -178,6 +185,49 @@ def upgrade() -> None:
         postgresql_where=sa.text("review_status = 'open'"),
     )
     op.create_index("ix_pos_sales_shift", "pos_sales", ["shift_id"], unique=False)
+    op.create_index("ix_pos_sales_register_sold", "pos_sales", ["store_id", "register_id", "sold_at"], unique=False)
+    op.create_table(
+        "pos_refunds",
+        sa.Column("id", GUID(length=16), nullable=False),
+        sa.Column("order_id", GUID(length=16), nullable=False),
+        sa.Column("register_id", GUID(length=16), nullable=False),
+        sa.Column("shift_id", GUID(length=16), nullable=False),
+        sa.Column("amount_minor", sa.Integer(), nullable=False),
+        sa.Column("to", sa.String(length=10), nullable=False),
+        sa.Column("lines", postgresql.JSONB(), nullable=False),
+        sa.Column("parts", postgresql.JSONB(), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("actor_id", GUID(length=16), nullable=True),
+        sa.Column("approved_by_id", GUID(length=16), nullable=True),
+        sa.Column("message", sa.String(length=300), nullable=False),
+        sa.Column("store_id", GUID(length=16), nullable=False),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.Column("created_at", DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("updated_at", DateTimeUTC(timezone=True), nullable=False),
+        sa.CheckConstraint("amount_minor > 0", name=op.f("ck_pos_refunds_amount_positive")),
+        sa.ForeignKeyConstraint(
+            ["actor_id"], ["users.id"], name=op.f("fk_pos_refunds_actor_id_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["approved_by_id"], ["users.id"], name=op.f("fk_pos_refunds_approved_by_id_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["order_id"], ["orders.id"], name=op.f("fk_pos_refunds_order_id_orders"), ondelete="RESTRICT"
+        ),
+        sa.ForeignKeyConstraint(
+            ["register_id"], ["registers.id"], name=op.f("fk_pos_refunds_register_id_registers"), ondelete="RESTRICT"
+        ),
+        sa.ForeignKeyConstraint(
+            ["shift_id"], ["shifts.id"], name=op.f("fk_pos_refunds_shift_id_shifts"), ondelete="RESTRICT"
+        ),
+        sa.ForeignKeyConstraint(
+            ["store_id"], ["stores.id"], name=op.f("fk_pos_refunds_store_id_stores"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pos_refunds")),
+    )
+    op.create_index("ix_pos_refunds_order", "pos_refunds", ["store_id", "order_id"], unique=False)
+    op.create_index("ix_pos_refunds_shift", "pos_refunds", ["shift_id"], unique=False)
     op.create_table(
         "reader_payments",
         sa.Column("id", GUID(length=16), nullable=False),
@@ -234,6 +284,7 @@ def upgrade() -> None:
         "pos_tenders",
         sa.Column("id", GUID(length=16), nullable=False),
         sa.Column("sale_id", GUID(length=16), nullable=True),
+        sa.Column("refund_id", GUID(length=16), nullable=True),
         sa.Column("order_id", GUID(length=16), nullable=False),
         sa.Column("shift_id", GUID(length=16), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
@@ -259,6 +310,9 @@ def upgrade() -> None:
             ["sale_id"], ["pos_sales.id"], name=op.f("fk_pos_tenders_sale_id_pos_sales"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
+            ["refund_id"], ["pos_refunds.id"], name=op.f("fk_pos_tenders_refund_id_pos_refunds"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
             ["shift_id"], ["shifts.id"], name=op.f("fk_pos_tenders_shift_id_shifts"), ondelete="RESTRICT"
         ),
         sa.ForeignKeyConstraint(
@@ -269,6 +323,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_pos_tenders_order_id"), "pos_tenders", ["order_id"], unique=False)
     op.create_index(op.f("ix_pos_tenders_sale_id"), "pos_tenders", ["sale_id"], unique=False)
+    op.create_index(op.f("ix_pos_tenders_refund_id"), "pos_tenders", ["refund_id"], unique=False)
     op.create_index("ix_pos_tenders_shift", "pos_tenders", ["shift_id", "kind"], unique=False)
     op.add_column("memberships", sa.Column("pos_pin_hash", sa.String(length=255), nullable=True))
     op.alter_column("payment_intents", "snapshot_id", existing_type=sa.UUID(), nullable=True)
@@ -278,6 +333,7 @@ def downgrade() -> None:
     op.alter_column("payment_intents", "snapshot_id", existing_type=sa.UUID(), nullable=False)
     op.drop_column("memberships", "pos_pin_hash")
     op.drop_index("ix_pos_tenders_shift", table_name="pos_tenders")
+    op.drop_index(op.f("ix_pos_tenders_refund_id"), table_name="pos_tenders")
     op.drop_index(op.f("ix_pos_tenders_sale_id"), table_name="pos_tenders")
     op.drop_index(op.f("ix_pos_tenders_order_id"), table_name="pos_tenders")
     op.drop_table("pos_tenders")
@@ -288,6 +344,10 @@ def downgrade() -> None:
     )
     op.drop_index("ix_reader_payments_reader_status", table_name="reader_payments")
     op.drop_table("reader_payments")
+    op.drop_index("ix_pos_refunds_shift", table_name="pos_refunds")
+    op.drop_index("ix_pos_refunds_order", table_name="pos_refunds")
+    op.drop_table("pos_refunds")
+    op.drop_index("ix_pos_sales_register_sold", table_name="pos_sales")
     op.drop_index("ix_pos_sales_shift", table_name="pos_sales")
     op.drop_index("ix_pos_sales_review", table_name="pos_sales", postgresql_where=sa.text("review_status = 'open'"))
     op.drop_table("pos_sales")
