@@ -1,6 +1,6 @@
 """Checkout throughput: N concurrent shoppers (closed loop), each doing quote + complete via /api/v1.
 
-    .venv/bin/python bench/checkout.py [--levels 1,10,20,50] [--seconds 15] [--workers 2]
+    .venv/bin/python bench/checkout.py [--levels 1,10,20,50] [--seconds 15] [--workers 2] [--promo]
 
 Starts its own `till serve` (TEST_DATABASE_URL / TEST_REDIS_URL, or embedded servers) on a fresh
 database with the demo store and plenty of stock, and an API token. Carts of 3 lines are written
@@ -9,6 +9,10 @@ A warm-up (--warmup seconds, 10 shoppers, not measured) gives the store an order
 ANALYZE; each shopper iteration takes the next cart and times quote + complete with the sandbox provider.
 Prints completions/s and p50/p95/p99 of quote+complete per concurrency level; writes
 bench/results/checkout.json.
+
+--promo: every level runs twice on the same server, plain and then with a promotion code on every quote (BENCH10:
+10 % off with a usage limit and a per-shopper limit, so each completion locks and counts the promotion's row and the
+shopper's, ADR 0006), and prints the two side by side; writes bench/results/checkout-promo.json.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": 
 
 
 CARTS = 20_000
+PROMO_CODE = "BENCH10"
 
 
-async def prepare(database_url: str, variant_count: int) -> tuple[str, list[str], list[str]]:
-    """Lots of stock for the demo store's variants, an owner API token, and ready carts of 3 lines."""
+async def prepare(database_url: str, variant_count: int, promo: bool = False) -> tuple[str, list[str], list[str]]:
+    """Lots of stock for the demo store's variants, an owner API token, and ready carts of 3 lines; with ``promo``,
+    the promotion BENCH10 (10 % off, 10 million uses in all, one per shopper)."""
     from sqlalchemy import select, text, update
 
     from app.catalog.models import Variant
@@ -43,6 +49,7 @@ async def prepare(database_url: str, variant_count: int) -> tuple[str, list[str]
     from app.core.rbac import Role
     from app.core.tenancy import bind_store
     from app.inventory.models import StockLevel
+    from app.promotions.models import Promotion
     from app.stores.models import Store
     from app.stores.services import ApiTokenService
 
@@ -60,6 +67,13 @@ async def prepare(database_url: str, variant_count: int) -> tuple[str, list[str]
             _, secret = await ApiTokenService.for_store(session, store.id).issue(
                 name="bench", role=Role.OWNER, created_by=None
             )
+            if promo:
+                session.add(
+                    Promotion(
+                        name="Bench ten", code=PROMO_CODE, kind="percentage", percent_bps=1000,
+                        usage_limit=10_000_000, per_customer_limit=1,
+                    )
+                )  # fmt: skip
             tokens = (
                 await session.scalars(
                     text(
@@ -86,28 +100,40 @@ async def prepare(database_url: str, variant_count: int) -> tuple[str, list[str]
 
 
 async def shopper(
-    client: LeanConnection, carts: list[str], deadline: float, latencies: list[float], errors: list[str]
+    client: LeanConnection,
+    carts: list[str],
+    deadline: float,
+    latencies: list[float],
+    errors: list[str],
+    code: str | None = None,
 ) -> None:
     while time.perf_counter() < deadline and carts:
         cart = carts.pop()
         started = time.perf_counter()
         try:
-            await one_checkout(client, cart, started, latencies, errors)
+            await one_checkout(client, cart, started, latencies, errors, code)
         except (OSError, asyncio.IncompleteReadError) as exc:  # counted, not fatal: the run reports how many
             errors.append(f"transport {type(exc).__name__}")
             await client.close()
 
 
 async def one_checkout(
-    client: LeanConnection, cart: str, started: float, latencies: list[float], errors: list[str]
+    client: LeanConnection,
+    cart: str,
+    started: float,
+    latencies: list[float],
+    errors: list[str],
+    code: str | None = None,
 ) -> None:
-    quote = await client.request(
-        "POST", "/api/v1/checkout/quote", json={"cart_token": cart, "email": f"{cart}@example.com"}
-    )
+    body = {"cart_token": cart, "email": f"{cart}@example.com", **({"code": code} if code else {})}
+    quote = await client.request("POST", "/api/v1/checkout/quote", json=body)
     if quote.status != 201:
         errors.append(f"quote {quote.status}")
         return
     body = quote.json()
+    if code and not body["discount_minor"]:
+        errors.append("quote without the discount")
+        return
     done = await client.request(
         "POST",
         "/api/v1/checkout/complete",
@@ -133,13 +159,15 @@ async def analyze(database_url: str) -> None:
         await engine.dispose()
 
 
-async def level(url: str, secret: str, carts: list[str], concurrency: int, seconds: float) -> dict[str, float]:
+async def level(
+    url: str, secret: str, carts: list[str], concurrency: int, seconds: float, code: str | None = None
+) -> dict[str, float]:
     clients = [LeanConnection(url, {"authorization": f"Bearer {secret}"}) for _ in range(concurrency)]
     latencies: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*(shopper(client, carts, deadline, latencies, errors) for client in clients))
+    await asyncio.gather(*(shopper(client, carts, deadline, latencies, errors, code) for client in clients))
     elapsed = time.perf_counter() - started
     await asyncio.gather(*(client.close() for client in clients))
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
@@ -163,13 +191,14 @@ def main() -> None:
     parser.add_argument(
         "--variants", type=int, default=12, help="how many of the demo store's variants the carts spread over"
     )
+    parser.add_argument("--promo", action="store_true", help="each level also with a promotion code, side by side")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     results = []
-    with own_server(args.workers, on_database=lambda url: (url, asyncio.run(prepare(url, args.variants)))) as (
-        url,
-        prepared,
-    ):
+    promo_results = []
+    with own_server(
+        args.workers, on_database=lambda url: (url, asyncio.run(prepare(url, args.variants, args.promo)))
+    ) as (url, prepared):
         database_url, (secret, _, carts) = prepared
         # A store that has taken orders before: the order, payment and checkout tables are not empty, and
         # their statistics say so (starting from empty tables, the planner keeps choosing sequential scans
@@ -178,18 +207,24 @@ def main() -> None:
         asyncio.run(analyze(database_url))
         for concurrency in levels:
             results.append(asyncio.run(level(url, secret, carts, concurrency, args.seconds)))
+            if args.promo:
+                promo_results.append(asyncio.run(level(url, secret, carts, concurrency, args.seconds, PROMO_CODE)))
             if not carts:
                 print("ran out of prepared carts: raise CARTS", file=sys.stderr)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "checkout.json").write_text(
-        json.dumps({"workers": args.workers, "seconds": args.seconds, "levels": results}, indent=2)
-    )
+    name = "checkout-promo.json" if args.promo else "checkout.json"
+    payload = {"workers": args.workers, "seconds": args.seconds, "levels": results}
+    if args.promo:
+        payload["promo_levels"] = promo_results
+    (out / name).write_text(json.dumps(payload, indent=2))
     print(f"quote + complete, sandbox provider, {args.workers} web process(es), {args.seconds:.0f} s per level")
-    print(f"{'shoppers':>8} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for r in results:
-        cells = [r["concurrency"], r["completions_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"]]
-        print(" ".join(f"{c:>8}" for c in cells), f"{r['errors']:>7}")
+    print(f"{'':>8} {'shoppers':>8} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for i, r in enumerate(results):
+        rows = [("plain", r)] + ([(PROMO_CODE, promo_results[i])] if args.promo else [])
+        for label, row in rows:
+            cells = [label, row["concurrency"], row["completions_per_s"], row["p50_ms"], row["p95_ms"], row["p99_ms"]]
+            print(" ".join(f"{c:>8}" for c in cells), f"{row['errors']:>7}")
 
 
 if __name__ == "__main__":
