@@ -61,7 +61,9 @@ from app.payments.refund_queue import RefundQueueController
 from app.payments.settings_pages import PaymentSettingsController
 from app.promotions.api import PromotionsAdminApiController
 from app.promotions.pages import PromotionPagesController
+from app.pos.api import PosApiController
 from app.pos.app_page import PosAppController
+from app.pos.pages import PosPagesController, RegisterPagesController, ShiftReportPagesController
 from app.pos.readers.api import CardPaymentsApiController
 from app.pos.readers.pages import RegisterReaderPageController, SandboxReaderPageController
 from app.shipping.pages import ShippingSettingsController
@@ -169,6 +171,10 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             PromotionPagesController,
             PromotionsAdminApiController,
             PosAppController,
+            PosApiController,
+            RegisterPagesController,
+            PosPagesController,
+            ShiftReportPagesController,
             CardPaymentsApiController,
             SandboxReaderPageController,
             RegisterReaderPageController,

@@ -1,0 +1,217 @@
+"""A shift's report: its sales and refunds by tender, discounts, tax, voids, cash in and out, and the drawer
+(expected = float + cash in - cash out + cash sales - cash refunds; over/short = counted - expected).
+
+Every amount is a sum of rows (pos_tenders, cash_movements, the sales' orders), so the tenders always add up to
+the sales: ``sales_minor == sum(sales_by_tender)`` and ``refunds_minor == sum(refunds_by_tender)``. A closed
+shift keeps the expected cash it was closed with; a sale that syncs after the close shows in its totals (and on
+the review list) but does not move what was counted then.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.orders.models import Order
+from app.pos.models import CashMovement, PosRefund, PosSale, PosTender, ReaderPayment, Register, Shift
+from app.stores.models import Store, User
+
+__all__ = ["ShiftReport", "report_csv", "shift_json", "shift_report"]
+
+
+@dataclass(frozen=True)
+class ShiftReport:
+    shift: Shift
+    register_name: str
+    opened_by: str
+    closed_by: str
+    currency: str
+    sales_count: int
+    refunds_count: int
+    voids_count: int
+    gross_minor: int  # the sales at list price, before discounts
+    discounts_minor: int
+    tax_minor: int
+    sales_minor: int  # what the sales came to (= the sales' tenders)
+    refunds_minor: int  # what was given back (= the refunds' tenders)
+    cash_in_minor: int
+    cash_out_minor: int
+    expected_cash_minor: int
+    counted_cash_minor: int | None
+    over_short_minor: int | None
+    sales_by_tender: dict[str, int] = field(default_factory=dict)
+    refunds_by_tender: dict[str, int] = field(default_factory=dict)
+    review_count: int = 0  # sales of this shift waiting on the managers' review list
+
+    @property
+    def net_minor(self) -> int:
+        return self.sales_minor - self.refunds_minor
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "shift": shift_json(self.shift, self.register_name, self.opened_by),
+            "currency": self.currency,
+            "sales_count": self.sales_count,
+            "refunds_count": self.refunds_count,
+            "voids_count": self.voids_count,
+            "gross_minor": self.gross_minor,
+            "discounts_minor": self.discounts_minor,
+            "tax_minor": self.tax_minor,
+            "sales_minor": self.sales_minor,
+            "refunds_minor": self.refunds_minor,
+            "net_minor": self.net_minor,
+            "sales_by_tender": self.sales_by_tender,
+            "refunds_by_tender": self.refunds_by_tender,
+            "cash_in_minor": self.cash_in_minor,
+            "cash_out_minor": self.cash_out_minor,
+            "expected_cash_minor": self.expected_cash_minor,
+            "counted_cash_minor": self.counted_cash_minor,
+            "over_short_minor": self.over_short_minor,
+            "review_count": self.review_count,
+        }
+
+
+def shift_json(shift: Shift, register_name: str, opened_by: str, offline_key: str | None = None) -> dict[str, Any]:
+    return {
+        "id": str(shift.id),
+        "register_id": str(shift.register_id),
+        "register_name": register_name,
+        "opened_at": shift.opened_at.isoformat(),
+        "opened_by": opened_by,
+        "opening_float_minor": shift.opening_float_minor,
+        "closed_at": shift.closed_at.isoformat() if shift.closed_at else None,
+        "offline_key": offline_key,
+    }
+
+
+async def shift_report(session: AsyncSession, shift: Shift) -> ShiftReport:
+    """The shift's report from its rows (the session is bound to the shift's store)."""
+    sales = (
+        await session.execute(
+            select(
+                func.count(PosSale.id),
+                func.coalesce(func.sum(Order.subtotal_minor), 0),
+                func.coalesce(func.sum(Order.discount_minor), 0),
+                func.coalesce(func.sum(Order.tax_minor), 0),
+                func.coalesce(func.sum(case((PosSale.review_status == "open", 1), else_=0)), 0),
+            )
+            .join(Order, Order.id == PosSale.order_id)
+            .where(PosSale.shift_id == shift.id)
+        )
+    ).one()
+    by_tender: dict[tuple[str, bool], int] = {}
+    for kind, is_refund, amount in await session.execute(
+        select(PosTender.kind, PosTender.refund_id.is_not(None), func.sum(PosTender.amount_minor))
+        .where(PosTender.shift_id == shift.id)
+        .group_by(PosTender.kind, PosTender.refund_id.is_not(None))
+    ):
+        by_tender[(kind, bool(is_refund))] = int(amount)
+    moved = dict(
+        (kind, int(amount))
+        for kind, amount in await session.execute(
+            select(CashMovement.kind, func.sum(CashMovement.amount_minor))
+            .where(CashMovement.shift_id == shift.id)
+            .group_by(CashMovement.kind)
+        )
+    )
+    refunds_count = await session.scalar(
+        select(func.count(PosRefund.id)).where(PosRefund.shift_id == shift.id, PosRefund.status == "done")
+    )
+    voids_count = await session.scalar(
+        select(func.count(ReaderPayment.id)).where(
+            ReaderPayment.register_id == shift.register_id,
+            ReaderPayment.status == "voided",
+            ReaderPayment.created_at >= shift.opened_at,
+            ReaderPayment.created_at <= (shift.closed_at or datetime.now(UTC)),
+        )
+    )
+    sales_by_tender = {kind: amount for (kind, refund), amount in sorted(by_tender.items()) if not refund}
+    refunds_by_tender = {kind: -amount for (kind, refund), amount in sorted(by_tender.items()) if refund}
+    cash_in, cash_out = moved.get("in", 0), moved.get("out", 0)
+    expected = (
+        shift.opening_float_minor
+        + cash_in
+        - cash_out
+        + sales_by_tender.get("cash", 0)
+        - refunds_by_tender.get("cash", 0)
+    )
+    if shift.closed_at is not None and shift.expected_cash_minor is not None:
+        expected = shift.expected_cash_minor
+    register = await session.get(Register, shift.register_id)
+    store = await session.get(Store, shift.store_id)
+    opened = await session.get(User, shift.opened_by_id) if shift.opened_by_id else None
+    closed = await session.get(User, shift.closed_by_id) if shift.closed_by_id else None
+    count, gross, discounts, tax, review = (int(v) for v in sales)
+    return ShiftReport(
+        shift=shift,
+        register_name=register.name if register else "",
+        opened_by=opened.name if opened else "",
+        closed_by=closed.name if closed else "",
+        currency=store.currency if store else "",
+        sales_count=count,
+        refunds_count=int(refunds_count or 0),
+        voids_count=int(voids_count or 0),
+        gross_minor=gross,
+        discounts_minor=discounts,
+        tax_minor=tax,
+        sales_minor=sum(sales_by_tender.values()),
+        refunds_minor=sum(refunds_by_tender.values()),
+        cash_in_minor=cash_in,
+        cash_out_minor=cash_out,
+        expected_cash_minor=expected,
+        counted_cash_minor=shift.counted_cash_minor,
+        over_short_minor=shift.over_short_minor,
+        sales_by_tender=sales_by_tender,
+        refunds_by_tender=refunds_by_tender,
+        review_count=review,
+    )
+
+
+def report_csv(report: ShiftReport) -> str:
+    """The report as CSV, one figure a row (amounts in minor units, as the API gives them)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    shift = report.shift
+    writer.writerow(["field", "value"])
+    rows: list[tuple[str, Any]] = [
+        ("register", report.register_name),
+        ("shift_id", shift.id),
+        ("opened_at", shift.opened_at.isoformat()),
+        ("opened_by", report.opened_by),
+        ("closed_at", shift.closed_at.isoformat() if shift.closed_at else ""),
+        ("closed_by", report.closed_by),
+        ("currency", report.currency),
+        ("opening_float_minor", shift.opening_float_minor),
+        ("sales_count", report.sales_count),
+        ("gross_minor", report.gross_minor),
+        ("discounts_minor", report.discounts_minor),
+        ("tax_minor", report.tax_minor),
+        ("sales_minor", report.sales_minor),
+        *((f"sales_{kind}_minor", amount) for kind, amount in report.sales_by_tender.items()),
+        ("refunds_count", report.refunds_count),
+        ("refunds_minor", report.refunds_minor),
+        *((f"refunds_{kind}_minor", amount) for kind, amount in report.refunds_by_tender.items()),
+        ("voids_count", report.voids_count),
+        ("cash_in_minor", report.cash_in_minor),
+        ("cash_out_minor", report.cash_out_minor),
+        ("expected_cash_minor", report.expected_cash_minor),
+        ("counted_cash_minor", "" if report.counted_cash_minor is None else report.counted_cash_minor),
+        ("over_short_minor", "" if report.over_short_minor is None else report.over_short_minor),
+        ("review_count", report.review_count),
+        ("close_note", shift.close_note),
+    ]
+    for name, value in rows:
+        writer.writerow([name, _safe(value)])
+    return out.getvalue()
+
+
+def _safe(value: Any) -> str:
+    """A cell a spreadsheet will not run as a formula (names and notes are typed by people)."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not text.lstrip("-").isdigit() else text
