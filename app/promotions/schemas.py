@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
+import msgspec.structs
 
 from app.core.errors import ValidationFailed
 from app.core.money import amount_text, parse_amount

@@ -8,14 +8,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cart.models import Cart
@@ -44,6 +42,7 @@ from app.payments.sandbox import SandboxProvider
 from tests.integration.conftest import World
 from tests.integration.crashing_checkout import charge_then_kill
 from tests.integration.shop import Shop, Shopper, make_shop
+from tests.integration.statements import counted
 from workers.settings import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -338,30 +337,8 @@ async def test_completing_a_three_line_checkout_stays_within_the_sql_budget(
     """Every statement the database receives, whether through SQLAlchemy or raw asyncpg (ADR 0003)."""
     shop = await make_shop(world)
     snapshot = await _quote(sessions, shop, {"BEAN-1": 1, "MUG-1": 2, "CRO-1": 3})
-    statements: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
-
-    raw_execute, raw_script = asyncpg.Connection._execute, asyncpg.Connection.execute
-
-    async def counted_execute(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
-        statements.append(query)
-        return await raw_execute(self, query, *args, **kwargs)
-
-    async def counted_script(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
-        if not args:  # with arguments, execute() goes through _execute, counted above
-            statements.append(query)
-        return await raw_script(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Connection, "_execute", counted_execute)
-    monkeypatch.setattr(asyncpg.Connection, "execute", counted_script)
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with counted(engine, monkeypatch) as statements:
         outcome = await saga_for(shop).complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=VISA), fingerprint="f")
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
-        monkeypatch.undo()
     assert outcome.state == "completed"
     # The issue's budget is 25; the saga takes 3: snapshot read, claim + reserve, place (selling the stock).
     assert len(statements) <= 3, "\n".join(statements)

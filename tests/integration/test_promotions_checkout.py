@@ -9,11 +9,10 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import Variant
@@ -44,6 +43,7 @@ from tests.integration.conftest import World, bearer, issue_token
 from tests.integration.http_server import serving
 from tests.integration.promotions import Sessions, make_promotion, promotion_state, quote
 from tests.integration.shop import Shop, make_shop
+from tests.integration.statements import counted
 from workers.tasks import return_promotion_uses
 
 VISA = CardDetails("4242424242424242", 12, 2034, "123")
@@ -307,30 +307,8 @@ async def test_completing_with_a_limited_code_stays_within_the_sql_budget(
     shop = await make_shop(world)
     await make_promotion(sessions, shop.store, usage_limit=100, per_customer_limit=2)
     snapshot = await quote(sessions, shop, {"BEAN-1": 1, "MUG-1": 2, "CRO-1": 3}, codes=("TEN",))
-    statements: list[str] = []
-
-    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
-
-    raw_execute, raw_script = asyncpg.Connection._execute, asyncpg.Connection.execute
-
-    async def counted_execute(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
-        statements.append(query)
-        return await raw_execute(self, query, *args, **kwargs)
-
-    async def counted_script(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
-        if not args:
-            statements.append(query)
-        return await raw_script(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Connection, "_execute", counted_execute)
-    monkeypatch.setattr(asyncpg.Connection, "execute", counted_script)
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with counted(engine, monkeypatch) as statements:
         outcome = await saga_of(shop).complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=VISA), fingerprint="f")
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
-        monkeypatch.undo()
     assert outcome.state == "completed"
     assert len(statements) == 3, "\n".join(statements)
     assert "promo_claimed" in statements[1] and "promo_used" in statements[2]
