@@ -112,6 +112,8 @@ STAFF_SECTIONS = (
     Section("API reference", "/schema/openapi.json", "The OpenAPI description of /api/v1.", Role.MANAGER),
     Section("Storefront", "/s/{slug}", "What shoppers see.", Role.CASHIER),
     Section("Point of sale", "/pos", "The till at the counter: cash and card, offline too.", Role.CASHIER),
+    Section("Registers", "/staff/registers", "Tills, their shifts and card readers; your approval PIN.", Role.MANAGER),
+    Section("POS review", "/staff/pos/review", "Register sales that synced with something to check.", Role.MANAGER),
 )
 
 

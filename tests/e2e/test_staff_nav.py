@@ -88,7 +88,7 @@ def test_staff_see_no_money_or_setup_menu(tablet: Page) -> None:
     sign_in(tablet, STAFF.email)
     expect(tablet.locator("details.menu")).to_have_count(0)
     nav = tablet.get_by_role("navigation", name="Staff")
-    expect(nav.get_by_role("link")).to_have_text(["Home", "Board", "Orders"])
+    expect(nav.get_by_role("link")).to_have_text(["Home", "Board", "Orders", "POS"])
 
 
 @pytest.fixture

@@ -37,10 +37,10 @@ async def test_an_owner_has_money_with_payouts_and_setup(client: AsyncTestClient
     await sign_in(client, (await world.staff(store, Role.OWNER)).email)
     page = await client.get("/staff/orders")
     top, menus, current = _nav(page.text)
-    assert top == ["Home", "Board", "Orders", "Products"]
+    assert top == ["Home", "Board", "Orders", "POS", "Products"]
     assert menus == {
         "Money": (False, ["Payments", "Refunds", "Disputes", "Promotions", "Payouts"]),
-        "Setup": (False, ["Settings", "Team", "API tokens", "Webhooks", "Ingestion"]),
+        "Setup": (False, ["Settings", "Team", "Registers", "API tokens", "Webhooks", "Ingestion"]),
     }
     assert current == ["Orders"]
     assert '<a href="/staff/refunds">Refunds</a>' in page.text
@@ -61,6 +61,7 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         ("/staff/disputes", "Money", "Disputes"),
         ("/staff/promotions", "Money", "Promotions"),
         ("/staff/settings", "Setup", "Settings"),
+        ("/staff/registers", "Setup", "Registers"),
         ("/staff/api-tokens", "Setup", "API tokens"),
         ("/staff/webhooks", "Setup", "Webhooks"),
         ("/staff/ingestion", "Setup", "Ingestion"),
@@ -68,7 +69,7 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         page = await client.get(path)
         assert page.status_code == 200, path
         top, menus, current = _nav(page.text)
-        assert top == ["Home", "Board", "Orders", "Products"], path
+        assert top == ["Home", "Board", "Orders", "POS", "Products"], path
         assert menus["Money"][1] == ["Payments", "Refunds", "Disputes", "Promotions"], path
         assert 'href="/staff/payouts"' not in page.text
         assert {label for label, (marked, _) in menus.items() if marked} == {marked_menu}, path
@@ -86,7 +87,7 @@ async def test_staff_and_cashiers_see_no_money_or_setup_menu(client: AsyncTestCl
         await sign_in(client, (await world.staff(store, role)).email)
         page = await client.get("/staff/orders")
         top, menus, current = _nav(page.text)
-        assert (top, menus, current) == (["Home", "Board", "Orders"], {}, ["Orders"]), role
+        assert (top, menus, current) == (["Home", "Board", "Orders", "POS"], {}, ["Orders"]), role
         assert "staff-menu" not in page.text and 'href="/staff/refunds"' not in page.text
 
 
