@@ -35,7 +35,7 @@ from app.payments.operations import PaymentOperations
 from app.payments.provider import CardDetails
 from app.payments.registry import provider_for
 from app.payments.sandbox import SandboxProvider
-from app.promotions.claims import load_offers, release_held, return_used
+from app.promotions.claims import ensure_customer_uses, load_offers, release_held, return_used
 from app.promotions.services import PromotionService, PromotionSettings
 from app.stores.models import Store
 from app.tax.providers import BuiltinTax, TaxableLine
@@ -392,7 +392,7 @@ async def test_the_claim_statements_never_touch_another_store(
     """Raw SQL names the store (ADR 0003): another store's id finds, claims and gives back nothing."""
     shop = await make_shop(world)
     other = await world.store()
-    promotion = await make_promotion(sessions, shop.store, usage_limit=5)
+    promotion = await make_promotion(sessions, shop.store, usage_limit=5, per_customer_limit=3)
     snapshot = await quote(sessions, shop, {"MUG-1": 1}, codes=("TEN",))
     outcome = await saga_of(shop).complete(snapshot.id, "k1", PaymentInput(card=VISA), fingerprint="f")
     assert outcome.order is not None
@@ -401,7 +401,12 @@ async def test_the_claim_statements_never_touch_another_store(
         assert seen.offers == () and seen.catalog == {}
         assert await release_held(conn, other.id, outcome.attempt_id) == 0
         assert await return_used(conn, other.id, outcome.order.id) == 0
-    assert (await promotion_state(sessions, shop.store.id, promotion.id))["statuses"] == {"used": 1}
+        await ensure_customer_uses(conn, other.id, seen.offers, [str(promotion.id)], "eve@example.com")
+        mine = await load_offers(conn, shop.store.id, codes=["TEN"])
+        await ensure_customer_uses(conn, other.id, mine.offers, [str(promotion.id)], "eve@example.com")
+    state = await promotion_state(sessions, shop.store.id, promotion.id)
+    assert state["statuses"] == {"used": 1} and state["uses_claimed"] == 1
+    assert state["customers"] == {"ann@example.com": 1}  # no row for eve: the other store's id reached nothing
 
 
 # ---- a whole order's money back: the use counts again (the store's setting), through the outbox consumer ----------
