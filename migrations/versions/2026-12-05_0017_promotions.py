@@ -10,6 +10,7 @@ Create Date: 2026-12-05
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from advanced_alchemy.types import GUID, DateTimeUTC
@@ -22,7 +23,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _tenant_columns() -> list[sa.Column[object]]:
+def _tenant_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("store_id", GUID(length=16), nullable=False),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
@@ -139,7 +140,9 @@ def downgrade() -> None:
     op.drop_table("promotion_redemptions")
     op.drop_table("promotion_customer_uses")
     op.drop_index(
-        "uq_promotions_store_code", table_name="promotions", postgresql_where=sa.text("code IS NOT NULL AND deleted_at IS NULL")
+        "uq_promotions_store_code",
+        table_name="promotions",
+        postgresql_where=sa.text("code IS NOT NULL AND deleted_at IS NULL"),
     )
     op.drop_index("ix_promotions_store_created", table_name="promotions")
     op.drop_table("promotions")
