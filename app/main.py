@@ -59,13 +59,13 @@ from app.payments.pages import PaymentPagesController
 from app.payments.panel import PaymentPanelController
 from app.payments.refund_queue import RefundQueueController
 from app.payments.settings_pages import PaymentSettingsController
-from app.promotions.api import PromotionsAdminApiController
-from app.promotions.pages import PromotionPagesController
 from app.pos.api import PosApiController
 from app.pos.app_page import PosAppController
 from app.pos.pages import PosPagesController, RegisterPagesController, ShiftReportPagesController
 from app.pos.readers.api import CardPaymentsApiController
 from app.pos.readers.pages import RegisterReaderPageController, SandboxReaderPageController
+from app.promotions.api import PromotionsAdminApiController
+from app.promotions.pages import PromotionPagesController
 from app.shipping.pages import ShippingSettingsController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
