@@ -415,6 +415,7 @@ async def rotate_keys(settings: Settings) -> RotationResult:
     from app.core.encryption import keyring_from_settings
     from app.ingestion.credentials import rotate_ingestion_secrets
     from app.payments.credentials import RotationResult, rotate_credentials
+    from app.pos.shifts import rotate_offline_keys
 
     assert settings.database_url is not None
     engine = create_engine(settings.database_url, pool_size=1)
@@ -423,9 +424,9 @@ async def rotate_keys(settings: Settings) -> RotationResult:
             keyring = keyring_from_settings(settings)
             providers = await rotate_credentials(session, keyring)
             ingestion = await rotate_ingestion_secrets(session, keyring)  # the stores' order ingestion secrets
-            return RotationResult(
-                providers.newest_version, providers.rotated + ingestion.rotated, providers.current + ingestion.current
-            )
+            shifts = await rotate_offline_keys(session, keyring)  # the POS shifts' offline keys
+            done = (providers, ingestion, shifts)
+            return RotationResult(providers.newest_version, sum(r.rotated for r in done), sum(r.current for r in done))
     finally:
         await engine.dispose()
 

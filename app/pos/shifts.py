@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from app.core import audit
-from app.core.encryption import Keyring, current_keyring
+from app.core.encryption import EncryptionError, Keyring, current_keyring
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.rbac import Principal
-from app.core.tenancy import bind_store
+from app.core.tenancy import bind_store, system_scope
+from app.payments.credentials import RotationResult
 from app.pos.canonical import key_from_text, key_text, new_offline_key
 from app.pos.models import CashMovement, Register, Shift
 from app.pos.pricing import MAX_MINOR
@@ -175,14 +176,20 @@ class ShiftService:
         return await shift_report(self.session, await self.get(shift_id))
 
 
-async def rotate_offline_keys(session: AsyncSession, keyring: Keyring) -> int:
-    """Re-encrypt every shift's offline key under the newest key (part of ``till keys rotate``); the session is
-    in system scope."""
-    rotated = 0
-    for shift in await session.scalars(select(Shift)):
+async def rotate_offline_keys(session: AsyncSession, keyring: Keyring) -> RotationResult:
+    """Re-encrypt every shift's offline key under the newest key (part of ``till keys rotate``). Idempotent; a key
+    that cannot be decrypted stops it (and its transaction) naming the shift."""
+    system_scope(session)
+    rotated = current = 0
+    for shift in await session.scalars(select(Shift).order_by(Shift.id).with_for_update()):
         if keyring.is_current(shift.offline_key_ciphertext):
+            current += 1
             continue
         context = offline_key_context(shift.store_id, shift.id)
-        shift.offline_key_ciphertext = keyring.rotate(shift.offline_key_ciphertext, context=context)
+        try:
+            shift.offline_key_ciphertext = keyring.rotate(shift.offline_key_ciphertext, context=context)
+        except EncryptionError as exc:
+            raise type(exc)(f"offline key of shift {shift.id} (store {shift.store_id}): {exc}") from None
         rotated += 1
-    return rotated
+    await session.flush()
+    return RotationResult(newest_version=keyring.newest_version, rotated=rotated, current=current)

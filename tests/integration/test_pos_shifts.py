@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import uuid
+from dataclasses import replace
 
 from sqlalchemy import func, select
 
-from app.core.encryption import current_keyring
+from app.cli import rotate_keys
+from app.config import Settings
+from app.core.encryption import current_keyring, keyring_from_settings
 from app.core.rbac import Role
 from app.core.tenancy import bind_store
 from app.orders.models import Order
+from app.pos.canonical import key_text
 from app.pos.models import CashMovement, PosSale, PosTender, Shift
 from app.pos.shifts import offline_key_context
 from tests.integration.conftest import World
@@ -275,3 +280,20 @@ async def test_the_api_needs_a_signed_in_member_and_the_csrf_header(
     staff = await world.staff(till.store, Role.STAFF)
     headers = await signed_in(client, staff)
     assert (await client.get(f"{API}/registers", headers=headers)).status_code == 200
+
+
+async def test_keys_rotate_re_encrypts_the_shifts_offline_keys(
+    client: Client, world: World, sessions: Sessions, settings: Settings
+) -> None:
+    till = await open_till(client, world, sessions)
+    rotated = replace(settings, encryption_keys=((2, os.urandom(32)),))
+    first = await rotate_keys(rotated)
+    assert (first.newest_version, first.rotated, first.current) == (2, 1, 0)
+    async with sessions() as session:
+        bind_store(session, till.store.id)
+        shift = await session.get(Shift, till.shift_id)
+    assert shift is not None and shift.offline_key_ciphertext.startswith("v2.")
+    context = offline_key_context(till.store.id, till.shift_id)
+    assert keyring_from_settings(rotated).decrypt(shift.offline_key_ciphertext, context=context) == key_text(till.key)
+    again = await rotate_keys(rotated)
+    assert (again.rotated, again.current) == (0, 1)
