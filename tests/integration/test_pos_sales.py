@@ -7,6 +7,7 @@ customer search and the server's pricing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -20,10 +21,12 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from saq import Queue
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.core.outbox import OutboxRelay, events_after
 from app.core.passwords import hash_password
+from app.core.rbac import Principal, Role
 from app.core.tenancy import bind_store
 from app.customers.models import Customer
 from app.inventory.models import StockLevel, StockMovement
@@ -32,9 +35,12 @@ from app.orders.board import BoardCards
 from app.orders.models import Order, OrderLine
 from app.payments.models import PaymentIntent
 from app.pos.models import PosSale, PosTender
+from app.pos.sales import PosSales
+from app.pos.sync import PosSync
 from app.stores.models import Membership, Store
 from tests.integration.conftest import StaffMember, World
-from tests.integration.pos import API, Client, Sessions, Till, open_till, sale_body, sales_of, signed_in
+from tests.integration.pos import API, Client, Sessions, Till, batch, entry, open_till, sale_body, sales_of, signed_in
+from tests.integration.statements import counted
 
 PIN = "4821"
 
@@ -483,3 +489,26 @@ async def test_a_card_tender_is_an_approved_reader_payment_of_this_register_used
     )
     assert not_yet.status_code == 422 and "tenders.0.reader_payment_id" in not_yet.json()["fields"]
     assert (await _counts(sessions, till.store))[:3] == (1, 1, 2)
+
+
+async def test_a_cash_sale_and_a_sync_batch_stay_within_their_sql_budget(
+    client: Client, world: World, sessions: Sessions, engine: AsyncEngine, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every statement the database receives (ADR 0003): a sale is its reads and one statement; a batch reads
+    once and then takes one statement per entry."""
+    till = await open_till(client, world, sessions)
+    cashier = Principal("staff", till.store.id, till.store.slug, till.store.name, "EUR", "Europe/Berlin",
+                        Role.CASHIER, "Cashier", user_id=till.cashier.user.id)  # fmt: skip
+    sales = PosSales(engine, sessions, redis, till.store, cashier)
+    sale = sale_body(till, {"CRO-1": 2, "MUG-1": 1, "BEAN-1": 1})
+    with counted(engine, monkeypatch) as statements:
+        status, _ = await sales.sell(sale)
+    assert status == 201
+    # the register and shift, a repeat of the claim?, the products, then the one statement that sells
+    assert len(statements) <= 4, "\n".join(statements)
+    queued = [entry(sale_body(till, {"CRO-1": 1}, offline=True), till.key) for _ in range(10)]
+    with counted(engine, monkeypatch) as statements:
+        results = await PosSync(sales).sync(json.dumps(batch(till, queued)).encode())
+    assert [r.status for r in results] == ["created"] * 10
+    # the register and shift, the claims, the products and the shift's sales (offline limits), then one per entry
+    assert len(statements) <= 4 + 10, "\n".join(statements)
