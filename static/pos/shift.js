@@ -310,7 +310,7 @@ function renderReport(report) {
   ];
   const shiftId = report.shift?.id ?? state.shift.id;
   $("[data-testid=shift-report]").replaceChildren(
-    h("h3", {}, "Shift closed"),
+    h("h2", {}, "Shift closed"),
     h("dl", { class: "report" }, ...rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
     h(
       "div",
