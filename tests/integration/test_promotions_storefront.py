@@ -180,3 +180,18 @@ async def test_a_code_that_no_longer_applies_at_checkout_is_left_out_and_said(
     review = await client.get(f"{shopper.base}/checkout/{second}")
     assert "Your code TEN was not applied: This code is for a first order only." in review.text
     assert 'data-testid="total">€14.00</td>' in review.text
+
+
+async def test_trying_code_after_code_is_stopped_for_a_while(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions
+) -> None:
+    shop = await make_shop(world)
+    await make_promotion(sessions, shop.store)
+    shopper = Shopper(client, shop)
+    await shopper.open()
+    await shopper.add("MUG-1", 1)
+    for n in range(20):
+        assert (await _code(shopper, f"GUESS{n:02d}"))[0] == 422
+    status, html = await _code(shopper, "TEN")  # even the right one, until the window passes
+    assert status == 429 and "Too many codes tried. Try again in a few minutes." in html
+    assert "applied-code" not in html

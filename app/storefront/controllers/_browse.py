@@ -20,10 +20,13 @@ from app.promotions.engine import normalise_code
 from app.promotions.pricing import price_cart
 from app.storefront.controllers._common import (
     CART_COOKIE,
+    TOO_MANY_CODES,
     DbSession,
     FormData,
     cart_promotions,
     cart_token,
+    code_refused,
+    code_tries_left,
     customer_id_of,
     is_htmx,
     set_promo_code,
@@ -112,6 +115,8 @@ class StorefrontController(Controller):
             message = "Code removed."
         elif not code:
             error, status = "Enter a code.", 422
+        elif not await code_tries_left(request, store):
+            error, status = TOO_MANY_CODES, 429
         else:
             applied, _ = await price_cart(
                 await pg.reader(db_session), store, view, codes=(code,), customer_id=customer_id_of(request, store)
@@ -119,6 +124,7 @@ class StorefrontController(Controller):
             error = applied.rejected.get(code, "")
             if error:
                 status = 422
+                await code_refused(request, store)
             else:
                 set_promo_code(request, store, code)
                 message = f"Code {code} applied."

@@ -35,9 +35,12 @@ from app.payments.provider import CardDetails
 from app.promotions.engine import normalise_code
 from app.shipping.providers import BuiltinShipping
 from app.storefront.controllers._common import (
+    TOO_MANY_CODES,
     DbSession,
     FormData,
     cart_token,
+    code_refused,
+    code_tries_left,
     customer_id_of,
     is_htmx,
     promo_codes,
@@ -263,6 +266,8 @@ class CheckoutPagesController(Controller):
         code = normalise_code(data.get("code", ""))
         remove = bool(data.get("remove"))
         error = "" if remove or code else "Enter a code."
+        if not error and not remove and not await code_tries_left(request, store):
+            error = TOO_MANY_CODES
         fresh = None
         if not error and snapshot.status == "open":
             try:
@@ -273,16 +278,18 @@ class CheckoutPagesController(Controller):
                 if "code" not in refused.fields:
                     raise
                 error = refused.fields["code"]
+                await code_refused(request, store)
         if error:
+            status = 429 if error == TOO_MANY_CODES else 422
             context = await shop_context(request, db_session, store)
             context.update(snapshot=snapshot, errors={}, values={}, code_value=code, typed_error=error)
             if is_htmx(request):
                 codes = _codes_of(snapshot)
                 context["code"] = codes[0] if codes else ""
                 context.update(action=f"/s/{store.slug}/checkout/{snapshot.id}/code", target="#promo-code")
-                return Template("storefront/_code.html", context=context, status_code=422)
+                return Template("storefront/_code.html", context=context, status_code=status)
             context["choices"] = await quotes.delivery_choices(snapshot)
-            return _review(context, 422)
+            return _review(context, status)
         target = f"/s/{store.slug}/checkout/{(fresh or snapshot).id}"
         if fresh is not None:
             set_promo_code(request, store, None if remove else code)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cart.services import CartService, CartView
 from app.core import pg
 from app.core.errors import TillError
+from app.core.ratelimit import FailureLimit
 from app.core.rbac import Principal
 from app.promotions.engine import normalise_code
 from app.promotions.pricing import price_cart
@@ -96,6 +97,25 @@ def set_promo_code(request: Request[Any, Any, Any], store: Store, code: str | No
     else:
         session.pop(promo_key(store), None)
     request.set_session(session)
+
+
+# Refused promotion codes per client address and store: a shopper mistyping a few times is fine; trying codes
+# one after another to find one that works is not.
+CODE_GUESSES = FailureLimit("promo-code", limit=20, window_s=15 * 60)
+TOO_MANY_CODES = "Too many codes tried. Try again in a few minutes."
+
+
+def _code_subject(request: Request[Any, Any, Any], store: Store) -> str:
+    return f"{store.id}:{request.client.host if request.client else 'unknown'}"
+
+
+async def code_tries_left(request: Request[Any, Any, Any], store: Store) -> bool:
+    """False while this address has had too many codes refused in this store."""
+    return not await CODE_GUESSES.locked_for(request.app.state.redis, _code_subject(request, store))
+
+
+async def code_refused(request: Request[Any, Any, Any], store: Store) -> None:
+    await CODE_GUESSES.record_failure(request.app.state.redis, _code_subject(request, store))
 
 
 async def cart_promotions(
