@@ -297,6 +297,9 @@ class CheckoutSaga:
         if row["short"]:
             raise SoldOut(sorted(row["short"]))
         if row["promo_short"]:
+            # A double click's second request finds the use its first request just claimed: it joins that one.
+            if await conn.fetchval(_EXISTING_ATTEMPT, self.store.id, key, snapshot.id) is not None:
+                return None
             message, fields = short_message(row["promo_short"])
             raise PromotionUnavailable(message, fields=fields)
         holder_id: uuid.UUID | None = row["holder_id"]

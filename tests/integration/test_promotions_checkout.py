@@ -262,8 +262,9 @@ async def test_a_promotion_paused_after_the_quote_is_refused_at_payment(
 
 
 async def test_a_double_click_claims_the_use_once(world: World, sessions: Sessions, saga_of: Any) -> None:
+    """Even the last use: the clicks after the first find it claimed by the first, and join that attempt."""
     shop = await make_shop(world)
-    promotion = await make_promotion(sessions, shop.store, usage_limit=5)
+    promotion = await make_promotion(sessions, shop.store, usage_limit=1, per_customer_limit=1)
     snapshot = await quote(sessions, shop, {"MUG-1": 1}, codes=("TEN",))
     saga = saga_of(shop)
     outcomes = await asyncio.gather(
