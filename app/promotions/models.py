@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC, JsonB
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
@@ -67,18 +66,6 @@ class Promotion(TenantMixin, UUIDv7AuditBase):
     priority: Mapped[int] = mapped_column(Integer, default=0)  # higher first
     status: Mapped[str] = mapped_column(String(10), default="active")
     deleted_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
-
-    def as_offer_row(self) -> dict[str, Any]:
-        """The columns the pricing engine reads (as the quote's query returns them)."""
-        return {column: getattr(self, column) for column in OFFER_COLUMNS}
-
-
-OFFER_COLUMNS = (
-    "id", "name", "code", "kind", "percent_bps", "amount_minor", "buy_quantity", "get_quantity", "applies_to",
-    "product_ids", "category_ids", "min_subtotal_minor", "first_order_only", "customers_only", "starts_at",
-    "ends_at", "max_discount_minor", "usage_limit", "per_customer_limit", "uses_claimed", "combinable", "priority",
-    "status", "deleted_at", "created_at",
-)  # fmt: skip
 
 
 class PromotionRedemption(TenantMixin, UUIDv7AuditBase):
