@@ -37,7 +37,7 @@ async def test_an_owner_has_money_with_payouts_and_setup(client: AsyncTestClient
     await sign_in(client, (await world.staff(store, Role.OWNER)).email)
     page = await client.get("/staff/orders")
     top, menus, current = _nav(page.text)
-    assert top == ["Home", "Board", "Orders", "POS", "Products"]
+    assert top == ["Home", "Board", "Orders", "Products"]
     assert menus == {
         "Money": (False, ["Payments", "Refunds", "Disputes", "Promotions", "Payouts"]),
         "Setup": (False, ["Settings", "Team", "Registers", "API tokens", "Webhooks", "Ingestion"]),
@@ -69,7 +69,7 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         page = await client.get(path)
         assert page.status_code == 200, path
         top, menus, current = _nav(page.text)
-        assert top == ["Home", "Board", "Orders", "POS", "Products"], path
+        assert top == ["Home", "Board", "Orders", "Products"], path
         assert menus["Money"][1] == ["Payments", "Refunds", "Disputes", "Promotions"], path
         assert 'href="/staff/payouts"' not in page.text
         assert {label for label, (marked, _) in menus.items() if marked} == {marked_menu}, path
