@@ -1,6 +1,6 @@
 """Property tests of the promotion engine's money (invariant 1): every discount's parts add up to it exactly, for
 any lines, amounts and offers, in currencies with 0, 2 and 3 decimals; no line, shipping or total goes below zero;
-free shipping never takes anything off the goods."""
+free shipping never takes anything off the goods; tax is on what is paid."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from app.core.money import Money, minor_digits
 from app.promotions.engine import BPS, Offer, PricedLine, apply_promotions
+from app.tax.providers import BuiltinTax, TaxableLine
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 CURRENCIES = ("JPY", "EUR", "BHD")  # 0, 2 and 3 decimals
@@ -109,3 +110,33 @@ def test_free_shipping_takes_off_the_delivery_charge_only(
     applied = apply_promotions(lines, [offer], currency="EUR", now=NOW, timezone="UTC", shipping_minor=shipping)
     assert applied.goods_minor == 0
     assert applied.shipping_minor == (min(shipping, cap) if cap is not None else shipping)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=lines_strategy,
+    offered=offer_lists(),
+    currency=st.sampled_from(CURRENCIES),
+    shipping=st.integers(0, 100_000),
+    inclusive=st.booleans(),
+)
+def test_tax_is_on_what_is_paid_and_the_total_is_never_negative(
+    lines: list[PricedLine], offered: list[Offer], currency: str, shipping: int, inclusive: bool
+) -> None:
+    """As the quote does it (app/checkout/quotes.py): each line taxed after its discounts, shipping after free
+    shipping; the total is the subtotal less the discounts plus shipping (plus tax when prices exclude it)."""
+    applied = apply_promotions(lines, offered, currency=currency, now=NOW, timezone="UTC", shipping_minor=shipping)
+    taxable = [
+        TaxableLine(line.key, Money(line.total_minor - applied.line_discount(line.key), currency), "standard")
+        for line in lines
+    ]
+    if shipping - applied.shipping_minor:
+        taxable.append(TaxableLine("shipping", Money(shipping - applied.shipping_minor, currency), "standard"))
+    tax = BuiltinTax.from_settings({}, currency).quote(taxable, country="DE", prices_include_tax=inclusive)
+    assert all(t.tax.amount_minor >= 0 for t in tax.lines)
+    assert sum(t.tax.amount_minor for t in tax.lines) == tax.total_tax.amount_minor
+    subtotal = sum(line.total_minor for line in lines)
+    total = subtotal - applied.total_minor + shipping + (0 if inclusive else tax.total_tax.amount_minor)
+    assert total >= 0
+    if inclusive:  # the tax is part of what is paid, never more than it
+        assert tax.total_tax.amount_minor <= subtotal - applied.total_minor + shipping
