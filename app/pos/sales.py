@@ -35,7 +35,7 @@ from uuid_utils.compat import uuid7
 
 from app.core import pg
 from app.core.errors import Conflict, NotFound, TillError, TooManyRequests, ValidationFailed
-from app.core.money import amount_text
+from app.core.money import Money
 from app.core.rbac import Principal
 from app.core.tenancy import bind_store
 from app.inventory.services import SELL_AVAILABLE_CTES, SELL_CHECK_CTES, sell_params
@@ -257,7 +257,7 @@ def describe(conflict: Mapping[str, Any], currency: str) -> str:
     kind = conflict.get("kind", "")
 
     def money(minor: Any) -> str:
-        return f"{amount_text(int(minor), currency)} {currency}"
+        return Money(int(minor), currency).format()
 
     name = conflict.get("name", "an item")
     if kind == "price_changed":

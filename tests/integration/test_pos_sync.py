@@ -183,7 +183,7 @@ async def test_conflicts_never_drop_a_sale_they_put_it_on_review(
     sales = [old_price, short, no_pin, wrong_pin, right_pin]
     results = await _sync(client, till, [entry(s, till.key) for s in sales])
     assert [r["status"] for r in results] == ["review", "review", "review", "review", "created"]
-    assert "sold at 14.00 EUR; the catalog said 15.00 EUR" in results[0]["reason"]
+    assert "sold at €14.00; the catalog said €15.00" in results[0]["reason"]
     assert "Croissant: sold 4, only 1 in stock" in results[1]["reason"]
     assert "no PIN" in results[2]["reason"] and "wrong PIN" in results[3]["reason"]
     async with sessions() as session:
@@ -207,9 +207,9 @@ async def test_each_offline_limit_sends_the_sale_to_review(client: Client, world
     results = await _sync(client, till, [entry(s, till.key) for s in (old, *in_a_row, big)])
     assert [r["status"] for r in results] == ["review", "created", "created", "created", "review", "review"]
     assert "3 hours after the sale, over the limit of 2" in results[0]["reason"]
-    assert "in a row came to 21.60 EUR, over the limit of 20.00 EUR" in results[4]["reason"]
-    assert "Sold offline for 14.00 EUR, over the offline limit of 10.00 EUR" in results[5]["reason"]
-    assert "in a row came to 35.60 EUR" in results[5]["reason"]
+    assert "in a row came to €21.60, over the limit of €20.00" in results[4]["reason"]
+    assert "Sold offline for €14.00, over the offline limit of €10.00" in results[5]["reason"]
+    assert "in a row came to €35.60" in results[5]["reason"]
 
     online = await client.post(f"{API}/sales", json=sale_body(till, {"CRO-1": 1}), headers=till.headers)
     assert online.status_code == 201  # an online sale ends the run of offline ones
