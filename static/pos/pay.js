@@ -20,6 +20,7 @@ const dueOf = (t) => Math.max(0, pay.total - paidOf(t));
 const changeOf = (tenders) =>
   tenders.filter((x) => x.kind === "cash").reduce((a, x) => a + Math.max(0, x.tendered_minor - x.amount_minor), 0);
 const limits = () => state.catalog?.limits ?? {};
+const brand = (name) => (name ? name[0].toUpperCase() + name.slice(1) : "Card");
 
 export async function openPay(mode) {
   const t = ticket();
@@ -30,6 +31,7 @@ export async function openPay(mode) {
   pay.amountEdited = false;
   showError("pay", "");
   fill("card-result", "");
+  $("[data-form=pay-pin]").hidden = true;
   pay.checking = state.online && !t.frozen && !t.tenders.length;
   renderPay();
   openDialog("pay");
@@ -121,7 +123,7 @@ export function renderPay() {
                 ? ` — received ${money(x.tendered_minor)}, change ${money(x.tendered_minor - x.amount_minor)}`
                 : "",
             )
-          : h("span", {}, h("strong", {}, `Card ${money(x.amount_minor)}`), ` — ${x.card_brand || "card"} •••• ${x.card_last4 || "····"}`),
+          : h("span", {}, h("strong", {}, `Card ${money(x.amount_minor)}`), ` — ${brand(x.card_brand)} •••• ${x.card_last4 || "····"}`),
         h(
           "button",
           { type: "button", class: "button small danger-ghost", disabled: blocked, onclick: () => removeTender(x) },
@@ -131,6 +133,8 @@ export function renderPay() {
     ),
   );
   $("[data-pay-body]").hidden = waiting || due === 0;
+  // Paid in full but not finished (the server refused it, or the network dropped): finish it from here.
+  $("[data-action=finish-sale]").hidden = due > 0 || pay.busy || pay.checking || !t.tenders.length;
   $("[data-card-wait]").hidden = !waiting;
   for (const el of box.querySelectorAll("[data-pay-body] button")) el.disabled = blocked;
   const reader = state.register?.reader;
@@ -160,6 +164,18 @@ function wirePay() {
     takeCash(tendered);
   });
   $("[data-action=start-card]").addEventListener("click", startCard);
+  $("[data-action=finish-sale]").addEventListener("click", () => complete(pay.ticket));
+  const pinForm = $("[data-form=pay-pin]");
+  pinForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const pin = pinForm.elements.pin.value.trim();
+    if (!pin || !pay.ticket) return;
+    pay.ticket.manager_pin = pin;
+    pay.ticket.frozen = null;
+    pinForm.reset();
+    pinForm.hidden = true;
+    complete(pay.ticket);
+  });
   $("[data-action=cancel-card]").addEventListener("click", cancelCard);
   box.addEventListener("close", () => {
     pay.ticket = null;
@@ -258,7 +274,7 @@ async function startCard() {
 }
 
 const OUTCOMES = {
-  declined: (rp) => `Declined${rp.message ? `: ${rp.message}` : ""}. Try another card, or cash.`,
+  declined: (rp) => `Declined${rp.message ? `: ${rp.message.replace(/[.\s]+$/, "")}` : ""}. Try another card, or cash.`,
   timed_out: () => "Timed out: no card was presented at the reader.",
   canceled: () => "Card payment cancelled.",
   voided: () => "That card payment was given back.",
@@ -298,7 +314,7 @@ async function poll(t) {
           card_brand: rp.card_brand ?? "",
           card_last4: rp.card_last4 ?? "",
         });
-        cardResult(`Approved: ${rp.card_brand || "card"} •••• ${rp.card_last4 || "····"} ${money(rp.amount_minor)}`, "ok");
+        cardResult(`Approved: ${brand(rp.card_brand)} •••• ${rp.card_last4 || "····"} ${money(rp.amount_minor)}`, "ok");
         pay.amountEdited = false;
         afterTender(t);
       } else {
@@ -376,8 +392,10 @@ async function complete(t) {
   showError("pay", "");
   try {
     t.frozen ??= await buildSale(t);
-    saveTickets();
     const sale = t.frozen;
+    const sentOnce = Boolean(t.sent) || state.online; // a POST of this very body may reach the server
+    t.sent = sentOnce;
+    await saveTickets();
     if (state.online) {
       try {
         const reply = await api("POST", "/pos/api/sales", sale);
@@ -390,7 +408,12 @@ async function complete(t) {
       } catch (error) {
         if (!(error instanceof NetworkError)) {
           t.frozen = null; // refused: nothing was written, the ticket may change and go again
-          if (error instanceof ApiError && error.fields.manager_pin) t.manager_pin = null;
+          t.sent = false;
+          if (error instanceof ApiError && error.fields.manager_pin) {
+            t.manager_pin = null; // a discount over the limit needs a manager's PIN: ask for it right here
+            $("[data-form=pay-pin]").hidden = false;
+            $("[data-testid=pay-pin]").focus();
+          }
           const fields = Object.values(error.fields ?? {}).filter((f) => f !== error.message);
           showError("pay", [error.message, ...fields].join(" "));
           saveTickets();
@@ -400,6 +423,8 @@ async function complete(t) {
     }
     const problem = await offlineProblem(sale);
     if (problem) {
+      if (!sentOnce) t.frozen = null; // it never left the tablet: it may change, and go online later
+      saveTickets();
       showError("pay", `${problem} The sale is not finished.`);
       return;
     }
