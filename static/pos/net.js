@@ -128,17 +128,38 @@ async function renderQueueDialog(entries) {
         h("span", { class: "state" }, entry.status === "refused" ? `Refused: ${entry.reason}` : "Waiting"),
         entry.status === "refused"
           ? h(
-              "button",
-              {
-                type: "button",
-                class: "button small",
-                onclick: async () => {
-                  await queue.retry(entry.client_sale_id);
-                  await refreshQueue();
-                  syncNow();
+              "span",
+              { class: "row" },
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "button small",
+                  onclick: async () => {
+                    await queue.retry(entry.client_sale_id);
+                    await refreshQueue();
+                    syncNow();
+                  },
                 },
-              },
-              "Try again",
+                "Try again",
+              ),
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "button small danger-ghost",
+                  onclick: async () => {
+                    const sure = window.confirm(
+                      `Remove sale ${entry.sequence} from this tablet? Till refused it and keeps a record of that; ` +
+                        "the sale itself is not recorded. Tell a manager.",
+                    );
+                    if (!sure) return;
+                    await queue.remove(entry.client_sale_id);
+                    await refreshQueue();
+                  },
+                },
+                "Remove",
+              ),
             )
           : null,
       ),
@@ -146,9 +167,17 @@ async function renderQueueDialog(entries) {
   }
   $("[data-testid=queue-list]").replaceChildren(...rows);
   const since = state.lastOnlineAt ? ` Last reached Till at ${time(state.lastOnlineAt)}.` : "";
-  const waiting = entries.length
-    ? `${entries.length} sale${entries.length === 1 ? "" : "s"} (${money(total)}) on this tablet, encrypted, waiting to be sent.`
-    : "No sales waiting on this tablet.";
+  const refused = entries.filter((e) => e.status === "refused").length;
+  const pending = entries.length - refused;
+  const waiting = [
+    pending
+      ? `${pending} sale${pending === 1 ? "" : "s"} on this tablet, encrypted, waiting to be sent.`
+      : "No sales waiting on this tablet.",
+    refused ? `${refused} refused by Till: see why below.` : "",
+    entries.length ? `Total ${money(total)}.` : "",
+  ]
+    .filter(Boolean)
+    .join(" ");
   fill(
     "queue-summary",
     state.online ? `Online. ${waiting}` : `Offline: sales are kept on this tablet and sent when the network is back.${since} ${waiting}`,

@@ -4,7 +4,7 @@
 // (hex HMAC-SHA256 of the sale's canonical JSON). In the clear stay only what ordering and bookkeeping need:
 // the sale's id, register, shift, sequence, when it was queued, and its status (pending | refused + reason).
 // Sync goes oldest first in batches; created/existing remove the entry, review removes it and leaves a note,
-// refused keeps it, marked, until someone retries it.
+// refused keeps it, marked, until someone retries it or removes it (the server keeps a record of the refusal).
 
 import { checksum, decryptJSON, encryptJSON } from "./crypto.js";
 import { all, del, get, put } from "./store.js";
@@ -48,6 +48,9 @@ export async function queuedTotal(keysFor) {
   return total;
 }
 
+// A refused sale taken off the tablet (the server has its refusal on record).
+export const remove = (clientSaleId) => del("queue", clientSaleId);
+
 export async function retry(clientSaleId) {
   const entry = await get("queue", clientSaleId);
   if (entry) await put("queue", { ...entry, status: "pending", reason: "" });
@@ -77,13 +80,8 @@ export async function sync({ keysFor, post, onProgress = () => {} }) {
           outcome.refused.push({ ...entry, reason: "no key" });
           continue;
         }
-        const sale = await readSale(keys, entry);
-        if ((await checksum(keys.hmac, sale)) !== entry.checksum) {
-          await refuse(entry, "The sale stored on this tablet does not match its checksum.");
-          outcome.refused.push(entry);
-          continue;
-        }
-        batch.push({ entry, sale });
+        // Sent as stored, checksum and all: the server is the one that checks it (and records a refusal).
+        batch.push({ entry, sale: await readSale(keys, entry) });
       }
       if (!batch.length) continue;
       const reply = await post({
