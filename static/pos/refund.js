@@ -5,16 +5,10 @@
 import { api, NetworkError } from "./api.js";
 import { parseAmount } from "./money.js";
 import { money, state, uuid } from "./state.js";
-import { $, $$, dialog, h, openDialog, showError } from "./ui.js";
+import { $, $$, dialog, fold, h, openDialog, showError } from "./ui.js";
 
 let items = []; // [{variant_id, name, quantity}]
 let key = uuid();
-
-const fold = (text) =>
-  String(text ?? "")
-    .normalize("NFD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase();
 
 function renderItems() {
   $("[data-testid=refund-items]").replaceChildren(

@@ -5,17 +5,11 @@ import { api, NetworkError } from "./api.js";
 import { amountText, overLimit, parseAmount, priceTicket, roundHalfUp } from "./money.js";
 import { openPay, voidCardsOf } from "./pay.js";
 import { money, newTicket, saveTickets, state, ticket } from "./state.js";
-import { $, $$, anyDialogOpen, closeDialog, dialog, fill, h, openDialog, showError, toast } from "./ui.js";
+import { $, $$, anyDialogOpen, closeDialog, dialog, fill, fold, h, openDialog, showError, toast } from "./ui.js";
 
 let category = "all";
 let search = "";
 const index = { variants: new Map(), codes: new Map() };
-
-const fold = (text) =>
-  String(text ?? "")
-    .normalize("NFD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase();
 
 export function setCatalog(catalog) {
   state.catalog = catalog;

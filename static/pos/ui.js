@@ -20,6 +20,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Text as search compares it: lower case, accents off ("Café" finds "cafe").
+export const fold = (text) =>
+  String(text ?? "")
+    .normalize("NFD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase();
+
 export const dialog = (name) => $(`dialog[data-dialog="${name}"]`);
 
 export function openDialog(name) {
