@@ -18,8 +18,10 @@ from app.pos.pins import PinService
 from app.pos.registers import RegisterService
 from app.pos.reports import report_csv
 from app.pos.review import ReviewService
+from app.pos.settings import TENDER_CHOICES, PosSettings, form_values, parse_form
 from app.pos.shifts import ShiftService
 from app.stores.controllers import DbSession, FormData
+from app.stores.services import StoreService
 
 __all__ = ["PosPagesController", "RegisterPagesController", "ShiftReportPagesController"]
 
@@ -40,16 +42,22 @@ class RegisterPagesController(Controller):
         errors: dict[str, str] | None = None,
         values: dict[str, str] | None = None,
         row_errors: dict[str, str] | None = None,
+        till_values: dict[str, Any] | None = None,
+        till_errors: dict[str, str] | None = None,
         status_code: int = 200,
     ) -> Template:
         me = principal_of(request)
         rows = await RegisterService(db_session, me.store_id).rows(include_inactive=True)
+        store = await StoreService(db_session, me.store_id).get()
         context = {
             "me": me,
             "rows": rows,
             "errors": errors or {},
             "values": values or {},
             "row_errors": row_errors or {},
+            "till": till_values or form_values(PosSettings.of(store.settings), store.currency),
+            "till_errors": till_errors or {},
+            "tender_choices": TENDER_CHOICES,
         }
         return Template("pos/registers.html", context=context, status_code=status_code)
 
@@ -69,6 +77,25 @@ class RegisterPagesController(Controller):
             values = {"name": data.get("name", "")}
             return await self._page(request, db_session, errors=errors, values=values, status_code=exc.status_code)
         flash(request, f"{register.name} is ready: open a shift on it at /pos.", category="success")
+        return Redirect("/staff/registers", status_code=303)
+
+    @post("/settings", status_code=303, media_type=MediaType.HTML)
+    async def till_settings(self, request: Request[Any, Any, Any], db_session: DbSession) -> Template | Redirect:
+        """The store's POS settings: the cashiers' discount limit and the offline limits (audited)."""
+        me = principal_of(request)
+        form = await request.form()
+        text = {k: str(form.get(k, "")) for k in ("discount_limit_percent", "max_offline_sale", "max_offline_total",
+                                                  "max_offline_hours")}  # fmt: skip
+        tenders = [str(t) for t in form.getall("offline_tenders", [])]
+        stores = StoreService(db_session, me.store_id)
+        try:
+            pos = parse_form(text, tenders, (await stores.get()).currency)
+        except TillError as exc:
+            values = {**text, "offline_tenders": tenders}
+            return await self._page(request, db_session, till_values=values,
+                                    till_errors={"form": exc.detail, **exc.fields}, status_code=422)  # fmt: skip
+        await stores.set_settings({"pos": pos}, actor=me, action="settings.pos")
+        flash(request, "Till settings saved: tablets take them with their next catalog.", category="success")
         return Redirect("/staff/registers", status_code=303)
 
     @post("/{register_id:uuid}/rename", status_code=303, media_type=MediaType.HTML)

@@ -12,7 +12,7 @@ from app.core.audit import AuditEntry
 from app.core.passwords import verify_password
 from app.core.rbac import Role
 from app.core.tenancy import bind_store
-from app.stores.models import Membership
+from app.stores.models import Membership, Store
 from tests.integration.conftest import World, csrf_from
 from tests.integration.pos import API, Client, Sessions, open_till, sale_body, signed_in
 
@@ -113,3 +113,46 @@ async def test_the_shift_report_prints_and_downloads(client: Client, world: Worl
     rows = dict(csv.reader(io.StringIO(download.text)))
     assert (rows["sales_minor"], rows["sales_cash_minor"], rows["expected_cash_minor"]) == ("1780", "1780", "6780")
     assert (rows["over_short_minor"], rows["discounts_minor"], rows["close_note"]) == ("20", "100", "'=SUM(A1)")
+
+
+async def test_managers_set_the_till_settings_on_the_registers_page(
+    client: Client, world: World, sessions: Sessions
+) -> None:
+    till = await open_till(client, world, sessions)
+    refused = await client.post("/staff/registers/settings", data={"_csrf_token": till.headers["x-csrftoken"]})
+    assert refused.status_code == 403
+    await signed_in(client, till.manager)
+    page = await client.get("/staff/registers")
+    assert 'name="discount_limit_percent" type="text" value="10"' in page.text
+    assert 'name="max_offline_sale" type="text" value="200.00"' in page.text
+    token = csrf_from(page.text)
+    bad = await client.post(
+        "/staff/registers/settings",
+        data={"discount_limit_percent": "101", "max_offline_sale": "-5", "max_offline_total": "lots",
+              "max_offline_hours": "0", "offline_tenders": ["cash", "voucher"], "_csrf_token": token},
+    )  # fmt: skip
+    assert bad.status_code == 422
+    for message in ("A share from 0 to 100", "An amount like 200.00", "Whole hours like 24", "Cash, card or neither."):
+        assert message in bad.text
+    saved = await client.post(
+        "/staff/registers/settings",
+        data={"discount_limit_percent": "12,5", "max_offline_sale": "150", "max_offline_total": "",
+              "max_offline_hours": "8", "offline_tenders": ["card", "cash"], "_csrf_token": token},
+    )  # fmt: skip
+    assert saved.status_code == 303
+    async with sessions() as session:
+        store = await session.get(Store, till.store.id)
+        bind_store(session, till.store.id)
+        audited = await session.scalar(select(AuditEntry).where(AuditEntry.action == "settings.pos"))
+    assert store is not None and store.settings["pos"] == {
+        "cashier_discount_limit_bps": 1250, "offline_tenders": ["cash", "card"], "max_offline_sale_minor": 15_000,
+        "max_offline_total_minor": None, "max_offline_hours": 8,
+    }  # fmt: skip
+    assert audited is not None and audited.details["pos"]["cashier_discount_limit_bps"] == 1250
+    page = await client.get("/staff/registers")
+    assert 'value="12.5"' in page.text and 'name="max_offline_total" type="text" value=""' in page.text
+    cashier = await signed_in(client, till.cashier)
+    catalog = (await client.get(f"{API}/catalog", headers=cashier)).json()
+    assert catalog["discount_limit_bps"] == 1250
+    assert catalog["limits"] == {"offline_tenders": ["cash", "card"], "max_offline_sale_minor": 15_000,
+                                 "max_offline_total_minor": None, "max_offline_hours": 8}  # fmt: skip
