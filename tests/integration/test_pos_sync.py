@@ -11,17 +11,22 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import Variant
+from app.core import pg
 from app.core.audit import AuditEntry
+from app.core.errors import NotFound
 from app.core.passwords import hash_password
 from app.core.rbac import Role
 from app.core.tenancy import bind_store
 from app.inventory.models import StockLevel
 from app.orders.models import Order, OrderLine
 from app.pos.models import PosSale
+from app.pos.sales import load_till, load_variants, stored_sales
 from app.stores.models import Membership, Store
 from tests.integration.conftest import World, csrf_from
 from tests.integration.pos import API, Client, Sessions, Till, batch, entry, open_till, sale_body, sales_of, signed_in
@@ -286,3 +291,22 @@ async def test_managers_resolve_the_review_list_with_a_note(client: Client, worl
         f"/staff/pos/review/{sale.id}/resolve", data={"note": "mine now", "_csrf_token": other.headers["x-csrftoken"]}
     )
     assert stranger.status_code == 404
+
+
+async def test_the_raw_statements_reach_no_other_stores_rows(
+    client: Client, world: World, sessions: Sessions, engine: AsyncEngine
+) -> None:
+    """ADR 0003: each raw statement names its store; called with another store's id it finds nothing."""
+    mine = await open_till(client, world, sessions)
+    sale = _offline(mine)
+    assert (await _sync(client, mine, [entry(sale, mine.key)]))[0]["status"] == "created"
+    theirs = await open_till(client, world, sessions)
+    async with pg.connection(engine) as conn:
+        with pytest.raises(NotFound):
+            await load_till(conn, theirs.store, mine.register_id, mine.shift_id)
+        with pytest.raises(NotFound):
+            await load_till(conn, mine.store, mine.register_id, theirs.shift_id)
+        assert await load_variants(conn, theirs.store.id, [mine.variant("CRO-1")]) == {}
+        claim = uuid.UUID(sale["client_sale_id"])
+        assert await stored_sales(conn, theirs.store.id, mine.register_id, [claim]) == {}
+        assert list(await stored_sales(conn, mine.store.id, mine.register_id, [claim])) == [claim]
