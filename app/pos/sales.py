@@ -529,7 +529,7 @@ class PosSales:
             approved_by=approved_by,
             customer=customer,
             order_lines=order_lines,
-            names={str(v.id): v.name for v in variants.values()},
+            names={str(line.variant_id): variants[line.variant_id].name for line in sale.lines},
         )
 
     async def _approval(
