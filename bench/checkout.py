@@ -12,7 +12,8 @@ bench/results/checkout.json.
 
 --promo: every level runs twice on the same server, plain and then with a promotion code on every quote (BENCH10:
 10 % off with a usage limit and a per-shopper limit, so each completion locks and counts the promotion's row and the
-shopper's, ADR 0006), and prints the two side by side; writes bench/results/checkout-promo.json.
+shopper's, ADR 0006), and prints the two side by side; writes bench/results/checkout-promo.json. With
+--unlimited the code has no limits (no row is locked or counted: the claim only records each use).
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ CARTS = 20_000
 PROMO_CODE = "BENCH10"
 
 
-async def prepare(database_url: str, variant_count: int, promo: bool = False) -> tuple[str, list[str], list[str]]:
+async def prepare(
+    database_url: str, variant_count: int, promo: bool = False, unlimited: bool = False
+) -> tuple[str, list[str], list[str]]:
     """Lots of stock for the demo store's variants, an owner API token, and ready carts of 3 lines; with ``promo``,
-    the promotion BENCH10 (10 % off, 10 million uses in all, one per shopper)."""
+    the promotion BENCH10 (10 % off, 10 million uses in all and one per shopper, or no limits)."""
     from sqlalchemy import select, text, update
 
     from app.catalog.models import Variant
@@ -71,7 +74,7 @@ async def prepare(database_url: str, variant_count: int, promo: bool = False) ->
                 session.add(
                     Promotion(
                         name="Bench ten", code=PROMO_CODE, kind="percentage", percent_bps=1000,
-                        usage_limit=10_000_000, per_customer_limit=1,
+                        usage_limit=None if unlimited else 10_000_000, per_customer_limit=None if unlimited else 1,
                     )
                 )  # fmt: skip
             tokens = (
@@ -192,12 +195,14 @@ def main() -> None:
         "--variants", type=int, default=12, help="how many of the demo store's variants the carts spread over"
     )
     parser.add_argument("--promo", action="store_true", help="each level also with a promotion code, side by side")
+    parser.add_argument("--unlimited", action="store_true", help="with --promo: a code without usage limits")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     results = []
     promo_results = []
     with own_server(
-        args.workers, on_database=lambda url: (url, asyncio.run(prepare(url, args.variants, args.promo)))
+        args.workers,
+        on_database=lambda url: (url, asyncio.run(prepare(url, args.variants, args.promo, args.unlimited))),
     ) as (url, prepared):
         database_url, (secret, _, carts) = prepared
         # A store that has taken orders before: the order, payment and checkout tables are not empty, and
