@@ -47,6 +47,9 @@ class OrderCancellation:
             if order.status == CANCELLED:
                 return order, False
             orders.check(order, Axis.ORDER, CANCELLED, actor)
+            if order.channel == "pos":
+                # Its money may be in a shift's drawer: a refund at the till keeps the drawer and the report right.
+                raise Conflict("This is a counter sale: refund it at the till by its receipt number instead.")
             if order.fulfilment_status != "unfulfilled":
                 raise Conflict("Part of this order was handed over already: record a return instead.")
             intent = await self._open_intent(session, order.id)

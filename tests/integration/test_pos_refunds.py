@@ -272,3 +272,19 @@ async def test_a_refund_happens_once_per_key_and_once_under_concurrent_taps(
         given = await session.scalar(select(func.sum(PosRefund.amount_minor)).where(PosRefund.status == "done"))
         tenders = await session.scalar(select(func.sum(PosTender.amount_minor)).where(PosTender.refund_id.is_not(None)))
     assert (given, tenders) == (1400, -1400)
+
+
+async def test_a_counter_sale_is_not_cancelled_from_the_order_api_but_refunded_at_the_till(
+    client: Client, world: World, sessions: Sessions
+) -> None:
+    from tests.integration.conftest import bearer, issue_token
+
+    till = await open_till(client, world, sessions)
+    sold = await _sell(client, till, items={"MUG-1": 1})
+    manager = bearer(await issue_token(world, till.store))
+    refused = await client.patch(
+        f"/api/v1/orders/{sold['order_id']}/status", json={"status": "cancelled", "reason": "Mistake"}, headers=manager
+    )
+    assert refused.status_code == 409 and "refund it at the till" in refused.json()["detail"]
+    assert await _payment_status(sessions, till, sold["order_number"]) == "paid"
+    assert await _on_hand(sessions, till, "MUG-1") == 49
