@@ -207,6 +207,7 @@ class OrderPagesController(Controller):
             "next_order": next_statuses(Axis.ORDER, order.status, method=method),
             "next_fulfilment": next_statuses(Axis.FULFILMENT, order.fulfilment_status, method=method),
             "can_cancel": me.can("manager")
+            and order.channel != "pos"  # a counter sale is refunded at the till (its drawer, its shift report)
             and order.status not in (CANCELLED, "completed")
             and order.fulfilment_status == "unfulfilled",
         }
