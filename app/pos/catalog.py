@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -13,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.catalog.services import CatalogService
 from app.core import pg
-from app.core.errors import ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
 from app.core.rbac import Principal
 from app.core.tenancy import bind_store
 from app.customers.models import Customer
 from app.pos.pricing import TicketLine, price_ticket
+from app.pos.promotions import ticket_promotions
 from app.pos.sales import load_variants
 from app.pos.schemas import PriceIn
 from app.pos.settings import PosSettings
@@ -94,22 +96,44 @@ async def search_customers(session: AsyncSession, store_id: uuid.UUID, q: str) -
     return [{"id": str(c.id), "name": c.name, "email": c.email, "phone": c.phone} for c in rows]
 
 
+_CUSTOMER_EMAIL = "SELECT email FROM customers WHERE store_id = $1 AND id = $2"
+
+
 async def price_now(engine: AsyncEngine, store: Store, body: PriceIn) -> dict[str, Any]:
     """The server's pricing of a ticket at today's catalog prices; 422 for an unknown product or a discount that
     does not fit."""
+    promotions = None
     async with pg.connection(engine) as conn:
         variants = await load_variants(conn, store.id, [line.variant_id for line in body.lines])
-    unknown = {
-        f"lines.{i}.variant_id": "Not a product of this store."
-        for i, line in enumerate(body.lines)
-        if line.variant_id not in variants or not variants[line.variant_id].for_sale
-    }
-    if unknown:
-        raise ValidationFailed("Some lines are not products for sale.", fields=unknown)
+        unknown = {
+            f"lines.{i}.variant_id": "Not a product of this store."
+            for i, line in enumerate(body.lines)
+            if line.variant_id not in variants or not variants[line.variant_id].for_sale
+        }
+        if unknown:
+            raise ValidationFailed("Some lines are not products for sale.", fields=unknown)
+        if body.promotion_code and body.promotion_code.strip():
+            customer = None
+            if body.customer_id is not None:
+                row = await conn.fetchrow(_CUSTOMER_EMAIL, store.id, body.customer_id)
+                if row is None:
+                    raise NotFound("No such customer.", fields={"customer_id": "Not a customer of this store."})
+                customer = (body.customer_id, row["email"])
+            promotions = await ticket_promotions(
+                conn, store, body.promotion_code,
+                [(line.variant_id, line.quantity, variants[line.variant_id].price_minor) for line in body.lines],
+                now=datetime.now(UTC), customer=customer,
+            )  # fmt: skip
+            if promotions.refused:
+                raise ValidationFailed(
+                    f"The code {promotions.code} does not apply: {promotions.refused}",
+                    fields={"promotion_code": promotions.refused},
+                )
+    parts = promotions.parts if promotions else tuple(0 for _ in body.lines)
     lines = [
-        TicketLine(line.variant_id, line.quantity, variants[line.variant_id].price_minor, line.discount_minor,
+        TicketLine(line.variant_id, line.quantity, variants[line.variant_id].price_minor, line.discount_minor + part,
                    variants[line.variant_id].tax_class)
-        for line in body.lines
+        for line, part in zip(body.lines, parts, strict=True)
     ]  # fmt: skip
     commerce = CommerceSettings.of(store.settings)
     priced = price_ticket(
@@ -128,10 +152,16 @@ async def price_now(engine: AsyncEngine, store: Store, body: PriceIn) -> dict[st
                 "quantity": p.quantity,
                 "unit_price_minor": p.unit_price_minor,
                 "discount_minor": p.discount_minor,
+                "promotion_minor": part,
                 "tax_minor": p.tax_minor,
                 "total_minor": p.total_minor,
             }
-            for p in priced.lines
+            for p, part in zip(priced.lines, parts, strict=True)
+        ],
+        "promotion_code": promotions.code if promotions else None,
+        "promotions": [
+            {"code": d["code"], "name": d["name"], "amount_minor": d["amount_minor"]}
+            for d in (promotions.discounts if promotions else [])
         ],
         "subtotal_minor": priced.subtotal_minor,
         "discount_minor": priced.discount_minor,

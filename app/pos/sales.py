@@ -52,9 +52,11 @@ from app.pos.pricing import (
     price_ticket,
     settle_tenders,
 )
+from app.pos.promotions import ticket_promotions
 from app.pos.readers.services import card_payment_for_tender
 from app.pos.schemas import SaleIn, convert
 from app.pos.settings import PosSettings
+from app.promotions.claims import PROMO_CHECK_CTES, PROMO_CLAIM_CTES, claim_params, short_message
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 from app.tax.providers import BuiltinTax
@@ -285,6 +287,11 @@ def describe(conflict: Mapping[str, Any], currency: str) -> str:
         return f"Paid by {conflict['tender']} while offline; offline sales take {conflict['allowed']}."
     if kind == "shift_closed":
         return "Reached Till after its shift was closed (it is not in that shift's counted cash)."
+    if kind == "promotion_refused":
+        return f"Sold with the code {conflict.get('code') or '(none)'}, which no longer applies: {conflict['reason']}"
+    if kind == "promotion_changed":
+        sold, priced = money(conflict["sold_minor"]), money(conflict["priced_minor"])
+        return f"The code {conflict['code']} took off {sold}; today it takes off {priced}."
     if kind == "customer_unknown":
         return "The customer the tablet named is not in this store; sold without one."
     return str(conflict.get("message") or kind)
@@ -311,6 +318,7 @@ class Prepared:
     customer: tuple[uuid.UUID, str, str] | None  # id, e-mail, phone
     order_lines: list[dict[str, Any]]
     names: dict[str, str]  # variant id → line name, for the stock shortfall's words
+    discounts: list[dict[str, Any]] = field(default_factory=list)  # the promotions' (kept on the order, claimed)
 
 
 class _Problems:
@@ -332,7 +340,7 @@ class _Problems:
             raise ValidationFailed(detail, fields=self.fields)
 
 
-_SELL = f"""
+_SELL_TEMPLATE = f"""
     WITH shift_ok AS (
         SELECT id FROM shifts
         WHERE store_id = :store_id AND id = :shift_id AND register_id = :register_id
@@ -378,8 +386,33 @@ _SELL = f"""
           AND i.id = rp.payment_intent_id AND i.order_id IS NULL AND EXISTS (SELECT 1 FROM go)
     )
     SELECT (SELECT number FROM placed) AS number, (SELECT review_status FROM claim) AS review_status,
-           (SELECT conflicts FROM claim) AS conflicts, EXISTS (SELECT 1 FROM shift_ok) AS shift_ok
+           (SELECT conflicts FROM claim) AS conflicts, EXISTS (SELECT 1 FROM shift_ok) AS shift_ok,
+           {{PROMO_SHORT}} AS promo_short
 """  # noqa: S608 (fragments are constants; values are parameters)
+_SELL = _SELL_TEMPLATE.replace("{PROMO_SHORT}", "NULL::jsonb")
+# A ticket with promotions: their uses are claimed in the same statement (ADR 0006), after the shift and the stock
+# rows; the sale is gated on every use being left (``promo_short`` says which is not, and why).
+_SELL_WITH_PROMOTION = (
+    _SELL_TEMPLATE.replace("{PROMO_SHORT}", "(SELECT jsonb_agg(jsonb_build_array(id, code, reason)) FROM promo_short)")
+    .replace(
+        f"{SELL_CHECK_CTES},",
+        f"""{SELL_CHECK_CTES},
+    promo_gate AS (
+        SELECT 1 WHERE EXISTS (SELECT 1 FROM shift_ok) AND (SELECT count(*) FROM stock_short) >= 0
+    ),{PROMO_CHECK_CTES},""",  # noqa: S608 (constant fragments)
+        1,
+    )
+    .replace(
+        "WHERE EXISTS (SELECT 1 FROM shift_ok)\n        ON CONFLICT",
+        "WHERE EXISTS (SELECT 1 FROM shift_ok) AND NOT EXISTS (SELECT 1 FROM promo_short)\n        ON CONFLICT",
+        1,
+    )
+    .replace(
+        "go AS (SELECT id FROM claim),",
+        f"go AS (SELECT id FROM claim),\n    promo_holder AS (SELECT id FROM claim),{PROMO_CLAIM_CTES},",  # noqa: S608
+        1,
+    )
+)
 
 
 class PosSales:
@@ -477,8 +510,15 @@ class PosSales:
                 )  # fmt: skip
         if unknown:
             raise ValidationFailed("Some lines are not products of this store; nothing was written.", fields=unknown)
+        customer = await self._customer(conn, sale, problems)
+        promotions = await self._promotions(conn, till, sale, customer, problems)
+        charged = [
+            TicketLine(t.variant_id, t.quantity, t.unit_price_minor, t.discount_minor + line.promotion_minor,
+                       t.tax_class)
+            for t, line in zip(lines, sale.lines, strict=True)
+        ]  # fmt: skip
         priced = price_ticket(
-            lines,
+            charged,
             sale.ticket_discount_minor,
             tax=till.tax,
             country=till.commerce.country,
@@ -497,7 +537,6 @@ class PosSales:
         if card_ids and await conn.fetch(_CARD_USED, self.store.id, card_ids):
             raise Conflict("That card payment pays another sale already.", fields={"tenders": "Used by another sale."})
         approved_by = await self._approval(till, sale, lines, problems)
-        customer = await self._customer(conn, sale, problems)
         if mode is Mode.SYNC and till.shift_closed:
             problems.conflict("shift_id", "Closed.", kind="shift_closed")
         problems.raise_if_any("The sale cannot be made as it is; nothing was written.")
@@ -530,7 +569,58 @@ class PosSales:
             customer=customer,
             order_lines=order_lines,
             names={str(line.variant_id): variants[line.variant_id].name for line in sale.lines},
+            discounts=promotions,
         )
+
+    async def _promotions(
+        self,
+        conn: pg.Connection,
+        till: Till,
+        sale: SaleIn,
+        customer: tuple[uuid.UUID, str, str] | None,
+        problems: _Problems,
+    ) -> list[dict[str, Any]]:
+        """A ticket naming a code: the engine's discounts (to keep on the order and claim), checked against each
+        line's ``promotion_minor``. Online a refused code or a part that differs is a 422; at sync the sale keeps
+        what the tablet charged, with a conflict, and no use is claimed."""
+        code = (sale.promotion_code or "").strip()
+        if not code:
+            for i, line in enumerate(sale.lines):
+                if line.promotion_minor:
+                    words = "No promotion code on the sale."
+                    problems.conflict(f"lines.{i}.promotion_minor", words, kind="promotion_refused", code="",
+                                      reason=words)  # fmt: skip
+                    return []
+            return []
+        found = await ticket_promotions(
+            conn, self.store, code, [(line.variant_id, line.quantity, line.unit_price_minor) for line in sale.lines],
+            now=self.now, customer=(customer[0], customer[1]) if customer else None, claim=True,
+        )  # fmt: skip
+        if found.refused:
+            if problems.mode is Mode.ONLINE:
+                raise ValidationFailed(
+                    f"The code {found.code} does not apply: {found.refused} Nothing was written.",
+                    fields={"promotion_code": found.refused},
+                )
+            problems.conflict("promotion_code", found.refused, kind="promotion_refused", code=found.code,
+                              reason=found.refused)  # fmt: skip
+            return []
+        differ = {
+            f"lines.{i}.promotion_minor": f"The promotions take off {part}."
+            for i, (line, part) in enumerate(zip(sale.lines, found.parts, strict=True))
+            if line.promotion_minor != part
+        }
+        if differ:
+            if problems.mode is Mode.ONLINE:
+                raise ValidationFailed(
+                    "The promotions changed since the ticket was priced; price it again. Nothing was written.",
+                    fields=differ,
+                )
+            problems.conflict("promotion_code", "", kind="promotion_changed", code=found.code,
+                              sold_minor=sum(line.promotion_minor for line in sale.lines),
+                              priced_minor=sum(found.parts))  # fmt: skip
+            return []
+        return found.discounts
 
     async def _approval(
         self, till: Till, sale: SaleIn, lines: Sequence[TicketLine], problems: _Problems
@@ -606,9 +696,17 @@ class PosSales:
             quantities[line.variant_id] = quantities.get(line.variant_id, 0) + line.quantity
         card_ids = [t.reader_payment_id for t in prepared.tenders if t.reader_payment_id is not None]
         sale_id = uuid7()
+        order.discounts = prepared.discounts
+        claims = (
+            claim_params(prepared.discounts, email=order.email, currency=till.currency, channel="pos",
+                         order_id=order.id)
+            if prepared.discounts
+            else {}
+        )  # fmt: skip
         sql, args = pg.named(
-            _SELL,
+            _SELL_WITH_PROMOTION if prepared.discounts else _SELL,
             {
+                **claims,
                 "store_id": self.store.id,
                 "register_id": till.register_id,
                 "shift_id": till.shift_id,
@@ -655,6 +753,17 @@ class PosSales:
             return SaleAnswer.of(stored, "existing")
         if not row["shift_ok"]:
             return None
+        if row["promo_short"]:
+            message, fields = short_message(row["promo_short"])
+            if not offline:
+                raise Conflict(message.replace("Please review the new total.", "Nothing was written; price the "
+                               "ticket again."), fields={"promotion_code": fields["code"]})  # fmt: skip
+            # made offline: it is sold as the tablet charged it, without the use, for the managers' review
+            _, code, reason = row["promo_short"][0]
+            prepared.conflicts.append({"kind": "promotion_refused", "code": code, "reason": fields["code"],
+                                       "short": reason})  # fmt: skip
+            prepared.discounts = []
+            return await self.place(till, prepared, offline=offline, allow_closed=allow_closed)
         raise Conflict("The sale could not be recorded just now; send it again.")  # its claim vanished: retryable
 
     async def _run(self, sql: str, args: list[Any], till: Till, prepared: Prepared) -> asyncpg.Record:

@@ -56,9 +56,14 @@ class PriceLineIn(msgspec.Struct):
     discount_minor: int = 0
 
 
+Code = Annotated[str, msgspec.Meta(max_length=64)]
+
+
 class PriceIn(msgspec.Struct):
     lines: list[PriceLineIn]
     ticket_discount_minor: int = 0
+    promotion_code: Code | None = None
+    customer_id: uuid.UUID | None = None
 
 
 class SaleLineIn(msgspec.Struct):
@@ -66,6 +71,7 @@ class SaleLineIn(msgspec.Struct):
     quantity: int
     unit_price_minor: int
     discount_minor: int = 0
+    promotion_minor: int = 0  # the promotions' part of the line, as POST /pos/api/price gave it
     note: Note = ""
 
 
@@ -88,6 +94,7 @@ class SaleIn(msgspec.Struct):
     ticket_discount_minor: int = 0
     manager_pin: str | None = None
     customer_id: uuid.UUID | None = None
+    promotion_code: Code | None = None
     tenders: list[TenderIn] = msgspec.field(default_factory=list)
 
 

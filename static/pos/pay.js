@@ -6,7 +6,7 @@ import { api, ApiError, NetworkError } from "./api.js";
 import { amountText, parseAmount, quickCash } from "./money.js";
 import { refreshQueue, syncSoon } from "./net.js";
 import * as queue from "./queue.js";
-import { finishTicket, hideLastSale, priced, renderTicket } from "./sell.js";
+import { finishTicket, hideLastSale, NEEDS_NETWORK, priced, promotionParts, renderTicket, signature } from "./sell.js";
 import { keysFor, money, saveTickets, state, ticket, uuid } from "./state.js";
 import { nextSequence } from "./store.js";
 import { $, closeDialog, dialog, fill, h, openDialog, showError, toast } from "./ui.js";
@@ -42,13 +42,26 @@ export async function openPay(mode) {
   if (mode === "card" && !t.pending_card && pay.ticket === t) startCard();
 }
 
+// A code the server refused (used up, ended): the ticket goes on without it, at its new total.
+function dropCode(t, reason) {
+  const code = t.promotion?.code ?? "";
+  t.promotion = null;
+  if (!t.frozen) pay.total = priced(t).total_minor;
+  renderTicket();
+  saveTickets();
+  showError("pay", `Code ${code} does not apply: ${reason} It was taken off; check the new total.`);
+}
+
 // Online, the server prices the ticket (today's prices, its own rounding); the lines take its unit prices, so
 // the sale sent is the one it expects. Offline, the tablet's own pricing stands (re-checked at sync).
 async function checkPrice(t) {
   try {
+    const code = promotionParts(t) ? t.promotion.code : null;
     const reply = await api("POST", "/pos/api/price", {
       lines: t.lines.map((l) => ({ variant_id: l.variant_id, quantity: l.quantity, discount_minor: l.discount_minor })),
       ticket_discount_minor: t.ticket_discount_minor,
+      promotion_code: code,
+      customer_id: code ? (t.customer?.id ?? null) : null,
     });
     reply.lines?.forEach((line, i) => {
       if (t.lines[i] && Number.isInteger(line.unit_price_minor) && line.unit_price_minor !== t.lines[i].unit_price_minor) {
@@ -56,10 +69,12 @@ async function checkPrice(t) {
         toast(`${t.lines[i].name}: the price is now ${money(line.unit_price_minor)}.`);
       }
     });
+    if (code) t.promotion = { ...t.promotion, parts: reply.lines.map((l) => l.promotion_minor ?? 0), signature: signature(t) };
     if (Number.isInteger(reply.total_minor)) pay.total = reply.total_minor;
     renderTicket();
   } catch (error) {
-    if (!(error instanceof NetworkError)) showError("pay", error.message);
+    if (error instanceof ApiError && error.fields.promotion_code) dropCode(t, error.fields.promotion_code);
+    else if (!(error instanceof NetworkError)) showError("pay", error.message);
   } finally {
     if (pay.ticket === t) {
       pay.checking = false;
@@ -350,16 +365,18 @@ async function buildSale(t) {
     sequence: t.sequence,
     sold_at: new Date().toISOString(),
     offline: !state.online,
-    lines: t.lines.map((l) => ({
+    lines: t.lines.map((l, i) => ({
       variant_id: l.variant_id,
       quantity: l.quantity,
       unit_price_minor: l.unit_price_minor,
       discount_minor: l.discount_minor,
+      promotion_minor: promotionParts(t)?.[i] ?? 0,
       note: l.note,
     })),
     ticket_discount_minor: t.ticket_discount_minor,
     manager_pin: t.manager_pin,
     customer_id: t.customer?.id ?? null,
+    promotion_code: promotionParts(t) ? t.promotion.code : null,
     tenders: t.tenders.map((x) =>
       x.kind === "cash"
         ? { kind: "cash", amount_minor: x.amount_minor, tendered_minor: x.tendered_minor }
@@ -414,6 +431,10 @@ async function complete(t) {
             $("[data-form=pay-pin]").hidden = false;
             $("[data-testid=pay-pin]").focus();
           }
+          if (error instanceof ApiError && error.fields.promotion_code) {
+            dropCode(t, error.fields.promotion_code);
+            return;
+          }
           const fields = Object.values(error.fields ?? {}).filter((f) => f !== error.message);
           showError("pay", [error.message, ...fields].join(" "));
           saveTickets();
@@ -421,7 +442,9 @@ async function complete(t) {
         }
       }
     }
-    const problem = await offlineProblem(sale);
+    // A code is priced and claimed by the server: a sale that never reached it does not take one offline (one
+    // that may have reached it goes in the queue as sent, and sync settles it).
+    const problem = sale.promotion_code && !sentOnce ? NEEDS_NETWORK : await offlineProblem(sale);
     if (problem) {
       if (!sentOnce) t.frozen = null; // it never left the tablet: it may change, and go online later
       saveTickets();

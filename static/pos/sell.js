@@ -203,8 +203,83 @@ function wireScan() {
 
 // --- tickets -------------------------------------------------------------------------------------------------
 export function changed() {
+  const t = ticket();
+  if (t.promotion && t.promotion.signature !== signature(t) && t.lines.length) priceCode(t, t.promotion.code, { quiet: true });
+  else if (t.promotion && !t.lines.length) t.promotion = null;
   renderTicket();
   saveTickets();
+}
+
+// --- promotion codes (online only: the server's engine prices them and claims the use with the sale) -------------
+// What the ticket was priced on: a code's parts stand only while the lines, discounts and customer are the same.
+export const signature = (t) =>
+  JSON.stringify([t.lines.map((l) => [l.variant_id, l.quantity, l.discount_minor]), t.ticket_discount_minor, t.customer?.id ?? null]);
+
+// Each line's promotion part, or null when the ticket has no code (or changed since it was priced).
+export const promotionParts = (t) => (t.promotion && t.promotion.signature === signature(t) ? t.promotion.parts : null);
+
+export const NEEDS_NETWORK = "Promotion codes need the network. Remove the code, or wait until Till can be reached.";
+
+// Price the ticket with ``code`` on the server; the reason when refused, null when it applies.
+export async function priceCode(t, code, { quiet = false } = {}) {
+  const wanted = signature(t);
+  try {
+    if (!state.online) throw new NetworkError(NEEDS_NETWORK);
+    const reply = await api("POST", "/pos/api/price", {
+      lines: t.lines.map((l) => ({ variant_id: l.variant_id, quantity: l.quantity, discount_minor: l.discount_minor })),
+      ticket_discount_minor: t.ticket_discount_minor,
+      promotion_code: code,
+      customer_id: t.customer?.id ?? null,
+    });
+    if (signature(t) !== wanted) return null; // changed meanwhile: its own call prices it
+    t.promotion = {
+      code: reply.promotion_code,
+      parts: reply.lines.map((l) => l.promotion_minor ?? 0),
+      promotions: reply.promotions ?? [],
+      signature: wanted,
+    };
+    renderTicket();
+    saveTickets();
+    return null;
+  } catch (error) {
+    const reason = error instanceof NetworkError ? NEEDS_NETWORK : (error.fields?.promotion_code ?? error.message);
+    if (quiet && t.promotion) {
+      t.promotion = null;
+      toast(`Code ${code} removed: ${reason}`, "error");
+      renderTicket();
+      saveTickets();
+    }
+    return reason;
+  }
+}
+
+function wireCodeDialog() {
+  const form = $("[data-form=code]");
+  const remove = $("[data-action=remove-code]");
+  $("[data-action=promotion-code]").addEventListener("click", () => {
+    const t = ticket();
+    if (locked(t)) return;
+    form.elements.code.value = t.promotion?.code ?? "";
+    remove.hidden = !t.promotion;
+    showError("code", state.online ? "" : NEEDS_NETWORK);
+    openDialog("code");
+  });
+  remove.addEventListener("click", () => {
+    ticket().promotion = null;
+    closeDialog("code");
+    changed();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const t = ticket();
+    const code = form.elements.code.value.trim();
+    if (!code) return showError("code", "Enter the code the customer has.");
+    showError("code", "");
+    const reason = await priceCode(t, code);
+    if (reason) return showError("code", reason);
+    closeDialog("code");
+    toast(`Code ${t.promotion.code} applied.`);
+  });
 }
 
 function describe(t) {
@@ -213,7 +288,11 @@ function describe(t) {
   return `${count} item${count === 1 ? "" : "s"} · ${money(priced(t).total_minor)}`;
 }
 
-export const priced = (t) => priceTicket(t.lines, t.ticket_discount_minor, state.catalog?.tax);
+export const priced = (t) => {
+  const parts = promotionParts(t);
+  const lines = parts ? t.lines.map((l, i) => ({ ...l, discount_minor: l.discount_minor + (parts[i] ?? 0) })) : t.lines;
+  return priceTicket(lines, t.ticket_discount_minor, state.catalog?.tax);
+};
 
 function renderTabs() {
   const box = $("[data-testid=tickets]");
@@ -257,6 +336,9 @@ export function renderTicket() {
             line.title ? h("small", {}, line.title) : null,
             line.note ? h("small", { class: "note" }, `“${line.note}”`) : null,
             price.lines[i].discount_minor ? h("small", { class: "ok" }, `− ${money(price.lines[i].discount_minor)}`) : null,
+            promotionParts(t)?.[i]
+              ? h("small", { class: "ok", dataset: { testid: "line-promotion" } }, `${t.promotion.code}: − ${money(promotionParts(t)[i])}`)
+              : null,
           ),
           h("span", { class: "amount" }, money(price.lines[i].total_minor)),
         ),
@@ -275,6 +357,9 @@ export function renderTicket() {
   const customer = $("[data-testid=customer]");
   customer.textContent = t.customer ? `Customer: ${t.customer.name}` : "Add customer";
   customer.classList.toggle("attached", Boolean(t.customer));
+  const code = $("[data-action=promotion-code]");
+  code.textContent = promotionParts(t) ? `Code ${t.promotion.code}` : "Code";
+  code.classList.toggle("attached", Boolean(promotionParts(t)));
   for (const button of $$(".pay-buttons button, .ticket-tools button")) button.disabled = !t.lines.length;
   $("[data-action=park]").disabled = !t.lines.length;
   const paying = t.tenders.length > 0;
@@ -550,6 +635,7 @@ export function wireSell() {
   wireScan();
   wireLineDialog();
   wireDiscountDialog();
+  wireCodeDialog();
   wireCustomerDialog();
   $("[data-action=park]").addEventListener("click", park);
   $("[data-action=pay-cash]").addEventListener("click", () => openPay("cash"));
