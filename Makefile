@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install assets browser run test test-unit test-integration test-e2e lint fmt bench clean
+.PHONY: install assets debs browser run test test-unit test-integration test-e2e lint fmt bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,15 +23,21 @@ assets: static/vendor/.stamp
 
 install: $(STAMP) assets
 
-# Debian's chromium for the browser tests; never a downloaded browser build.
-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+# Debian packages: chromium for the browser tests (never a downloaded browser build), ffmpeg for the media
+# worker, poppler-utils (pdftoppm / pdftotext) to read rendered receipts back in tests.
+DEBS := chromium:/usr/bin/chromium ffmpeg:/usr/bin/ffmpeg poppler-utils:/usr/bin/pdftoppm
+debs:
+	@missing=""; for pair in $(DEBS); do [ -x "$${pair#*:}" ] || missing="$$missing $${pair%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
-	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
-	  else echo "chromium missing: run 'sudo apt-get install chromium' for the e2e tests" >&2; exit 1; fi; \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "missing Debian packages:$$missing (run 'sudo apt-get install$$missing')" >&2; exit 1; fi; \
 	fi
 
+browser: debs
+
 run: install
+	-@$(MAKE) --no-print-directory debs  # video needs ffmpeg; the shop runs without it
 	$(BIN)/till up
 
 lint: $(STAMP)
@@ -50,10 +56,10 @@ test-integration: install
 	$(BIN)/pytest -q tests/providers tests/integration
 
 # Playwright (sync) runs in its own pytest process: it cannot share a loop with pytest-asyncio.
-test-e2e: install browser
+test-e2e: install debs
 	$(BIN)/pytest -q -p no:asyncio tests/e2e
 
-test: install browser lint
+test: install debs lint
 	$(BIN)/pytest -q tests/unit tests/providers tests/integration
 	$(BIN)/pytest -q -p no:asyncio tests/e2e
 
