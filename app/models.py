@@ -14,7 +14,17 @@ from app.notifications.models import OutboundMessage
 from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.payments.credentials import ProviderCredential
 from app.payments.models import PaymentIntent, PaymentTransaction
-from app.pos.models import CardReader, CashMovement, PosRefund, PosSale, PosTender, ReaderPayment, Register, Shift
+from app.pos.models import (
+    CardReader,
+    CashMovement,
+    PosRefund,
+    PosSale,
+    PosTender,
+    PosVoid,
+    ReaderPayment,
+    Register,
+    Shift,
+)
 from app.promotions.models import Promotion, PromotionCustomerUse, PromotionRedemption
 from app.stores.models import ApiToken, Membership, PasswordReset, StaffInvitation, Store, StoreLogo, User
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
@@ -50,6 +60,7 @@ __all__ = [
     "PosRefund",
     "PosSale",
     "PosTender",
+    "PosVoid",
     "Product",
     "Promotion",
     "PromotionCustomerUse",

@@ -25,9 +25,10 @@ from app.pos.refunds import PosRefunds
 from app.pos.registers import RegisterService
 from app.pos.reports import shift_json
 from app.pos.sales import PosSales
-from app.pos.schemas import CashMovementIn, CloseShiftIn, OpenShiftIn, PriceIn, RefundIn, decode
+from app.pos.schemas import CashMovementIn, CloseShiftIn, OpenShiftIn, PriceIn, RefundIn, VoidIn, decode
 from app.pos.shifts import ShiftService
 from app.pos.sync import PosSync
+from app.pos.voids import record_void, void_json
 
 __all__ = ["PosApiController", "pos_sales"]
 
@@ -201,6 +202,16 @@ class PosApiController(Controller):
     async def sync(self, request: Request[Any, Any, Any]) -> Response[Any]:
         results = await PosSync(await pos_sales(request)).sync(await request.body())
         return _json({"results": [r.as_json() for r in results]}, 200)
+
+    @post("/voids")
+    async def void(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """A ticket or line voided on the tablet, recorded once by its ``client_void_id`` (201, then 200)."""
+        data = decode(await request.body(), VoidIn)
+        me = principal_of(request)
+        async with request.app.state.sessions() as session, session.begin():
+            created, row = await record_void(session, me.store_id, data, actor=me)
+            body = void_json(row)
+        return _json(body, 201 if created else 200)
 
     @post("/refunds")
     async def refund(self, request: Request[Any, Any, Any]) -> Response[Any]:

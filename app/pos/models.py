@@ -210,3 +210,29 @@ class ReaderPayment(TenantMixin, UUIDv7AuditBase):
     )
     # A payment still waiting at this moment times out (checked when it is read or the reader is asked again).
     expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class PosVoid(TenantMixin, UUIDv7AuditBase):
+    """A ticket or a line the cashier voided before it was sold, with the reason (append-only). Nothing was sold,
+    so no order, stock or money moved; the record is for the shift report (loss prevention: what was rung up
+    and taken off again). Named by the tablet like a sale, so a void sent twice (offline, then retried) is
+    recorded once."""
+
+    __tablename__ = "pos_voids"
+    __store_index__ = False
+    __table_args__ = (
+        UniqueConstraint("store_id", "register_id", "client_void_id"),
+        Index("ix_pos_voids_shift", "shift_id"),
+        CheckConstraint("kind IN ('ticket', 'line')", name="kind_known"),
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+    )
+
+    register_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registers.id", ondelete="RESTRICT"))
+    shift_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shifts.id", ondelete="RESTRICT"))
+    client_void_id: Mapped[uuid.UUID] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(10))  # ticket | line
+    reason: Mapped[str] = mapped_column(String(200))
+    amount_minor: Mapped[int] = mapped_column(Integer)  # what the voided lines came to, after their discounts
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JsonB)  # [{variant_id, name, quantity, amount_minor}]
+    cashier_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    voided_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))  # the tablet's clock

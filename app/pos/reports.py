@@ -19,7 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.orders.models import Order
-from app.pos.models import CashMovement, PosRefund, PosSale, PosTender, ReaderPayment, Register, Shift
+from app.pos.models import CashMovement, PosRefund, PosSale, PosTender, PosVoid, ReaderPayment, Register, Shift
 from app.stores.models import Store, User
 
 __all__ = ["ShiftReport", "report_csv", "shift_json", "shift_report"]
@@ -34,7 +34,7 @@ class ShiftReport:
     currency: str
     sales_count: int
     refunds_count: int
-    voids_count: int
+    voids_count: int  # tickets and lines voided before they were sold (app/pos/voids.py)
     gross_minor: int  # the sales at list price, before discounts
     discounts_minor: int
     tax_minor: int
@@ -48,6 +48,10 @@ class ShiftReport:
     sales_by_tender: dict[str, int] = field(default_factory=dict)
     refunds_by_tender: dict[str, int] = field(default_factory=dict)
     review_count: int = 0  # sales of this shift waiting on the managers' review list
+    voided_tickets: int = 0
+    voided_lines: int = 0
+    voided_minor: int = 0  # what the voided tickets and lines came to
+    card_voids_count: int = 0  # card payments given back before their sale closed
 
     @property
     def net_minor(self) -> int:
@@ -60,6 +64,10 @@ class ShiftReport:
             "sales_count": self.sales_count,
             "refunds_count": self.refunds_count,
             "voids_count": self.voids_count,
+            "voided_tickets": self.voided_tickets,
+            "voided_lines": self.voided_lines,
+            "voided_minor": self.voided_minor,
+            "card_voids_count": self.card_voids_count,
             "gross_minor": self.gross_minor,
             "discounts_minor": self.discounts_minor,
             "tax_minor": self.tax_minor,
@@ -123,7 +131,15 @@ async def shift_report(session: AsyncSession, shift: Shift) -> ShiftReport:
     refunds_count = await session.scalar(
         select(func.count(PosRefund.id)).where(PosRefund.shift_id == shift.id, PosRefund.status == "done")
     )
-    voids_count = await session.scalar(
+    voided = dict(
+        (kind, (int(count), int(amount)))
+        for kind, count, amount in await session.execute(
+            select(PosVoid.kind, func.count(PosVoid.id), func.sum(PosVoid.amount_minor))
+            .where(PosVoid.shift_id == shift.id)
+            .group_by(PosVoid.kind)
+        )
+    )
+    card_voids_count = await session.scalar(
         select(func.count(ReaderPayment.id)).where(
             ReaderPayment.register_id == shift.register_id,
             ReaderPayment.status == "voided",
@@ -156,7 +172,7 @@ async def shift_report(session: AsyncSession, shift: Shift) -> ShiftReport:
         currency=store.currency if store else "",
         sales_count=count,
         refunds_count=int(refunds_count or 0),
-        voids_count=int(voids_count or 0),
+        voids_count=voided.get("ticket", (0, 0))[0] + voided.get("line", (0, 0))[0],
         gross_minor=gross,
         discounts_minor=discounts,
         tax_minor=tax,
@@ -170,6 +186,10 @@ async def shift_report(session: AsyncSession, shift: Shift) -> ShiftReport:
         sales_by_tender=sales_by_tender,
         refunds_by_tender=refunds_by_tender,
         review_count=review,
+        voided_tickets=voided.get("ticket", (0, 0))[0],
+        voided_lines=voided.get("line", (0, 0))[0],
+        voided_minor=sum(amount for _, amount in voided.values()),
+        card_voids_count=int(card_voids_count or 0),
     )
 
 
@@ -198,6 +218,10 @@ def report_csv(report: ShiftReport) -> str:
         ("refunds_minor", report.refunds_minor),
         *((f"refunds_{kind}_minor", amount) for kind, amount in report.refunds_by_tender.items()),
         ("voids_count", report.voids_count),
+        ("voided_tickets", report.voided_tickets),
+        ("voided_lines", report.voided_lines),
+        ("voided_minor", report.voided_minor),
+        ("card_voids_count", report.card_voids_count),
         ("cash_in_minor", report.cash_in_minor),
         ("cash_out_minor", report.cash_out_minor),
         ("expected_cash_minor", report.expected_cash_minor),

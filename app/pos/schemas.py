@@ -25,6 +25,8 @@ __all__ = [
     "SyncEntryIn",
     "SyncIn",
     "TenderIn",
+    "VoidIn",
+    "VoidLineIn",
     "convert",
     "decode",
 ]
@@ -112,6 +114,25 @@ class SyncIn(msgspec.Struct):
     register_id: uuid.UUID
     shift_id: uuid.UUID
     entries: list[Any]  # each decoded on its own: one bad entry does not refuse the others
+
+
+class VoidLineIn(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(max_length=200)]
+    quantity: int
+    amount_minor: int
+    variant_id: uuid.UUID | None = None
+
+
+class VoidIn(msgspec.Struct):
+    """A ticket or a line voided on the tablet (app/pos/voids.py)."""
+
+    client_void_id: uuid.UUID
+    register_id: uuid.UUID
+    shift_id: uuid.UUID
+    kind: str
+    reason: str
+    voided_at: AwareTime
+    lines: list[VoidLineIn]
 
 
 class RefundLineIn(msgspec.Struct):

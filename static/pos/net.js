@@ -10,6 +10,7 @@ import * as queue from "./queue.js";
 import { keysFor, money, reached, state } from "./state.js";
 import { get, put } from "./store.js";
 import { $, dialog, fill, h, openDialog, toast } from "./ui.js";
+import { sendVoids } from "./voids.js";
 
 const PROBE_MS = 5000;
 const RESYNC_MS = 30_000;
@@ -70,6 +71,7 @@ export function syncSoon() {
 
 export async function syncNow() {
   if (state.syncing || !state.online) return;
+  await sendVoids().catch((error) => console.error("sending voids", error));
   const pending = (await queue.entries()).filter((e) => e.status === "pending");
   if (!pending.length) return refreshQueue();
   state.syncing = true;

@@ -6,6 +6,7 @@ import { amountText, overLimit, parseAmount, priceTicket, roundHalfUp } from "./
 import { openPay, voidCardsOf } from "./pay.js";
 import { money, newTicket, saveTickets, state, ticket } from "./state.js";
 import { $, $$, anyDialogOpen, closeDialog, dialog, fill, fold, h, openDialog, showError, toast } from "./ui.js";
+import { recordVoid } from "./voids.js";
 
 let category = "all";
 let search = "";
@@ -514,7 +515,9 @@ function wireLineDialog() {
   });
   $("[data-action=void-line]").addEventListener("click", () => {
     const t = ticket();
+    const voided = t.lines.filter((l) => l.key === editing);
     t.lines = t.lines.filter((l) => l.key !== editing);
+    recordVoid("line", "Taken off the ticket", voided);
     closeDialog("line");
     toast("Line voided.");
     changed();
@@ -621,6 +624,7 @@ function wireVoid() {
     if (choice === "Other" && !detail) return showError("void", "Say what happened.");
     const t = ticket();
     if (!(await voidCardsOf(t))) return showError("void", "A card payment on it could not be given back yet; try again.");
+    recordVoid("ticket", choice === "Other" ? detail : choice, t.lines);
     state.tickets.splice(state.tickets.indexOf(t), 1);
     state.tickets.push(newTicket());
     state.current = state.tickets.length - 1;

@@ -9,6 +9,7 @@ import { api, NetworkError } from "./api.js";
 import { importShiftKey } from "./crypto.js";
 import { parseAmount } from "./money.js";
 import { refreshQueue, syncNow } from "./net.js";
+import { sendVoids } from "./voids.js";
 import * as queue from "./queue.js";
 import { focusScan, renderTicket } from "./sell.js";
 import {
@@ -278,6 +279,10 @@ async function openClose() {
   if (left.length) {
     return status(`${left.length} offline sale${left.length === 1 ? " has" : "s have"} not reached Till yet. Tap the status above to see why; close once they are sent.`);
   }
+  const voidsLeft = await sendVoids();
+  if (voidsLeft) {
+    return status(`${voidsLeft} voided ticket${voidsLeft === 1 ? " or line has" : "s or lines have"} not reached Till yet; close once the network is back.`);
+  }
   try {
     const report = await api("GET", `/pos/api/shifts/${state.shift.id}/report`);
     expected = report.expected_cash_minor;
@@ -291,6 +296,8 @@ async function openClose() {
   form.elements.counted.focus();
 }
 
+const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
 function renderReport(report) {
   const tenders = (by) =>
     Object.entries(by ?? {})
@@ -302,7 +309,8 @@ function renderReport(report) {
     ["Tax", money(report.tax_minor)],
     ["By tender", tenders(report.sales_by_tender)],
     ["Refunds", `${report.refunds_count} · ${tenders(report.refunds_by_tender)}`],
-    ["Voids", String(report.voids_count)],
+    ["Voids", `${count(report.voided_tickets, "ticket")}, ${count(report.voided_lines, "line")} · ${money(report.voided_minor)}`],
+    ["Card payments given back", String(report.card_voids_count)],
     ["Cash in / out", `${money(report.cash_in_minor)} / ${money(report.cash_out_minor)}`],
     ["Expected cash", money(report.expected_cash_minor)],
     ["Counted cash", money(report.counted_cash_minor)],

@@ -6,7 +6,7 @@
 // (answers from the cache carry `x-till-offline-copy: 1`). Images go cache first. Nothing else is touched: sales,
 // sync and card payments always go to the network, and the page decides what to do when they cannot.
 
-const CACHE = "till-pos-v1";
+const CACHE = "till-pos-v2";
 const SHELL = "/pos";
 const CATALOG = "/pos/api/catalog";
 const ASSETS = [
@@ -25,6 +25,7 @@ const ASSETS = [
   "/static/pos/state.js",
   "/static/pos/store.js",
   "/static/pos/ui.js",
+  "/static/pos/voids.js",
 ];
 const NETWORK_WAIT_MS = 5000;
 

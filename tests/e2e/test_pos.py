@@ -148,6 +148,15 @@ def test_a_cashier_sells_online_and_offline_and_every_offline_sale_arrives_once(
     _cash_exact(till)
     expect(till.get_by_test_id("last-sale-text")).to_contain_text("€2.80")
 
+    # --- void a ticket with a reason: nothing is sold, and the shift report counts it --------------------------
+    _tap_product(till, "Cardamom Bun")
+    till.locator("[data-action=void-ticket]").click()
+    till.get_by_test_id("void-reason").select_option("Entered by mistake")
+    with till.expect_response(lambda r: r.url.endswith("/pos/api/voids")) as void_answer:
+        till.get_by_role("button", name="Void ticket").click()
+    assert void_answer.value.status == 201
+    expect(till.get_by_test_id("ticket-lines")).not_to_contain_text("Cardamom Bun")
+
     # --- offline: five sales queue up, encrypted, and a reload keeps the till working ---------------------------
     board = manager
     cards_before = _board_cards(board)
@@ -236,6 +245,7 @@ def test_a_cashier_sells_online_and_offline_and_every_offline_sale_arrives_once(
     report = till.get_by_test_id("shift-report")
     expect(report).to_contain_text("Short €0.60")
     expect(report).to_contain_text("9 · €34.50")  # 4 sales online (€20.30), 5 offline (€14.20)
+    expect(report).to_contain_text("1 ticket, 0 lines · €3.40")  # the voided Cardamom Bun
     screenshot(till, "pos-shift-report")
     assert till.evaluate(IDB_ALL, "keys") == []  # the shift's key left the tablet with the shift
     with till.expect_popup() as popup:
