@@ -26,6 +26,7 @@ from app.pos.models import (
     Shift,
 )
 from app.promotions.models import Promotion, PromotionCustomerUse, PromotionRedemption
+from app.stored_value.models import StoredValueAccount, StoredValueEntry, StoredValueHold
 from app.stores.models import ApiToken, Membership, PasswordReset, StaffInvitation, Store, StoreLogo, User
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
 
@@ -75,6 +76,9 @@ __all__ = [
     "StockMovement",
     "Store",
     "StoreLogo",
+    "StoredValueAccount",
+    "StoredValueEntry",
+    "StoredValueHold",
     "User",
     "Variant",
     "WebhookEventRow",
