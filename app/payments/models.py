@@ -22,7 +22,9 @@ class PaymentIntent(TenantMixin, UUIDv7AuditBase):
             "uq_payment_intents_one_active_per_order",
             "order_id",
             unique=True,
-            postgresql_where=text("status NOT IN ('declined', 'failed', 'voided')"),
+            # A checkout's order has one live payment; a POS sale may be paid by several cards at the reader
+            # (no snapshot), each an intent of its own.
+            postgresql_where=text("status NOT IN ('declined', 'failed', 'voided') AND snapshot_id IS NOT NULL"),
         ),
         CheckConstraint("captured_minor <= amount_minor", name="captured_within_authorized"),
         CheckConstraint("refunded_minor <= captured_minor", name="refunded_within_captured"),

@@ -188,7 +188,7 @@ def settle_tenders(tenders: Sequence[TenderInput], total_minor: int) -> tuple[li
     they do not cover it, a card pays more than is owed, or one is malformed. Cash handed over beyond what is
     owed is change (``amount_minor`` of cash beyond it too: it is taken off the last cash tenders)."""
     fields: dict[str, str] = {}
-    cards = 0
+    cards: set[uuid.UUID] = set()  # several cards may pay one sale (a bill split between friends), each once
     for i, tender in enumerate(tenders):
         if tender.kind not in TENDER_KINDS:
             fields[f"tenders.{i}.kind"] = "Cash or card."
@@ -199,12 +199,12 @@ def settle_tenders(tenders: Sequence[TenderInput], total_minor: int) -> tuple[li
             handed = tender.amount_minor if tender.tendered_minor is None else tender.tendered_minor
             if handed < tender.amount_minor or handed > MAX_MINOR:
                 fields[f"tenders.{i}.tendered_minor"] = "At least the amount it pays."
+        elif tender.reader_payment_id is None:
+            fields[f"tenders.{i}.reader_payment_id"] = "A card tender names its approved reader payment."
+        elif tender.reader_payment_id in cards:
+            fields[f"tenders.{i}.reader_payment_id"] = "This card payment is on the sale already."
         else:
-            cards += 1
-            if tender.reader_payment_id is None:
-                fields[f"tenders.{i}.reader_payment_id"] = "A card tender names its approved reader payment."
-            elif cards > 1:
-                fields[f"tenders.{i}.kind"] = "One card per sale; take the rest in cash."
+            cards.add(tender.reader_payment_id)
     if not tenders and total_minor > 0:
         fields["tenders"] = "The sale is not paid."
     if fields:

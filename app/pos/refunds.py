@@ -3,7 +3,8 @@
 - What: the lines that come back (restocked, ``return`` movements; their value is their share of what the sale
   charged for them), an amount, or (neither) everything left. Never more than is left of the sale.
 - How: ``to: "cash"`` from the shift's drawer (a negative cash tender in the current shift), or ``"original"``:
-  back to the card first, through the payment provider (app/payments/operations.py: the same claim, call and
+  back to the cards first (a sale paid by several cards: each gets back at most what is left of its payment, in
+  the order they paid), through the payment provider (app/payments/operations.py: the same claim, call and
   record as the staff order page's refund, keyed by the ledger row), then cash for the rest.
 - Over the store's refund approval threshold, a cashier or staff member needs a manager's PIN.
 - The money moves once (invariant 2): the tablet sends an ``Idempotency-Key``; the refund row is written
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core import audit
 from app.core.errors import Conflict, NotFound, TillError, ValidationFailed
+from app.core.money import Money
 from app.core.outbox import emit
 from app.core.rbac import Principal, Role
 from app.core.tenancy import bind_store
@@ -73,8 +75,11 @@ class _Plan:
     refund_id: uuid.UUID
     order_id: uuid.UUID
     order_number: int
-    card_minor: int
-    intent_id: uuid.UUID | None
+    cards: list[tuple[uuid.UUID, int]]  # (payment intent, amount back on it), in the order the cards paid
+
+    @property
+    def card_minor(self) -> int:
+        return sum(amount for _, amount in self.cards)
 
 
 class PosRefunds:
@@ -162,8 +167,9 @@ class PosRefunds:
             if amount <= 0:
                 raise ValidationFailed("Nothing to refund.", fields={"amount_minor": "More than zero."})
             approved_by = await self._approval(session, amount, body.manager_pin)
-            card_minor, intent_id = await self._card_part(session, order, sale, earlier, amount, body.to)
-            parts = ([{"kind": "card", "amount_minor": card_minor}] if card_minor else []) + (
+            cards = await self._card_part(session, order, sale, earlier, amount, body.to)
+            card_minor = sum(back for _, back in cards)
+            parts = [{"kind": "card", "amount_minor": back, "intent_id": str(intent)} for intent, back in cards] + (
                 [{"kind": "cash", "amount_minor": amount - card_minor}] if amount > card_minor else []
             )
             refund = PosRefund(
@@ -183,7 +189,7 @@ class PosRefunds:
             await session.flush()
             if not card_minor:  # all cash: given back from the drawer in this same transaction
                 await self._apply(session, refund, order)
-            return _Plan(refund.id, order.id, order.number, card_minor, intent_id)
+            return _Plan(refund.id, order.id, order.number, cards)
 
     def _lines(self, order: Order, earlier: list[PosRefund], body: RefundIn) -> list[dict[str, Any]]:
         """The order lines that come back, by position: [{position, variant_id, quantity, amount_minor}]. None
@@ -247,40 +253,76 @@ class PosRefunds:
 
     async def _card_part(
         self, session: AsyncSession, order: Order, sale: PosSale, earlier: list[PosRefund], amount: int, to: str
-    ) -> tuple[int, uuid.UUID | None]:
-        """How much goes back to the card (and its payment intent): to the original tender, the card first."""
+    ) -> list[tuple[uuid.UUID, int]]:
+        """What goes back to the cards, to the original tenders first: [(payment intent, amount)], each card at
+        most what is left of its payment (captured - refunded), in the order the cards paid; the rest is cash."""
         if to != "original":
-            return 0, None
+            return []
         paid_by_card = await session.scalar(
             select(func.coalesce(func.sum(PosTender.amount_minor), 0)).where(
                 PosTender.sale_id == sale.id, PosTender.kind == "card"
             )
         )
         if not paid_by_card:
-            return 0, None
+            return []
         back_on_card = sum(int(p["amount_minor"]) for r in earlier for p in r.parts if p.get("kind") == "card")
         card_minor = min(amount, int(paid_by_card) - back_on_card)
         if card_minor <= 0:
-            return 0, None
-        intent = await session.scalar(
-            select(PaymentIntent.id).where(PaymentIntent.order_id == order.id, PaymentIntent.status != "voided")
+            return []
+        intents = list(
+            await session.scalars(
+                select(PaymentIntent)
+                .where(PaymentIntent.order_id == order.id, PaymentIntent.status != "voided")
+                .order_by(PaymentIntent.created_at, PaymentIntent.id)
+            )
         )
-        if intent is None:
+        cards: list[tuple[uuid.UUID, int]] = []
+        for intent in intents:
+            back = min(card_minor, intent.captured_minor - intent.refunded_minor)
+            if back > 0:
+                cards.append((intent.id, back))
+                card_minor -= back
+        if not cards or card_minor > 0:
             raise Conflict("The card payment of this sale is not in the payments ledger: refund it in cash.")
-        return card_minor, intent
+        return cards
 
-    # -- 2. the card's part through the provider ----------------------------------------------------------------
+    # -- 2. the cards' part through the provider ----------------------------------------------------------------
 
     async def _card(self, plan: _Plan, reason: str) -> None:
-        assert plan.intent_id is not None
+        """Each card's part, one after another. A card the provider refuses fails the refund when nothing went back
+        yet; after an earlier card took its part, the refund is kept as what did go back (nothing more is owed
+        by it) and the cashier is told how much is left to give back, another way."""
         operations = PaymentOperations(self.sessions, self.store.id, await self.provider())
-        try:
-            await operations.refund(
-                plan.order_id, plan.intent_id, amount_minor=plan.card_minor, reason=reason, actor=self.actor
-            )
-        except TillError as exc:
-            await self._fail(plan.refund_id, exc.detail)
-            raise
+        done: list[tuple[uuid.UUID, int]] = []
+        for intent_id, amount in plan.cards:
+            try:
+                await operations.refund(plan.order_id, intent_id, amount_minor=amount, reason=reason, actor=self.actor)
+            except TillError as exc:
+                if not done:
+                    await self._fail(plan.refund_id, exc.detail)
+                    raise
+                await self._shrink(plan.refund_id, done)
+                left = plan.card_minor - sum(back for _, back in done)
+                raise Conflict(
+                    f"{Money(sum(back for _, back in done), self.store.currency)} went back to the first card(s); "
+                    f"the next card's refund was refused ({exc.detail}). Give the other "
+                    f"{Money(left, self.store.currency)} back with another refund, in cash.",
+                    fields={"to": "Refund the rest in cash."},
+                ) from exc
+            done.append((intent_id, amount))
+
+    async def _shrink(self, refund_id: uuid.UUID, done: list[tuple[uuid.UUID, int]]) -> None:
+        """The refund as what went back: the cards that took their part (no cash: the cashier decides that)."""
+        async with self.sessions() as session, session.begin():
+            bind_store(session, self.store.id)
+            refund = await session.get(PosRefund, refund_id, with_for_update=True)
+            if refund is None or refund.status != "pending":
+                return
+            refund.parts = [{"kind": "card", "amount_minor": back, "intent_id": str(intent)} for intent, back in done]
+            refund.amount_minor = sum(back for _, back in done)
+            order = await session.scalar(select(Order).where(Order.id == refund.order_id).with_for_update())
+            assert order is not None
+            await self._apply(session, refund, order)
 
     async def _fail(self, refund_id: uuid.UUID, message: str) -> None:
         async with self.sessions() as session, session.begin():

@@ -1,5 +1,6 @@
 """POS voids: tickets and lines a cashier voided before they were sold, with the reason, claimed by the tablet's
-name for them so a void sent twice is one record (issue 14).
+name for them so a void sent twice is one record; and several cards per POS sale: the one-live-payment-per-order
+index now covers checkout payments (those with a snapshot) only (issue 14).
 
 Revision ID: 0023
 Revises: 0022
@@ -21,7 +22,23 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+OLD_ACTIVE = "status NOT IN ('declined', 'failed', 'voided')"
+NEW_ACTIVE = "status NOT IN ('declined', 'failed', 'voided') AND snapshot_id IS NOT NULL"
+
+
+def _one_active_per_order(where: str) -> None:
+    op.drop_index("uq_payment_intents_one_active_per_order", table_name="payment_intents")
+    op.create_index(
+        "uq_payment_intents_one_active_per_order",
+        "payment_intents",
+        ["order_id"],
+        unique=True,
+        postgresql_where=sa.text(where),
+    )
+
+
 def upgrade() -> None:
+    _one_active_per_order(NEW_ACTIVE)
     op.create_table(
         "pos_voids",
         sa.Column("register_id", GUID(length=16), nullable=False),
@@ -61,5 +78,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _one_active_per_order(OLD_ACTIVE)  # fails while a POS sale has two live card payments: keep those first
     op.drop_index("ix_pos_voids_shift", table_name="pos_voids")
     op.drop_table("pos_voids")

@@ -153,12 +153,8 @@ export function renderPay() {
   $("[data-card-wait]").hidden = !waiting;
   for (const el of box.querySelectorAll("[data-pay-body] button")) el.disabled = blocked;
   const reader = state.register?.reader;
-  const carded = t.tenders.some((x) => x.kind === "card");
-  $("[data-testid=start-card]").disabled = blocked || !reader || carded;
-  fill(
-    "reader-label",
-    !reader ? "No card reader is paired with this register." : carded ? "One card per sale: take the rest in cash." : `Reader: ${reader.label}`,
-  );
+  $("[data-testid=start-card]").disabled = blocked || !reader;
+  fill("reader-label", !reader ? "No card reader is paired with this register." : `Reader: ${reader.label}`);
   if (waiting) {
     fill("card-state", `Waiting for the card: ${money(t.pending_card.amount_minor)}`);
   }
@@ -261,7 +257,6 @@ async function startCard() {
   showError("pay", "");
   fill("card-result", "");
   if (!state.register?.reader) return showError("pay", "No card reader is paired with this register. Take cash.");
-  if (t.tenders.some((x) => x.kind === "card")) return showError("pay", "One card per sale: take the rest in cash.");
   if (!state.online && !(limits().offline_tenders ?? ["cash"]).includes("card")) {
     return showError("pay", "Card payments need the network and it is down. Take cash, or wait for the connection.");
   }

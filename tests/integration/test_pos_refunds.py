@@ -17,12 +17,15 @@ from sqlalchemy import func, select, update
 
 from app.config import Settings
 from app.core.audit import AuditEntry
+from app.core.money import Money
 from app.core.passwords import hash_password
 from app.core.tenancy import bind_store
 from app.inventory.models import StockLevel, StockMovement
 from app.main import create_app
 from app.orders.models import Order
 from app.payments.models import PaymentIntent, PaymentTransaction
+from app.payments.provider import RefundRequest
+from app.payments.registry import provider_for
 from app.pos.models import PosRefund, PosTender
 from app.pos.refunds import line_share
 from app.stores.models import Membership, Store
@@ -288,3 +291,82 @@ async def test_a_counter_sale_is_not_cancelled_from_the_order_api_but_refunded_a
     assert refused.status_code == 409 and "refund it at the till" in refused.json()["detail"]
     assert await _payment_status(sessions, till, sold["order_number"]) == "paid"
     assert await _on_hand(sessions, till, "MUG-1") == 49
+
+
+async def test_a_sale_paid_by_two_cards_is_refunded_to_each_card_in_turn_then_cash(
+    client: Client, device: Client, world: World, sessions: Sessions
+) -> None:
+    till = await open_till(client, world, sessions)
+    await pair_reader(client, device, till)
+    first_card = await approved_card(client, device, till, 900)
+    second_card = await approved_card(client, device, till, 500)
+    tenders = [{"kind": "card", "amount_minor": 900, "reader_payment_id": first_card},
+               {"kind": "card", "amount_minor": 500, "reader_payment_id": second_card},
+               {"kind": "cash", "amount_minor": 480, "tendered_minor": 500}]  # fmt: skip
+    sold = await _sell(client, till, items={"CRO-1": 2, "MUG-1": 1}, tenders=tenders)
+    async with sessions() as session:
+        bind_store(session, till.store.id)
+        intents = list(await session.scalars(
+            select(PaymentIntent).where(PaymentIntent.order_id == uuid.UUID(sold["order_id"]))
+            .order_by(PaymentIntent.created_at)))  # fmt: skip
+    assert [(i.amount_minor, i.captured_minor) for i in intents] == [(900, 900), (500, 500)]
+
+    part = await _refund(client, till, sold["order_number"], amount_minor=1000, reason="Cold coffee")
+    assert part.status_code == 201, part.text
+    assert part.json()["tenders"] == [{"kind": "card", "amount_minor": -900}, {"kind": "card", "amount_minor": -100}]
+    rest = await _refund(client, till, sold["order_number"])
+    assert rest.status_code == 201, rest.text
+    assert rest.json()["tenders"] == [{"kind": "card", "amount_minor": -400}, {"kind": "cash", "amount_minor": -480}]
+    async with sessions() as session:
+        bind_store(session, till.store.id)
+        after = list(await session.scalars(
+            select(PaymentIntent).where(PaymentIntent.order_id == uuid.UUID(sold["order_id"]))
+            .order_by(PaymentIntent.created_at)))  # fmt: skip
+    assert [(i.captured_minor, i.refunded_minor) for i in after] == [(900, 900), (500, 500)]
+    assert await _payment_status(sessions, till, sold["order_number"]) == "refunded"
+    report = (await client.get(f"{API}/shifts/{till.shift_id}/report", headers=till.headers)).json()
+    assert report["sales_by_tender"] == {"card": 1400, "cash": 480}
+    assert report["refunds_by_tender"] == {"card": 1400, "cash": 480}
+
+
+async def test_when_the_second_card_refuses_its_refund_what_went_back_is_kept_and_the_rest_is_owed(
+    client: Client, device: Client, world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    till = await open_till(client, world, sessions)
+    await pair_reader(client, device, till)
+    first_card = await approved_card(client, device, till, 900)
+    second_card = await approved_card(client, device, till, 980)
+    tenders = [{"kind": "card", "amount_minor": 900, "reader_payment_id": first_card},
+               {"kind": "card", "amount_minor": 980, "reader_payment_id": second_card}]  # fmt: skip
+    sold = await _sell(client, till, items={"CRO-1": 2, "MUG-1": 1}, tenders=tenders)
+    async with sessions() as session:
+        bind_store(session, till.store.id)
+        second = await session.scalar(
+            select(PaymentIntent).where(
+                PaymentIntent.order_id == uuid.UUID(sold["order_id"]), PaymentIntent.amount_minor == 980
+            )
+        )
+    assert second is not None
+    # Refunded at the provider behind Till's back: the provider now refuses Till's refund of it.
+    sandbox = provider_for(till.store, redis, settings)
+    await sandbox.refund(RefundRequest(second.provider_ref, Money(980, "EUR"), "behind-tills-back"))
+
+    refused = await _refund(
+        client, till, sold["order_number"], lines=[{"variant_id": str(till.variant("MUG-1")), "quantity": 1}]
+    )
+    assert refused.status_code == 409, refused.text
+    assert "the next card's refund was refused" in refused.json()["detail"]
+    assert refused.json()["fields"] == {"to": "Refund the rest in cash."}
+    async with sessions() as session:
+        bind_store(session, till.store.id)
+        kept = await session.scalar(select(PosRefund).where(PosRefund.order_id == uuid.UUID(sold["order_id"])))
+    assert kept is not None and kept.status == "done"
+    assert (kept.amount_minor, kept.parts) == (
+        900,
+        [{"kind": "card", "amount_minor": 900, "intent_id": kept.parts[0]["intent_id"]}],
+    )
+    assert await _on_hand(sessions, till, "MUG-1") == 50  # the mug came back on the shelf with the refund kept
+    owed = 1400 - 900
+    rest = await _refund(client, till, sold["order_number"], amount_minor=owed, to="cash")
+    assert rest.status_code == 201, rest.text
+    assert rest.json()["tenders"] == [{"kind": "cash", "amount_minor": -owed}]

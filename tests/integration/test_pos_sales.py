@@ -452,7 +452,7 @@ async def test_a_card_tender_is_an_approved_reader_payment_of_this_register_used
             [{**split[0], "amount_minor": 1300}, {**split[1], "amount_minor": 580, "tendered_minor": 600}],
             "tenders.0.amount_minor",
         ),
-        ([split[0], split[0], split[1]], "tenders.1.kind"),  # one card per sale
+        ([split[0], split[0], split[1]], "tenders.1.reader_payment_id"),  # one card payment pays once
     ):
         refused = await client.post(
             f"{API}/sales", json=sale_body(till, {"CRO-1": 2, "MUG-1": 1}, tenders=tenders), headers=till.headers
