@@ -485,5 +485,102 @@ def platform_fee(store_slug: str, bps: int, fixed: int) -> None:
         )
 
 
+@main.group()
+def switch() -> None:
+    """Kill switches (docs/operations.md): engage, release, list. Without --store: every store (global)."""
+
+
+def _switch_names() -> list[str]:
+    from app.core.kill_switches import Switch
+
+    return [s.value for s in Switch]
+
+
+async def _switch_apply(settings: Settings, action: str, name: str, store_slug: str | None, reason: str) -> str:
+    from redis.asyncio import Redis
+    from sqlalchemy import select
+
+    from app.core import kill_switches as ks
+    from app.core.db import create_engine, session_maker
+    from app.stores.models import Store
+
+    assert settings.database_url is not None and settings.redis_url is not None
+    engine = create_engine(settings.database_url, pool_size=1)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        async with session_maker(engine)() as session:
+            async with session.begin():
+                store_id = None
+                if store_slug is not None:
+                    store_id = await session.scalar(select(Store.id).where(Store.slug == store_slug))
+                    if store_id is None:
+                        fail(f"--store: no store {store_slug!r}")
+                change = ks.engage if action == "engage" else ks.release
+                changed = await change(
+                    session, ks.Switch(name), store_id, principal=None, reason=reason, actor="till CLI"
+                )
+            await ks.refresh_mirror(session, redis)
+        scope = store_slug or "every store (global)"
+        verb = "engaged" if action == "engage" else "released"
+        if not changed:
+            return f"{name} was already {'on' if action == 'engage' else 'off'} for {scope}"
+        return f"{name} {verb} for {scope}"
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+@switch.command("engage")
+@click.argument("name", type=click.Choice(_switch_names()))
+@click.option("--store", "store_slug", default=None, help="store slug; without it, every store")
+@click.option("--reason", default="", help="why (kept in the audit trail)")
+def switch_engage(name: str, store_slug: str | None, reason: str) -> None:
+    """Engage a kill switch."""
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        click.echo(_run(lambda: _switch_apply(settings, "engage", name, store_slug, reason)))
+
+
+@switch.command("release")
+@click.argument("name", type=click.Choice(_switch_names()))
+@click.option("--store", "store_slug", default=None, help="store slug; without it, the global switch")
+@click.option("--reason", default="", help="why (kept in the audit trail)")
+def switch_release(name: str, store_slug: str | None, reason: str) -> None:
+    """Release a kill switch."""
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        click.echo(_run(lambda: _switch_apply(settings, "release", name, store_slug, reason)))
+
+
+@switch.command("list")
+def switch_list() -> None:
+    """Every engaged switch."""
+    from sqlalchemy import select
+
+    from app.core import kill_switches as ks
+    from app.core.db import create_engine, session_maker
+    from app.stores.models import Store
+
+    async def listing(settings: Settings) -> list[str]:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            async with session_maker(engine)() as session:
+                rows = await ks.all_engaged(session)
+                slugs = dict((await session.execute(select(Store.id, Store.slug))).tuples().all()) if rows else {}
+                return [
+                    f"{row.switch}\t{slugs.get(row.store_id, '?') if row.store_id else 'global'}\t"
+                    f"{row.engaged_by}\t{row.created_at:%Y-%m-%d %H:%M}Z\t{row.reason}"
+                    for row in rows
+                ]
+        finally:
+            await engine.dispose()
+
+    with Services(_settings()) as settings:
+        _run(lambda: _check_database(settings, need_migrated=True))
+        lines = _run(lambda: listing(settings))
+        click.echo("\n".join(lines) if lines else "no kill switch is engaged")
+
+
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@ from app.catalog.models import Category, Product, Variant
 from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
 from app.core.audit import AuditEntry
 from app.core.idempotency import IdempotencyKey
+from app.core.kill_switches import KillSwitch, KillSwitchChange
 from app.core.outbox import OutboxEvent
 from app.customers.models import Customer
 from app.disputes.models import Dispute, DisputeEvidence
@@ -26,6 +27,7 @@ from app.pos.models import (
     Shift,
 )
 from app.promotions.models import Promotion, PromotionCustomerUse, PromotionRedemption
+from app.reconciliation.models import ProviderCall, ReconciliationDrift, ReconciliationRun
 from app.stored_value.models import StoredValueAccount, StoredValueEntry, StoredValueHold
 from app.stores.models import ApiToken, Membership, PasswordReset, StaffInvitation, Store, StoreLogo, User
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
@@ -48,6 +50,8 @@ __all__ = [
     "IngestedOrder",
     "IngestionAttempt",
     "IngestionSecret",
+    "KillSwitch",
+    "KillSwitchChange",
     "Location",
     "Membership",
     "Order",
@@ -66,8 +70,11 @@ __all__ = [
     "Promotion",
     "PromotionCustomerUse",
     "PromotionRedemption",
+    "ProviderCall",
     "ProviderCredential",
     "ReaderPayment",
+    "ReconciliationDrift",
+    "ReconciliationRun",
     "Register",
     "Reservation",
     "Shift",

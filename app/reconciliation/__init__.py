@@ -1,0 +1,1 @@
+"""Reconciliation and money operations: the status poller, the drift report, payout matching, provider call audit."""
