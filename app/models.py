@@ -11,6 +11,7 @@ from app.customers.models import Customer
 from app.disputes.models import Dispute, DisputeEvidence
 from app.ingestion.models import IngestedOrder, IngestionAttempt, IngestionSecret
 from app.inventory.models import Location, Reservation, StockLevel, StockMovement
+from app.media.models import MediaAsset, MediaQuota
 from app.notifications.models import OutboundMessage
 from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.payments.credentials import ProviderCredential
@@ -27,7 +28,9 @@ from app.pos.models import (
     Shift,
 )
 from app.promotions.models import Promotion, PromotionCustomerUse, PromotionRedemption
+from app.receipts.models import Receipt, ReceiptAttempt, ReceiptDelivery, ReceiptPrinter, WhatsAppStatusEvent
 from app.reconciliation.models import ProviderCall, ReconciliationDrift, ReconciliationRun
+from app.stored_value.loyalty.models import LoyaltyAccrual, LoyaltyIntegrityRun, LoyaltyMember, LoyaltyProgram
 from app.stored_value.models import StoredValueAccount, StoredValueEntry, StoredValueHold
 from app.stores.models import ApiToken, Membership, PasswordReset, StaffInvitation, Store, StoreLogo, User
 from app.webhooks.models import ConsumerReceipt, WebhookEventRow
@@ -53,6 +56,12 @@ __all__ = [
     "KillSwitch",
     "KillSwitchChange",
     "Location",
+    "LoyaltyAccrual",
+    "LoyaltyIntegrityRun",
+    "LoyaltyMember",
+    "LoyaltyProgram",
+    "MediaAsset",
+    "MediaQuota",
     "Membership",
     "Order",
     "OrderLine",
@@ -73,6 +82,10 @@ __all__ = [
     "ProviderCall",
     "ProviderCredential",
     "ReaderPayment",
+    "Receipt",
+    "ReceiptAttempt",
+    "ReceiptDelivery",
+    "ReceiptPrinter",
     "ReconciliationDrift",
     "ReconciliationRun",
     "Register",
@@ -89,4 +102,5 @@ __all__ = [
     "User",
     "Variant",
     "WebhookEventRow",
+    "WhatsAppStatusEvent",
 ]

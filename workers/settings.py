@@ -18,6 +18,9 @@ from app.core.idempotency import IdempotencyStore
 from app.core.logging import bind_correlation_id
 from app.core.outbox import OutboxRelay
 from app.main import QUEUE_NAME
+from app.media import jobs as media_jobs
+from app.receipts import jobs as receipt_jobs
+from app.stored_value.loyalty import jobs as loyalty_jobs
 from app.webhooks.processing import Deps, WebhookProcessor
 from workers import tasks
 from workers.context import TillContext
@@ -30,17 +33,32 @@ FUNCTIONS: list[Function[TillContext]] = [
     tasks.sandbox_notify,
     tasks.recover_checkouts,
     tasks.settle_payment_operations,
+    tasks.resume_pos_refunds,
     tasks.capture_on_fulfilment,
     tasks.transfer_to_store,
     tasks.return_promotion_uses,
     tasks.deliver_email,
     tasks.redeliver_stalled_email,
+    receipt_jobs.create_receipts,
+    receipt_jobs.deliver_receipt,
+    receipt_jobs.sweep_receipts,
+    loyalty_jobs.loyalty_points,
+    loyalty_jobs.loyalty_nightly,
+    loyalty_jobs.loyalty_integrity,
+    media_jobs.process_media,
+    media_jobs.process_media_asset,
+    media_jobs.resume_media,
 ]
 CRON_JOBS = [
     CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),
     CronJob(tasks.recover_checkouts, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
     CronJob(tasks.settle_payment_operations, cron="* * * * * */30", unique=True, timeout=60),
+    CronJob(tasks.resume_pos_refunds, cron="* * * * *", unique=True, timeout=60),
     CronJob(tasks.redeliver_stalled_email, cron="*/5 * * * *", unique=True, timeout=120),
+    CronJob(receipt_jobs.sweep_receipts, cron="* * * * *", unique=True, timeout=300),
+    CronJob(loyalty_jobs.loyalty_nightly, cron="15 3 * * *", unique=True, timeout=1800),  # 03:15 UTC
+    CronJob(loyalty_jobs.loyalty_integrity, cron="45 3 * * *", unique=True, timeout=1800),
+    CronJob(media_jobs.resume_media, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
 ]
 
 

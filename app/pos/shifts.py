@@ -20,6 +20,7 @@ from uuid_utils.compat import uuid7
 from app.core import audit
 from app.core.encryption import EncryptionError, Keyring, current_keyring
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.outbox import emit
 from app.core.rbac import Principal
 from app.core.tenancy import bind_store, system_scope
 from app.payments.credentials import RotationResult
@@ -170,6 +171,7 @@ class ShiftService:
             "over_short_minor": shift.over_short_minor,
         }
         audit.record(self.session, actor, "pos.shift_closed", target_type="shift", target_id=shift.id, details=details)
+        emit(self.session, "pos.shift_closed", aggregate_type="shift", aggregate_id=shift.id, payload=details)  # receipts
         return await shift_report(self.session, shift)
 
     async def report(self, shift_id: uuid.UUID) -> ShiftReport:
