@@ -52,6 +52,11 @@ class Settings:
     # (TLS from the start). None: dev/test write .eml files to <data_dir>/outbox; production marks mail failed.
     smtp_url: str | None = field(default=None, repr=False)
     mail_from: str = "Till <till@localhost>"
+    # Media (app/media): None stores files under <data_dir>/media; ``s3://KEY:SECRET@host:port/bucket?region=..``
+    # (or ``s3://bucket`` with the AWS default credentials) uses S3-compatible object storage. Never in a repr.
+    media_storage_url: str | None = field(default=None, repr=False)
+    media_quota_bytes: int = 1024**3  # per store, unless the store has its own media_quotas row
+    media_quota_count: int = 500
 
     @property
     def embedded(self) -> bool:
@@ -196,7 +201,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         signup_open=_signup_open(env, env_vars.get("TILL_SIGNUP")),
         smtp_url=normalise_smtp_url(smtp_url) if (smtp_url := env_vars.get("SMTP_URL")) else None,
         mail_from=validate_mail_from(env_vars.get("MAIL_FROM") or "Till <till@localhost>"),
+        media_storage_url=_media_storage_url(env_vars.get("MEDIA_STORAGE_URL")),
+        media_quota_bytes=_positive_int("MEDIA_QUOTA_BYTES", env_vars.get("MEDIA_QUOTA_BYTES"), 1024**3),
+        media_quota_count=_positive_int("MEDIA_QUOTA_COUNT", env_vars.get("MEDIA_QUOTA_COUNT"), 500),
     )
+
+
+def _media_storage_url(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme != "s3" or not (parts.hostname or "").strip():
+        raise ConfigError(
+            f"MEDIA_STORAGE_URL must look like s3://KEY:SECRET@host:9000/bucket (got {redact_url(raw)!r})"
+        )
+    return raw.strip()
+
+
+def _positive_int(name: str, raw: str | None, default: int) -> int:
+    if raw is None or not raw.strip():
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a whole number above 0 (got {raw!r})")
+    return int(raw)
 
 
 def _signup_open(env: Environment, raw: str | None) -> bool:

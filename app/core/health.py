@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusController
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,6 +43,17 @@ class HealthController(Controller):
         return Response({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
 
+# Run before each scrape, to refresh figures read from the database or Redis (app/media/metrics.py).
+SCRAPE_HOOKS: list[Callable[[State], Awaitable[None]]] = []
+
+
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
+
+    @get()
+    async def get(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        for hook in SCRAPE_HOOKS:
+            await hook(request.app.state)
+        response: Response[Any] = await PrometheusController.get.fn(self)
+        return response

@@ -1,0 +1,57 @@
+"""SAQ task bodies for media (registered in workers/settings.py): tiny, they call the processor."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+
+from app.core.jobs import enqueue
+from app.core.outbox import register_consumer
+from app.media.processing import MediaProcessor
+from app.media.services import MEDIA_UPLOADED
+from app.media.storage import storage_for
+from app.webhooks.receipts import exactly_once
+
+log = structlog.get_logger(__name__)
+
+
+def _processor(ctx: Any) -> MediaProcessor:
+    settings = ctx["settings"]
+    return MediaProcessor(ctx["sessions"], settings, storage_for(settings), ctx.get("redis"))
+
+
+@exactly_once
+async def process_media(ctx: Any, *, event: dict[str, Any]) -> str:
+    """media.uploaded: make the derivatives. A transient failure raises (SAQ retries with backoff); the last
+    attempt, or a refusal, marks the asset failed with its reason; a paused store leaves it queued."""
+    outcome = await _processor(ctx).process(uuid.UUID(event["store_id"]), uuid.UUID(event["aggregate_id"]))
+    return outcome.status
+
+
+async def process_media_asset(ctx: Any, *, store_id: str, asset_id: str) -> str:
+    """The same for one asset found waiting by the sweep (a lost job, or a store whose pause was released)."""
+    outcome = await _processor(ctx).process(uuid.UUID(store_id), uuid.UUID(asset_id))
+    return outcome.status
+
+
+async def resume_media(ctx: Any) -> int:
+    """Every 30 s: queue a job for each asset left waiting (paused stores' assets stay queued until released)."""
+    waiting = await _processor(ctx).waiting()
+    queue = ctx["queue"] if "queue" in ctx else ctx["worker"].queue
+    for store_id, asset_id in waiting:
+        await enqueue(
+            queue,
+            "process_media_asset",
+            key=f"media:{asset_id}",
+            retries=5,
+            store_id=str(store_id),
+            asset_id=str(asset_id),
+        )
+    if waiting:
+        log.info("media.swept", waiting=len(waiting))
+    return len(waiting)
+
+
+register_consumer(MEDIA_UPLOADED, "process_media")
