@@ -56,6 +56,9 @@ def _sandbox(ctx: TillContext) -> SandboxProvider:
 async def _send_sandbox_event(ctx: TillContext, provider: SandboxProvider, result: ProviderResult, url: str) -> str:
     """POST the signed event about ``result`` to our own webhook endpoint; its id on our side."""
     kind = "payment_intent.succeeded" if is_success(result) else "payment_intent.payment_failed"
+    if await provider.take_dropped_webhook(result.provider_ref):  # a test control: the webhook is lost
+        log.warning("sandbox.webhook_dropped", provider_ref=result.provider_ref, kind=kind)
+        return "dropped"
     payload, signature = provider.event_for(result, kind)
     url = url or ctx["settings"].public_url + "/webhooks/sandbox"
     async with httpx.AsyncClient(timeout=10) as client:

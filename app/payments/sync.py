@@ -73,9 +73,16 @@ def sync_steps(intent: PaymentIntent, result: ProviderResult) -> list[tuple[TxKi
 
 
 async def sync_intent(
-    sessions: async_sessionmaker[AsyncSession], store_id: uuid.UUID, provider: PaymentProvider, provider_ref: str
+    sessions: async_sessionmaker[AsyncSession],
+    store_id: uuid.UUID,
+    provider: PaymentProvider,
+    provider_ref: str,
+    *,
+    actor: str = SYNC_ACTOR,
 ) -> SyncOutcome:
-    """Record what changed on the provider's side of one payment. Idempotent; see the module docstring."""
+    """Record what changed on the provider's side of one payment. Idempotent; see the module docstring.
+    ``actor`` names who noticed (``provider``: a webhook; ``poller``, ``reconciliation``) on the ledger rows and
+    the order's event."""
     async with sessions() as session:
         bind_store(session, store_id)
         intent = await _intent(session, provider.name, provider_ref)
@@ -106,7 +113,7 @@ async def sync_intent(
         for kind, step in steps:
             total = step.refunded if kind == "refund" else step.captured
             key = f"sync:{provider_ref}:{kind}:{total.amount_minor if kind in ('capture', 'refund') else step.status}"
-            last_tx = ledger.record(intent, kind, step, key, reason=SYNC_REASON, actor=SYNC_ACTOR)
+            last_tx = ledger.record(intent, kind, step, key, reason=SYNC_REASON, actor=actor)
         await session.flush()
         kinds = "+".join(kind for kind, _ in steps)
         if intent.order_id is not None and last_tx is not None:
@@ -117,6 +124,7 @@ async def sync_intent(
                 operation=kinds,
                 moved=(intent.captured_minor - captured_before) or (intent.refunded_minor - refunded_before),
                 transaction_id=last_tx.id,
+                source=actor,
             )
         log.info(
             "payments.synced",
@@ -182,6 +190,7 @@ async def _follow_order(
     operation: str,
     moved: int,
     transaction_id: uuid.UUID,
+    source: str = SYNC_ACTOR,
 ) -> None:
     order = await session.scalar(select(Order).where(Order.id == intent.order_id).with_for_update())
     if order is None:
@@ -201,6 +210,6 @@ async def _follow_order(
             "to": order.payment_status,
             "intent_id": str(intent.id),
             "transaction_id": str(transaction_id),
-            "source": SYNC_ACTOR,
+            "source": source,
         },
     )

@@ -108,6 +108,7 @@ __all__ = ["STATE_TTL_S", "TEST_CARDS", "TEST_TOKENS", "SandboxProvider", "provi
 # authorize: the key's record and the payment, set together unless either exists (KEYS: key record, payment).
 _CREATED, _REPLAYED, _REF_TAKEN = 0, 1, 2
 _FAULT_PREFIX = "till:sandbox:fault:"
+_DROP_PREFIX = "till:sandbox:drop-webhook:"
 _CREATE_LUA = """
 local stored = redis.call('GET', KEYS[1])
 if stored then return {1, stored} end
@@ -307,6 +308,15 @@ class SandboxProvider(SandboxConnect, SandboxDisputes):
         """Make the next ``op`` on this payment time out (a test control, like Stripe's test clocks):
         ``applied`` — the money moves, then the answer is lost; otherwise the request never arrives."""
         await self._redis.set(f"{_FAULT_PREFIX}{provider_ref}:{op}", "applied" if applied else "lost", ex=STATE_TTL_S)
+
+    async def drop_next_webhook(self, provider_ref: str) -> None:
+        """Make the sandbox lose the next webhook it would send about this payment (a test control: the status
+        poller in app/reconciliation must find the payment's outcome without it)."""
+        await self._redis.set(f"{_DROP_PREFIX}{provider_ref}", "1", ex=STATE_TTL_S)
+
+    async def take_dropped_webhook(self, provider_ref: str) -> bool:
+        """True (once) when the next webhook about this payment is to be dropped."""
+        return bool(await self._redis.getdel(f"{_DROP_PREFIX}{provider_ref}"))
 
     async def _credit_destination(self, result: ProviderResult) -> None:
         """A destination charge's capture credits the connected account (less the platform's fee), once."""
