@@ -67,6 +67,8 @@ from app.pos.readers.pages import RegisterReaderPageController, SandboxReaderPag
 from app.promotions.api import PromotionsAdminApiController
 from app.promotions.pages import PromotionPagesController
 from app.shipping.pages import ShippingSettingsController
+from app.stored_value.loyalty.api import LoyaltyAdminApiController
+from app.stored_value.loyalty.pages import LoyaltyPagesController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
 from app.stores.access import AccessMiddleware
@@ -170,6 +172,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             DisputePagesController,
             PromotionPagesController,
             PromotionsAdminApiController,
+            LoyaltyPagesController,
+            LoyaltyAdminApiController,
             PosAppController,
             PosApiController,
             RegisterPagesController,

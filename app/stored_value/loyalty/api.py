@@ -10,9 +10,12 @@ import msgspec
 from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import NotFound
 from app.core.rbac import Role, principal_of, require_role
+from app.customers.models import Customer
 from app.stored_value.loyalty.ledger import points_of
 from app.stored_value.loyalty.program import Program
 from app.stored_value.loyalty.services import LoyaltyProgramService
@@ -80,12 +83,14 @@ class LoyaltyAdminApiController(Controller):
         program = await LoyaltyProgramService(db_session, me.store_id).save(data, actor=me)
         return ProgramOut.of(program, me.currency)
 
-    @get("/members/{customer_id:uuid}", summary="One customer's tier and points")
+    @get("/members/{customer_id:uuid}", summary="One customer's tier and points (404 for a customer not of this store)")
     async def get_member(
         self, request: Request[Any, Any, Any], customer_id: FromPath[uuid.UUID], db_session: DbSession
     ) -> MemberOut:
         me = principal_of(request)
-        service = LoyaltyProgramService(db_session, me.store_id)
+        service = LoyaltyProgramService(db_session, me.store_id)  # binds the session to the store
+        if await db_session.scalar(select(Customer.id).where(Customer.id == customer_id)) is None:
+            raise NotFound("No such customer.")
         view = await service.member_view(await service.get(), customer_id)
         balance, spendable = await points_of(db_session, me.store_id, customer_id)
         return MemberOut(
