@@ -20,6 +20,7 @@ from app.payments.provider import PaymentProvider, ProviderResult
 from app.payments.registry import provider_of, sandbox_webhook_secret
 from app.payments.sandbox import SandboxProvider
 from app.payments.services import is_success
+from app.pos.refunds import resume_stale_refund, stale_refunds
 from app.promotions.services import PromotionService
 from app.stores.models import Store
 from app.webhooks.receipts import exactly_once
@@ -101,6 +102,22 @@ async def settle_payment_operations(ctx: TillContext) -> int:
         settled += outcome is not None and outcome.state == "done"
     log.info("payments.settled", claims=len(claims), settled=settled)
     return settled
+
+
+async def resume_pos_refunds(ctx: TillContext) -> int:
+    """Finish POS refunds whose process died during the provider call (app/pos/refunds.py)."""
+    sessions = ctx["sessions"]
+    async with sessions() as session:
+        stale = await stale_refunds(session)
+    finished = 0
+    for store_id, refund_id in stale:
+        async with sessions() as session:
+            store = await session.get(Store, store_id)
+        if store is not None:
+            outcome = await resume_stale_refund(sessions, ctx["redis"], store, refund_id)
+            finished += outcome in ("done", "failed")
+    log.info("pos.refunds_resumed", stale=len(stale), finished=finished)
+    return finished
 
 
 async def _store_and_provider(ctx: TillContext, store_id: str) -> tuple[Store, PaymentProvider] | None:

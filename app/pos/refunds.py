@@ -11,6 +11,9 @@
   ``pending`` before a card refund (its amount counts against what is left, so two refunds of one sale at once
   cannot give back more than it took), and only once the provider has answered are its tenders, restocking and
   audit row written (``done``) — or ``failed``, with nothing moved.
+- A refund left ``pending`` (the process died during the provider call) is finished by the worker
+  (``resume_stale_refund``, every minute): once the payments ledger has settled each card's call, the refund is
+  ``done`` with the parts the ledger shows went back, or ``failed`` when none did.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -29,7 +33,7 @@ from app.core.errors import Conflict, NotFound, TillError, ValidationFailed
 from app.core.money import Money
 from app.core.outbox import emit
 from app.core.rbac import Principal, Role
-from app.core.tenancy import bind_store
+from app.core.tenancy import bind_store, system_scope
 from app.inventory.services import InventoryService
 from app.orders.models import Order
 from app.orders.services import Actor
@@ -40,11 +44,12 @@ from app.pos.models import PosRefund, PosSale, PosTender, Register, Shift
 from app.pos.pins import PinService
 from app.pos.schemas import RefundIn
 from app.stores.commerce import CommerceSettings
-from app.stores.models import Store
+from app.stores.models import Store, User
 
-__all__ = ["PosRefunds", "RefundOutcome", "line_share"]
+__all__ = ["STALE_REFUND", "PosRefunds", "RefundOutcome", "line_share", "resume_stale_refund", "stale_refunds"]
 
 MAX_REASON = 500
+STALE_REFUND = timedelta(minutes=2)  # a refund pending this long lost its process (a provider call takes seconds)
 REFUND_TO = ("original", "cash")
 
 
@@ -390,3 +395,84 @@ class PosRefunds:
              payload={"number": order.number, "operation": "refund", "amount_minor": refund.amount_minor,
                       "currency": order.currency, "from": before, "to": order.payment_status,
                       "source": "pos"})  # fmt: skip
+
+
+# -- refunds whose process died during the provider call ---------------------------------------------------------
+
+
+async def stale_refunds(
+    session: AsyncSession, *, older_than: timedelta = STALE_REFUND
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(store id, refund id) of every POS refund still ``pending`` after ``older_than`` (the worker's list)."""
+    system_scope(session)
+    rows = await session.execute(
+        select(PosRefund.store_id, PosRefund.id).where(
+            PosRefund.status == "pending", PosRefund.created_at < datetime.now(UTC) - older_than
+        )
+    )
+    return [(store_id, refund_id) for store_id, refund_id in rows.tuples()]
+
+
+async def resume_stale_refund(
+    sessions: async_sessionmaker[AsyncSession], redis: Redis, store: Store, refund_id: uuid.UUID
+) -> str:
+    """Finish a refund left ``pending``: ``waiting`` while a card's provider call is still in flight in the payments
+    ledger (its own worker settles it first), else ``done`` with the card parts the ledger shows went back (each
+    card's refunds beyond what the sale's finished refunds took), or ``failed`` when none did. The cash part of a
+    refund whose cards did not all go back is dropped: the cashier was told it failed and decides again."""
+    async with sessions() as session, session.begin():
+        bind_store(session, store.id)
+        refund = await session.get(PosRefund, refund_id, with_for_update=True)
+        if refund is None or refund.status != "pending":
+            return "settled"
+        order = await session.scalar(select(Order).where(Order.id == refund.order_id).with_for_update())
+        assert order is not None
+        done = list(
+            await session.scalars(select(PosRefund).where(PosRefund.order_id == order.id, PosRefund.status == "done"))
+        )
+        intents = {
+            i.id: i
+            for i in await session.scalars(
+                select(PaymentIntent)
+                .where(PaymentIntent.order_id == order.id, PaymentIntent.status != "voided")
+                .order_by(PaymentIntent.created_at, PaymentIntent.id)
+            )
+        }
+        first = next(iter(intents), None)
+
+        def intent_of(part: dict[str, Any]) -> uuid.UUID | None:
+            return uuid.UUID(part["intent_id"]) if part.get("intent_id") else first  # before several cards: one
+
+        taken: dict[uuid.UUID | None, int] = {}
+        for earlier in done:
+            for part in earlier.parts:
+                if part.get("kind") == "card":
+                    taken[intent_of(part)] = taken.get(intent_of(part), 0) + int(part["amount_minor"])
+        went_back: list[dict[str, Any]] = []
+        cards = [part for part in refund.parts if part.get("kind") == "card"]
+        for part in cards:
+            intent = intents.get(intent_of(part))  # type: ignore[arg-type]
+            if intent is not None and intent.pending_operation is not None:
+                return "waiting"
+            key = intent.id if intent else None
+            if intent is not None and intent.refunded_minor - taken.get(key, 0) >= int(part["amount_minor"]):
+                went_back.append(part)
+                taken[key] = taken.get(key, 0) + int(part["amount_minor"])
+        if not went_back:
+            refund.status, refund.message = "failed", "The provider never took this refund; nothing was given back."
+            return "failed"
+        if len(went_back) < len(cards):
+            refund.parts = went_back
+            refund.amount_minor = sum(int(part["amount_minor"]) for part in went_back)
+        actor = await session.get(User, refund.actor_id) if refund.actor_id else None
+        principal = Principal(
+            kind="staff", store_id=store.id, store_slug=store.slug, store_name=store.name, currency=store.currency,
+            timezone=store.timezone, role=Role.MANAGER, user_id=refund.actor_id,
+            display_name=f"{actor.name if actor else 'Till'} (finished by Till)",
+        )  # fmt: skip
+        await PosRefunds(sessions, redis, store, principal, _no_provider)._apply(session, refund, order)
+        return "done"
+
+
+async def _no_provider() -> PaymentProvider:
+    raise AssertionError("finishing a refund never calls the provider")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from app.payments.models import PaymentIntent, PaymentTransaction
 from app.payments.provider import RefundRequest
 from app.payments.registry import provider_for
 from app.pos.models import PosRefund, PosTender
-from app.pos.refunds import line_share
+from app.pos.refunds import STALE_REFUND, PosRefunds, line_share, resume_stale_refund, stale_refunds
 from app.stores.models import Membership, Store
 from tests.integration.conftest import World
 from tests.integration.pos import API, Client, Sessions, Till, open_till, sale_body, signed_in
@@ -370,3 +371,59 @@ async def test_when_the_second_card_refuses_its_refund_what_went_back_is_kept_an
     rest = await _refund(client, till, sold["order_number"], amount_minor=owed, to="cash")
     assert rest.status_code == 201, rest.text
     assert rest.json()["tenders"] == [{"kind": "cash", "amount_minor": -owed}]
+
+
+@pytest.mark.parametrize("died", ["after_the_card_refund", "before_the_card_refund"])
+async def test_a_refund_whose_process_died_is_finished_from_the_payments_ledger(
+    client: Client,
+    device: Client,
+    world: World,
+    sessions: Sessions,
+    redis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    died: str,
+) -> None:
+    till = await open_till(client, world, sessions)
+    await pair_reader(client, device, till)
+    card = await approved_card(client, device, till, 1400)
+    tenders = [{"kind": "card", "amount_minor": 1400, "reader_payment_id": card}]
+    sold = await _sell(client, till, items={"MUG-1": 1}, tenders=tenders)
+    mug = till.variant("MUG-1")
+
+    async def crash(*_: Any) -> None:
+        raise RuntimeError("the process died")
+
+    monkeypatch.setattr(PosRefunds, "_finish" if died == "after_the_card_refund" else "_card", crash)
+    crashed = await _refund(client, till, sold["order_number"], lines=[{"variant_id": str(mug), "quantity": 1}])
+    assert crashed.status_code == 500
+    monkeypatch.undo()
+    async with sessions() as session:
+        assert await stale_refunds(session) == []  # not stale yet: it may still be running
+    async with sessions() as session, session.begin():
+        bind_store(session, till.store.id)
+        await session.execute(
+            update(PosRefund).values(created_at=datetime.now(UTC) - STALE_REFUND - timedelta(seconds=1))
+        )
+    again = await _refund(client, till, sold["order_number"])
+    assert again.status_code == 409 and "still at the payment provider" in again.json()["detail"]
+
+    async with sessions() as session:
+        stale = await stale_refunds(session)
+        store = await session.get(Store, till.store.id)
+    assert [refund_id for _, refund_id in stale] != [] and store is not None
+    outcome = await resume_stale_refund(sessions, redis, store, stale[0][1])
+    assert await resume_stale_refund(sessions, redis, store, stale[0][1]) == "settled"  # once
+    async with sessions() as session:
+        bind_store(session, till.store.id)
+        refund = await session.scalar(select(PosRefund))
+        given_back = await session.scalar(select(func.count(PosTender.id)).where(PosTender.refund_id.is_not(None)))
+    assert refund is not None
+    if died == "after_the_card_refund":
+        assert (outcome, refund.status, given_back) == ("done", "done", 1)
+        assert await _on_hand(sessions, till, "MUG-1") == 50  # the mug is back on the shelf
+        assert await _payment_status(sessions, till, sold["order_number"]) == "refunded"
+    else:
+        assert (outcome, refund.status, given_back) == ("failed", "failed", 0)
+        assert await _on_hand(sessions, till, "MUG-1") == 49
+        retried = await _refund(client, till, sold["order_number"])  # the cashier can refund it again
+        assert retried.status_code == 201, retried.text
