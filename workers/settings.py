@@ -34,7 +34,6 @@ FUNCTIONS: list[Function[TillContext]] = [
     tasks.recover_checkouts,
     tasks.settle_payment_operations,
     tasks.resume_pos_refunds,
-    tasks.resume_pos_refunds,
     tasks.capture_on_fulfilment,
     tasks.transfer_to_store,
     tasks.return_promotion_uses,
@@ -54,7 +53,6 @@ CRON_JOBS = [
     CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),
     CronJob(tasks.recover_checkouts, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
     CronJob(tasks.settle_payment_operations, cron="* * * * * */30", unique=True, timeout=60),
-    CronJob(tasks.resume_pos_refunds, cron="* * * * *", unique=True, timeout=60),
     CronJob(tasks.resume_pos_refunds, cron="* * * * *", unique=True, timeout=60),
     CronJob(tasks.redeliver_stalled_email, cron="*/5 * * * *", unique=True, timeout=120),
     CronJob(receipt_jobs.sweep_receipts, cron="* * * * *", unique=True, timeout=300),
