@@ -106,23 +106,23 @@ class Program:
             raise ValidationFailed("This store has no loyalty program.", fields={"points": "Loyalty is off."})
         if points <= 0:
             raise ValidationFailed("Choose how many points to use.", fields={"points": "More than 0 points."})
-        if points < self.min_redeem_points:
-            raise ValidationFailed(
-                f"At least {self.min_redeem_points} points at a time.",
-                fields={"points": f"At least {self.min_redeem_points} points."},
-            )
         if points > spendable:
             raise ValidationFailed(
                 f"Only {spendable} points are available.", fields={"points": f"{spendable} points available."}
             )
         if due_minor <= 0:
             raise ValidationFailed("Nothing is left to pay.", fields={"points": "Nothing is left to pay."})
-        used = min(points, self.points_to_cover(due_minor))
-        if used < self.min_redeem_points:  # what is due is worth fewer points than the minimum
+        if self.points_to_cover(due_minor) < self.min_redeem_points:  # what is due is worth fewer than the minimum
             raise ValidationFailed(
                 f"What is left to pay is worth fewer than {self.min_redeem_points} points.",
                 fields={"points": f"At least {self.min_redeem_points} points' worth must be due."},
             )
+        if points < self.min_redeem_points:
+            raise ValidationFailed(
+                f"At least {self.min_redeem_points} points at a time.",
+                fields={"points": f"At least {self.min_redeem_points} points."},
+            )
+        used = min(points, self.points_to_cover(due_minor))
         return Redemption(points=used, amount_minor=min(self.value_of(used), due_minor))
 
 
