@@ -66,6 +66,7 @@ from app.pos.readers.api import CardPaymentsApiController
 from app.pos.readers.pages import RegisterReaderPageController, SandboxReaderPageController
 from app.promotions.api import PromotionsAdminApiController
 from app.promotions.pages import PromotionPagesController
+from app.receipts.controllers import ReceiptLinkController, ReceiptPagesController, ReceiptsApiController
 from app.shipping.pages import ShippingSettingsController
 from app.stored_value.loyalty.api import LoyaltyAdminApiController
 from app.stored_value.loyalty.pages import LoyaltyPagesController
@@ -149,6 +150,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             OrdersApiController,
             OrderAuditApiController,
             OrderPagesController,
+            ReceiptPagesController,
+            ReceiptLinkController,
+            ReceiptsApiController,
             BoardController,
             *WEBHOOK_HANDLERS,
             IngestController,

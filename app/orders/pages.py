@@ -34,6 +34,8 @@ from app.orders.states import (
 )
 from app.payments.order_payments import order_payments
 from app.payments.registry import provider_of
+from app.receipts.channels.registry import default_channels
+from app.receipts.controllers import order_receipts
 from app.stores.commerce import CommerceSettings
 from app.stores.hours import format_pickup, pickup_at_of
 from app.stores.models import Store
@@ -201,6 +203,8 @@ class OrderPagesController(Controller):
             "timeline_kind": kind,
             "timeline_kinds": TIMELINE_KINDS,
             "payments": await order_payments(db_session, me.store_id, order_id),
+            "receipts": await order_receipts(db_session, me.store_id, order_id),  # app/receipts
+            "receipt_channels": default_channels(request.app.state.sessions, request.app.state.settings),
             "settings": CommerceSettings.of(store.settings if store else {}),
             "pickup": format_pickup(pickup_at, datetime.now(UTC), me.timezone) if pickup_at else "",
             "form_key": form_key,

@@ -24,8 +24,8 @@ class FakePrinter:
         try:
             query = await reader.readexactly(len(STATUS_QUERY))
             if query == STATUS_QUERY:
-                if not self.answers:
-                    await asyncio.sleep(30)
+                if not self.answers:  # hold the line until the client gives up and closes it
+                    await reader.read()
                     return
                 if self.delay:
                     await asyncio.sleep(self.delay)

@@ -3,14 +3,17 @@ print; the e-mail reaches a real SMTP server (aiosmtpd on 127.0.0.1), the therma
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import socket
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -18,12 +21,17 @@ from app.core.outbox import OutboxEvent
 from app.core.tenancy import bind_store, system_scope
 from app.notifications.models import OutboundMessage
 from app.orders.models import Order
+from app.receipts.builders import sale_document
+from app.receipts.channels import ChannelError, Facts, Outgoing, ReceiptChannel
 from app.receipts.channels.registry import default_channels
-from app.receipts.delivery import ReceiptDeliveries
+from app.receipts.delivery import DeliveryDeferred, ReceiptDeliveries
 from app.receipts.models import Receipt, ReceiptDelivery
-from app.receipts.services import DELIVERY_QUEUED, create_from_event
+from app.receipts.services import DELIVERY_QUEUED, NewReceipt, ReceiptService, create_from_event
+from app.receipts.thermal import escpos_text
 from app.stores.models import Store
 from tests.integration.conftest import World
+from tests.integration.pos import add_register
+from tests.integration.receipt_printer import fake_printer
 from tests.integration.shop import make_shop, place_order
 from tests.integration.test_outbound_email import Inbox, smtp_server
 
@@ -112,3 +120,257 @@ async def test_a_paid_order_gets_one_receipt_and_its_email_reaches_the_smtp_serv
     assert outbound is not None and outbound.purpose == "receipt" and outbound.status == "sent"
     assert await ReceiptDeliveries(sessions, smtp, channels).deliver(queued.id) == "sent"  # never twice
     assert len(box.messages) == 1
+
+
+# ---- delivery: retries, fallback, alerts, races -------------------------------------------------------------
+
+
+class FakeChannel:
+    """A channel that fails its first ``failures`` sends (permanently when ``permanent``)."""
+
+    def __init__(self, name: str, *, failures: int = 0, permanent: bool = False, target: str = "somewhere") -> None:
+        self.name, self.label = name, name.capitalize()
+        self.failures, self.permanent, self.target = failures, permanent, target
+        self.sent: list[Outgoing] = []
+        self.calls = 0
+
+    async def target_for(self, facts: Facts) -> str | None:
+        return self.target or None
+
+    async def send(self, outgoing: Outgoing) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ChannelError(f"{self.name} down ({self.calls})", permanent=self.permanent)
+        self.sent.append(outgoing)
+        return f"{self.name}-ref"
+
+
+async def pos_receipt(
+    world: World,
+    sessions: Sessions,
+    redis: Redis,
+    settings: Settings,
+    channels: dict[str, ReceiptChannel],
+    *,
+    with_printer: int | None = None,
+) -> tuple[Store, Receipt, Order]:
+    """A paid order's receipt as if it were a counter sale on a register (with a printer on ``with_printer``)."""
+    store, order = await paid_order(world, sessions, redis, settings)
+    register_id = await add_register(sessions, store)
+    if with_printer is not None:
+        async with sessions() as session, session.begin():
+            await ReceiptService(session, store.id).set_printer(register_id, "127.0.0.1", str(with_printer), "80")
+    async with sessions() as session, session.begin():
+        service = ReceiptService(session, store.id)
+        found = await session.get(Store, store.id)
+        assert found is not None
+        loaded = await session.scalar(select(Order).where(Order.id == order.id))
+        assert loaded is not None
+        doc = await sale_document(session, found, loaded)
+        new = NewReceipt("sale", f"sale:{order.id}", "pos", doc, order_id=order.id, register_id=register_id,
+                         email=order.email)  # fmt: skip
+        receipt = await service.create(new, channels, found)
+        assert receipt is not None
+    return store, await reload(sessions, receipt.id), order
+
+
+async def reload(sessions: Sessions, receipt_id: uuid.UUID) -> Receipt:
+    async with sessions() as session:
+        system_scope(session)
+        receipt = await session.scalar(select(Receipt).where(Receipt.id == receipt_id))
+        assert receipt is not None
+        return receipt
+
+
+async def test_thermal_prints_the_same_totals_on_the_registers_printer(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    async with fake_printer() as printer:
+        channels = default_channels(sessions, settings)
+        _, receipt, order = await pos_receipt(world, sessions, redis, settings, channels, with_printer=printer.port)
+        [queued] = receipt.deliveries
+        assert (queued.channel, queued.target) == ("thermal", f"127.0.0.1:{printer.port}/80mm")
+        assert await ReceiptDeliveries(sessions, settings, channels).deliver(queued.id) == "sent"
+        assert await ReceiptDeliveries(sessions, settings, channels).deliver(queued.id) == "sent"  # not twice
+    [job] = printer.jobs
+    text = escpos_text(job)
+    assert f"Order #{order.number}" in text and "Receipt R-" in text
+    assert "2 × €11.90" in text and "Total" in text and "€37.80" in text
+    assert "incl. tax 7 %" in text and "€1.56" in text and "Visa ending 4242" in text
+    assert b"\x1d(k" in job and job.endswith(b"\x1dV\x00")  # a QR code, then the cut
+    assert f"/r/{receipt.id}.pdf".encode() in job  # the QR code's data: the digital receipt
+
+
+@pytest.mark.parametrize(
+    ("printer_options", "error"),
+    [({"paper": False}, "out of paper"), ({"answers": False}, "did not answer its status query")],
+)
+async def test_a_printer_without_paper_or_answer_is_a_failed_attempt_retried_later(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings, printer_options: dict[str, bool], error: str
+) -> None:
+    async with fake_printer(**printer_options) as printer:
+        channels = default_channels(sessions, settings)
+        _, receipt, _ = await pos_receipt(world, sessions, redis, settings, channels, with_printer=printer.port)
+        deliveries = ReceiptDeliveries(sessions, settings, channels)
+        with pytest.raises(DeliveryDeferred):
+            await deliveries.deliver(receipt.deliveries[0].id)
+        failed = await delivery(sessions, receipt.deliveries[0].id)
+        assert (failed.status, failed.attempts) == ("retrying", 1) and error in failed.last_error
+        assert [(a.outcome, error in a.error) for a in failed.history] == [("failed", True)]
+        printer.paper = printer.answers = True  # paper loaded: the retry prints
+        assert await deliveries.deliver(receipt.deliveries[0].id) == "sent"
+    assert len(printer.jobs) == 1
+    done = await delivery(sessions, receipt.deliveries[0].id)
+    assert [a.outcome for a in done.history] == ["failed", "sent"] and done.attempts == 2
+
+
+async def test_a_refused_printer_falls_back_to_email_after_the_last_attempt(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings, inbox: tuple[Inbox, int]
+) -> None:
+    box, port = inbox
+    smtp = smtp_settings(settings, port)
+    channels = default_channels(sessions, smtp)
+    closed = _closed_port()
+    _store, receipt, _ = await pos_receipt(world, sessions, redis, settings, channels, with_printer=closed)
+    deliveries = ReceiptDeliveries(sessions, smtp, channels)
+    thermal = receipt.deliveries[0]
+    for _ in range(4):
+        with pytest.raises(DeliveryDeferred):
+            await deliveries.deliver(thermal.id)
+    assert await deliveries.deliver(thermal.id) == "failed"  # the 5th attempt is the last
+    failed = await delivery(sessions, thermal.id)
+    assert failed.attempts == 5 and "refused" in failed.last_error
+    after = await reload(sessions, receipt.id)
+    assert [(d.channel, d.status, d.requested_by) for d in after.deliveries] == [
+        ("thermal", "failed", "system"),
+        ("email", "pending", "fallback"),
+    ]
+    assert after.alerted_at is not None  # stuck after 3 attempts: on the board until a channel succeeds
+    assert await deliveries.deliver(after.deliveries[1].id) == "sent"
+    assert len(box.messages) == 1
+    assert (await reload(sessions, receipt.id)).alerted_at is None
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_every_channel_failing_raises_an_alert_on_the_board(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    thermal = FakeChannel("thermal", failures=9, permanent=True)
+    email = FakeChannel("email", failures=9, permanent=True)
+    channels: dict[str, ReceiptChannel] = {"thermal": thermal, "email": email}
+    store, receipt, _order = await pos_receipt(world, sessions, redis, settings, channels)
+    deliveries = ReceiptDeliveries(sessions, settings, channels)
+    assert await deliveries.deliver(receipt.deliveries[0].id) == "failed"  # permanent: at once, then e-mail
+    second = (await reload(sessions, receipt.id)).deliveries[1]
+    assert second.channel == "email"
+    assert await deliveries.deliver(second.id) == "failed"
+    stuck = await reload(sessions, receipt.id)
+    assert stuck.alerted_at is not None and "Every channel failed" in stuck.alert_reason
+    assert len(await events_of(sessions, store, "receipt.alert")) == 1
+    async with sessions() as session:
+        assert [r.id for r in await ReceiptService(session, store.id).stuck()] == [receipt.id]
+
+
+async def test_three_failed_attempts_raise_the_alert_and_a_success_clears_it(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    email = FakeChannel("email", failures=3)
+    channels: dict[str, ReceiptChannel] = {"email": email}
+    store, _order = await paid_order(world, sessions, redis, settings)
+    [event] = await events_of(sessions, store, "order.placed")
+    await create_from_event(sessions, event, channels)
+    [receipt] = await receipts_of(sessions, store)
+    deliveries = ReceiptDeliveries(sessions, settings, channels)
+    for attempt in (1, 2, 3):
+        with pytest.raises(DeliveryDeferred):
+            await deliveries.deliver(receipt.deliveries[0].id)
+        alerted = (await reload(sessions, receipt.id)).alerted_at
+        assert (alerted is not None) == (attempt == 3)
+    assert await deliveries.deliver(receipt.deliveries[0].id) == "sent"
+    assert (await reload(sessions, receipt.id)).alerted_at is None
+    assert len(email.sent) == 1 and email.sent[0].attempt == 4
+
+
+async def test_a_retry_racing_a_slow_print_does_not_print_twice(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    async with fake_printer(delay=0.6) as printer:
+        channels = default_channels(sessions, settings)
+        _, receipt, _ = await pos_receipt(world, sessions, redis, settings, channels, with_printer=printer.port)
+        delivery_id = receipt.deliveries[0].id
+        deliveries = ReceiptDeliveries(sessions, settings, channels)
+        slow = asyncio.create_task(deliveries.deliver(delivery_id))
+        for _ in range(100):  # the first attempt is recorded (sending) before it prints
+            if (await delivery(sessions, delivery_id)).status == "sending":
+                break
+            await asyncio.sleep(0.02)
+        assert await deliveries.deliver(delivery_id) == "in_flight"  # the retry sees it and does not print
+        assert await slow == "sent"  # the late success is recorded
+        assert await deliveries.deliver(delivery_id) == "sent"
+        await asyncio.sleep(0)  # let the printer's handler keep the job
+    assert len(printer.jobs) == 1
+    done = await delivery(sessions, delivery_id)
+    assert (done.status, done.attempts, [a.outcome for a in done.history]) == ("sent", 1, ["sent"])
+
+
+async def test_a_late_success_after_a_takeover_is_recorded_without_changing_the_delivery(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    """A worker presumed dead (its claim's lease ran out) finishes after another attempt took over: its outcome is
+    kept on its own attempt row ('late_sent'), the delivery keeps the current attempt's."""
+    email = FakeChannel("email")
+    channels: dict[str, ReceiptChannel] = {"email": email}
+    store, _order = await paid_order(world, sessions, redis, settings)
+    [event] = await events_of(sessions, store, "order.placed")
+    await create_from_event(sessions, event, channels)
+    [receipt] = await receipts_of(sessions, store)
+    deliveries = ReceiptDeliveries(sessions, settings, channels)
+    first = await deliveries._claim(receipt.deliveries[0].id)
+    assert not isinstance(first, str)
+    async with sessions() as session, session.begin():  # the lease runs out
+        system_scope(session)
+        await session.execute(
+            update(ReceiptDelivery).where(ReceiptDelivery.id == receipt.deliveries[0].id)
+            .values(updated_at=datetime.now(UTC) - timedelta(minutes=5))
+        )  # fmt: skip
+    assert await deliveries.deliver(receipt.deliveries[0].id) == "sent"  # attempt 2 takes over and sends
+    await deliveries._finish(first[0], "sent")  # attempt 1's late success
+    done = await delivery(sessions, receipt.deliveries[0].id)
+    assert (done.status, done.attempts) == ("sent", 2)
+    assert [a.outcome for a in done.history] == ["late_sent", "sent"]
+
+
+async def test_receipts_paused_leave_deliveries_pending_until_release(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    from app.core import kill_switches
+
+    email = FakeChannel("email")
+    channels: dict[str, ReceiptChannel] = {"email": email}
+    store, _order = await paid_order(world, sessions, redis, settings)
+    async with sessions() as session, session.begin():
+        await kill_switches.engage(
+            session, kill_switches.Switch.RECEIPTS_PAUSED, store.id, principal=None, actor="test"
+        )
+    [event] = await events_of(sessions, store, "order.placed")
+    await create_from_event(sessions, event, channels)
+    [receipt] = await receipts_of(sessions, store)
+    deliveries = ReceiptDeliveries(sessions, settings, channels)
+    assert await deliveries.deliver(receipt.deliveries[0].id) == "paused"
+    assert (await delivery(sessions, receipt.deliveries[0].id)).status == "pending" and email.sent == []
+    async with sessions() as session, session.begin():
+        await kill_switches.release(
+            session, kill_switches.Switch.RECEIPTS_PAUSED, store.id, principal=None, actor="test"
+        )
+        system_scope(session)
+        await session.execute(  # the job's run was a while ago: the sweep picks it up
+            update(ReceiptDelivery).where(ReceiptDelivery.id == receipt.deliveries[0].id)
+            .values(updated_at=datetime.now(UTC) - timedelta(minutes=5))
+        )  # fmt: skip
+    assert await deliveries.sweep() == 1
+    assert (await delivery(sessions, receipt.deliveries[0].id)).status == "sent" and len(email.sent) == 1

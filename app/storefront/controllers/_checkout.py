@@ -33,6 +33,7 @@ from app.payments.credentials import load_credentials
 from app.payments.models import PaymentIntent
 from app.payments.provider import CardDetails
 from app.promotions.engine import normalise_code
+from app.receipts.controllers import shopper_receipt
 from app.shipping.providers import BuiltinShipping
 from app.storefront.controllers._common import (
     TOO_MANY_CODES,
@@ -391,6 +392,7 @@ class CheckoutPagesController(Controller):
         context = await shop_context(request, db_session, store)
         context.update(order=order, key=key or "", after=await live.last_seq(db_session, store.id))
         context["pickup"] = _pickup_label(order.shipping, store)
+        context["receipt_info"] = await shopper_receipt(db_session, request.app.state.settings, store.id, order.id)
         return Template("storefront/order.html", context=context)
 
     @get("/s/{slug:str}/orders/{order_id:uuid}/events")
