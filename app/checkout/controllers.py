@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import astuple
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from app.core.errors import NotFound, ValidationFailed
 from app.core.idempotency import HEADER, request_hash
 from app.core.rbac import principal_of, require_role
 from app.payments.provider import CardDetails
+from app.stored_value.instruments import TenderRequest, registry
 from app.stores.access import caller_store
 from app.stores.hours import hours_of, pickup_slots
 from app.stores.models import Store
@@ -156,8 +158,10 @@ class CheckoutApiController(Controller):
         summary="Pay a quote and place the order (requires Idempotency-Key)",
         description="201 with the order; 202 when the card needs 3-D Secure (follow action_url) or the payment is "
         "pending; 402 when declined; 409 when the quote expired or the cart changed, or promotion_unavailable when "
-        "a promotion of the quote was used up or ended since (fields.code says which; quote again); 422 for an "
-        "amount mismatch.",
+        "a promotion of the quote was used up or ended since (fields.code says which; quote again), or "
+        "stored_value_unavailable when a gift card / store credit / points balance no longer covers its part "
+        "(nothing charged); 422 for an amount mismatch or an unknown gift card (fields.stored_value). Stored value "
+        "is held before the card is charged and the card pays the rest; no card is needed when it covers all.",
     )
     async def complete(self, request: Request[Any, Any, Any], data: JSONBody[CompleteIn]) -> Response[AttemptOut]:
         key = request.headers.get(HEADER)
@@ -169,15 +173,27 @@ class CheckoutApiController(Controller):
         store = caller_store(request.scope)
         assert store is not None  # /api callers are bearer tokens, read with their store
         saga = await checkout_saga(request.app.state, store)
-        if (data.card is None) == (data.payment_method_token is None):
+        if data.card is not None and data.payment_method_token is not None:
             raise ValidationFailed("Pay with a card or a payment method token.", fields={"card": "Give exactly one."})
+        if data.card is None and data.payment_method_token is None and not data.stored_value:
+            raise ValidationFailed("Pay with a card or a payment method token.", fields={"card": "Give exactly one."})
+        tenders = tuple(TenderRequest(t.instrument, t.code, t.amount_minor, t.points) for t in data.stored_value)
+        unknown = [t.instrument for t in tenders if t.instrument not in registry()]
+        if unknown:
+            raise ValidationFailed(
+                f"Unknown payment instrument {unknown[0]!r}.",
+                fields={"stored_value": f"One of: {', '.join(sorted(registry()))}."},
+            )
         card = (
             CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
             if data.card
             else None
         )
         fingerprint = request_hash(
-            "POST", "/api/v1/checkout/complete", b"", f"{data.snapshot_id}:{data.amount_minor}".encode()
+            "POST",
+            "/api/v1/checkout/complete",
+            b"",
+            f"{data.snapshot_id}:{data.amount_minor}:{[astuple(t) for t in tenders]}".encode(),
         )
         outcome = await saga.complete(
             data.snapshot_id,
@@ -187,6 +203,7 @@ class CheckoutApiController(Controller):
                 payment_method_token=data.payment_method_token,
                 amount_minor=data.amount_minor,
                 return_url=data.return_url,
+                tenders=tenders,
             ),
             fingerprint=fingerprint,
         )

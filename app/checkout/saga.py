@@ -9,12 +9,16 @@ transaction or a row lock across the provider call:
                                                                 ↺ void the authorisation
   3. record the payment, create the order and its lines, commit the stock, close the
      snapshot and the cart, emit order.placed
+Stored value (gift cards, store credit, points; app/stored_value) is held in step 1's statement, before the card
+is charged (the card pays only the rest; nothing when the tenders cover the total), captured in step 3's
+statement, and released by every compensation (``_fail``: declines, timeouts, the crash sweeper).
 A failure undoes what was done. A crashed attempt is finished or compensated by ``recover``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -65,6 +69,17 @@ from app.payments.services import (
 )
 from app.promotions.claims import PROMO_CHECK_CTES, PROMO_CLAIM_CTES, PROMO_USE_CTES, claim_params, short_message
 from app.promotions.services import PromotionService
+from app.stored_value.fragments import (
+    SV_CAPTURE_CTES,
+    SV_CHECK_CTES,
+    SV_HOLD_CTES,
+    SV_PLACE_GATE,
+    hold_params,
+    tender_value,
+)
+from app.stored_value.fragments import short_message as sv_short_message
+from app.stored_value.instruments import SpendContext, Tender, TenderRequest, resolve_tenders
+from app.stored_value.ledger import release_holder
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
@@ -87,6 +102,14 @@ class CheckoutExpired(TillError):
     code = "checkout_expired"
 
 
+class StoredValueUnavailable(CheckoutExpired):
+    """A gift card, store credit or points balance could not cover its part at payment (spent meanwhile,
+    disabled): nothing was reserved or charged. ``fields["stored_value"]`` says which."""
+
+    title = "Balance unavailable"
+    code = "stored_value_unavailable"
+
+
 class PromotionUnavailable(CheckoutExpired):
     """A promotion of the quote could not be claimed at payment (used up, ended): nothing was reserved or charged;
     the shopper reviews a new total. ``fields["code"]`` says why."""
@@ -101,6 +124,7 @@ class PaymentInput:
     payment_method_token: str | None = None  # a provider's token instead of a card (Stripe.js: pm_...)
     amount_minor: int | None = None  # what the client believes it pays; must equal the snapshot total
     return_url: str = ""
+    tenders: tuple[TenderRequest, ...] = ()  # stored value first (in this order); the card pays the rest
 
 
 @dataclass
@@ -172,6 +196,36 @@ _RESERVE_WITH_PROMOTIONS = f"""
     SELECT (SELECT id FROM holder) AS holder_id, ARRAY(SELECT variant_id FROM short) AS short,
            (SELECT jsonb_agg(jsonb_build_array(id, code, reason)) FROM promo_short) AS promo_short
 """  # noqa: S608 (fragments are constants; values are parameters)
+
+
+@functools.lru_cache(maxsize=4)
+def _reserve_sql(promotions: bool, stored_value: bool) -> str:
+    """Step 2's statement: with promotions their uses are claimed after the stock rows (ADR 0006); with stored
+    value the tenders' account rows are locked after those and held (app/stored_value/fragments.py), and the
+    attempt is gated on every one of them covering its part."""
+    if not stored_value:
+        return _RESERVE_WITH_PROMOTIONS if promotions else _RESERVE
+    promo_check = ""
+    if promotions:
+        promo_check = f"promo_gate AS (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM short)), {PROMO_CHECK_CTES},"  # noqa: S608
+    gate = " AND NOT EXISTS (SELECT 1 FROM promo_short)" if promotions else ""
+    holder_gate = f"{gate} AND NOT EXISTS (SELECT 1 FROM sv_short)"  # noqa: S608
+    promo_claim = f", promo_holder AS (SELECT id FROM holder), {PROMO_CLAIM_CTES}" if promotions else ""  # noqa: S608
+    promo_short = "(SELECT jsonb_agg(jsonb_build_array(id, code, reason)) FROM promo_short)" if promotions else "NULL"
+    return f"""
+    WITH {RESERVE_CHECK_CTES}, {promo_check}
+    sv_gate AS (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM short){gate}),
+    {SV_CHECK_CTES},
+    {_CLAIM_ATTEMPT.format(gate=holder_gate)},
+    sv_holder AS (SELECT id FROM holder),
+    {RESERVE_CTES}{promo_claim},
+    {SV_HOLD_CTES}
+    SELECT (SELECT id FROM holder) AS holder_id, ARRAY(SELECT variant_id FROM short) AS short,
+           {promo_short} AS promo_short,
+           (SELECT jsonb_agg(jsonb_build_array(account_id, instrument, reason, spendable)) FROM sv_short) AS sv_short
+    """  # noqa: S608 (fragments are constants; values are parameters)
+
+
 _SNAPSHOT_OF_ATTEMPT = "SELECT snapshot_id FROM checkout_attempts WHERE id = $1 AND store_id = $2"
 # Lock order: the reserved stock rows first (the sub-select's condition runs ``stock_locked`` before the
 # attempt row is locked), then the attempt. A double click's reserve takes the stock rows first too and
@@ -189,14 +243,14 @@ _PLACE_TEMPLATE = """
             payment_intent_id = COALESCE(o.payment_intent_id, :intent_new_id),
             card_brand = :pay_brand, card_last4 = :pay_last4, updated_at = now()
         FROM (SELECT id, payment_intent_id FROM checkout_attempts
-              WHERE id = :attempt_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM stock_locked)
+              WHERE id = :attempt_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM stock_locked){SV_GATE}
               FOR UPDATE) o
         WHERE a.id = o.id AND a.state NOT IN ('completed', 'failed')
         RETURNING o.payment_intent_id AS intent_id
     ),
     {GUEST_CUSTOMER_CTE},
     {PLACE_ORDER_CTES},
-    {RECORD_PAYMENT_CTES},{PROMO_USE_CTES}
+    {RECORD_PAYMENT_CTES},{PROMO_USE_CTES}{SV_CAPTURE}
     snapshot_closed AS (
         UPDATE checkout_snapshots SET status = 'completed', updated_at = now()
         WHERE id = :snapshot_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM go)
@@ -212,9 +266,28 @@ _FRAGMENTS = {
     "PLACE_ORDER_CTES": PLACE_ORDER_CTES,
     "RECORD_PAYMENT_CTES": RECORD_PAYMENT_CTES,
 }
-_PLACE = _PLACE_TEMPLATE.format(**_FRAGMENTS, PROMO_USE_CTES="")
+_PLACE = _PLACE_TEMPLATE.format(**_FRAGMENTS, PROMO_USE_CTES="", SV_GATE="", SV_CAPTURE="")
 # A quote with discounts: its held promotion uses go on the order in the same statement.
-_PLACE_WITH_PROMOTIONS = _PLACE_TEMPLATE.format(**_FRAGMENTS, PROMO_USE_CTES=f"{PROMO_USE_CTES},")
+_PLACE_WITH_PROMOTIONS = _PLACE_TEMPLATE.format(
+    **_FRAGMENTS, PROMO_USE_CTES=f"{PROMO_USE_CTES},", SV_GATE="", SV_CAPTURE=""
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _place_sql(promotions: bool, stored_value: bool) -> str:
+    """Step 3's statement; with stored value it places only while every hold of the attempt is open, and
+    captures them with the order."""
+    if not stored_value:
+        return _PLACE_WITH_PROMOTIONS if promotions else _PLACE
+    return _PLACE_TEMPLATE.format(
+        **_FRAGMENTS,
+        PROMO_USE_CTES=f"{PROMO_USE_CTES}," if promotions else "",
+        SV_GATE=SV_PLACE_GATE,
+        SV_CAPTURE=f"{SV_CAPTURE_CTES},",
+    )
+
+
+STORED_VALUE_ONLY = "stored_value"  # the payment "provider" of an order the tenders paid in full
 
 
 class CheckoutSaga:
@@ -247,13 +320,27 @@ class CheckoutSaga:
                 raise ValidationFailed("This checkout does not exist.", fields={"snapshot_id": "Unknown checkout."})
             snapshot = CheckoutSnapshot(**{k: v for k, v in row.items() if k not in ("cart_lines", "existing")})
             claimed: uuid.UUID | None = None
+            tenders: list[Tender] = []
             if row["existing"] is None:
                 self._check_snapshot(snapshot, payment, now)
                 if content_hash([(uuid.UUID(v), q, p) for v, q, p in row["cart_lines"]]) != snapshot.content_hash:
                     raise CheckoutExpired(
                         "Your cart changed since the totals were calculated. Please review the new totals."
                     )
-                claimed = await self._reserve(conn, attempt_id, snapshot, idempotency_key, fingerprint, now)
+                if payment.tenders:  # one statement per instrument; the hold re-checks under the row lock
+                    context = SpendContext(store_id, snapshot.currency, snapshot.total_minor, snapshot.customer_id)
+                    tenders = await resolve_tenders(conn, payment.tenders, context)
+                if (
+                    tender_value(tenders) < snapshot.total_minor
+                    and payment.card is None
+                    and not (payment.payment_method_token)
+                ):
+                    raise ValidationFailed(
+                        "Add a card to pay the rest.", fields={"card": "The balance does not cover the total."}
+                    )
+                claimed = await self._reserve(
+                    conn, attempt_id, snapshot, idempotency_key, fingerprint, now, tenders=tenders
+                )
             if claimed is None:  # another request holds this key or this checkout: join it
                 existing = row["existing"] or await conn.fetchval(
                     _EXISTING_ATTEMPT, store_id, idempotency_key, snapshot_id
@@ -262,7 +349,10 @@ class CheckoutSaga:
             outcome = await self.wait_for(self._joinable(existing, idempotency_key, fingerprint))
             outcome.replayed = True
             return outcome
-        return await self._authorize(attempt_id, snapshot, payment)
+        card_minor = snapshot.total_minor - tender_value(tenders)
+        if card_minor == 0:  # the tenders pay it all: no card, the order is placed at once
+            return await self._place(attempt_id, _stored_value_result(attempt_id, snapshot.currency), "", snapshot)
+        return await self._authorize(attempt_id, snapshot, payment, amount_minor=card_minor)
 
     async def _reserve(
         self,
@@ -272,10 +362,12 @@ class CheckoutSaga:
         key: str,
         fingerprint: str,
         now: datetime,
+        *,
+        tenders: list[Tender] | None = None,
     ) -> uuid.UUID | None:
-        """Claim the attempt, reserve every line and claim the quote's promotion uses, all or nothing, in one
-        statement. SoldOut or PromotionUnavailable when something is short; None when the key or the checkout
-        has an attempt already (join it)."""
+        """Claim the attempt, reserve every line, claim the quote's promotion uses and hold the stored-value
+        tenders, all or nothing, in one statement. SoldOut, PromotionUnavailable or StoredValueUnavailable when
+        something is short; None when the key or the checkout has an attempt already (join it)."""
         quantities: dict[uuid.UUID, int] = {}
         for line in snapshot.lines:
             variant_id = uuid.UUID(line["variant_id"])
@@ -286,16 +378,23 @@ class CheckoutSaga:
             "snapshot_id": snapshot.id,
             "attempt_key": key,
             "attempt_hash": fingerprint,
-            "attempt_amount": snapshot.total_minor,
+            "attempt_amount": snapshot.total_minor - tender_value(tenders or []),  # what the card pays
             "attempt_now": now,
             **reserve_params(quantities, now=now),
         }
         if snapshot.discounts:
             params |= claim_params(snapshot.discounts, email=snapshot.email, currency=snapshot.currency, channel="web")
-        sql, args = pg.named(_RESERVE_WITH_PROMOTIONS if snapshot.discounts else _RESERVE, params)
+        if tenders:
+            params |= hold_params(tenders, currency=snapshot.currency, now=now)
+        sql, args = pg.named(_reserve_sql(bool(snapshot.discounts), bool(tenders)), params)
         row = await conn.fetchrow(sql, *args)
         if row["short"]:
             raise SoldOut(sorted(row["short"]))
+        if tenders and row["sv_short"]:
+            if await conn.fetchval(_EXISTING_ATTEMPT, self.store.id, key, snapshot.id) is not None:
+                return None  # a double click: join the first
+            message, fields = sv_short_message(row["sv_short"], tenders)
+            raise StoredValueUnavailable(message, fields=fields)
         if row["promo_short"]:
             # A double click's second request finds the use its first request just claimed: it joins that one.
             if await conn.fetchval(_EXISTING_ATTEMPT, self.store.id, key, snapshot.id) is not None:
@@ -307,9 +406,11 @@ class CheckoutSaga:
 
     # ---- step 2: the provider call, outside any transaction ---------------------------------------
 
-    async def _authorize(self, attempt_id: uuid.UUID, snapshot: CheckoutSnapshot, payment: PaymentInput) -> Outcome:
+    async def _authorize(
+        self, attempt_id: uuid.UUID, snapshot: CheckoutSnapshot, payment: PaymentInput, *, amount_minor: int
+    ) -> Outcome:
         key = f"checkout:{attempt_id}:authorize"
-        amount = Money(snapshot.total_minor, snapshot.currency)
+        amount = Money(amount_minor, snapshot.currency)  # the total less what stored value pays
         fees = self._fees(amount)
         destination = self.settings.connect_charge_type == "destination" and fees.connected_account
         customer_ref = await self._customer_ref(snapshot)
@@ -453,8 +554,11 @@ class CheckoutSaga:
                 if snapshot is None:
                     raise ValidationFailed("No such checkout attempt.")
             order, order_params = placing(snapshot, payment_status=payment_status_of(result), now=datetime.now(UTC))
+            # The card pays less than the total exactly when stored value pays the rest (held in step 2).
+            stored_value = result.amount.amount_minor < snapshot.total_minor
+            only_stored_value = _is_stored_value_only(result)
             sql, args = pg.named(
-                _PLACE_WITH_PROMOTIONS if snapshot.discounts else _PLACE,
+                _place_sql(bool(snapshot.discounts), stored_value),
                 {
                     "store_id": store_id,
                     "promo_holder_id": attempt_id,
@@ -467,11 +571,11 @@ class CheckoutSaga:
                     **order_params,
                     **payment_params(
                         snapshot_id=snapshot.id,
-                        provider=self.provider.name,
-                        capture_method=self._capture_method(),
+                        provider=STORED_VALUE_ONLY if only_stored_value else self.provider.name,
+                        capture_method="automatic" if only_stored_value else self._capture_method(),
                         result=result,
-                        idempotency_key=key,
-                        fees=self._fees(result.amount),
+                        idempotency_key=key or f"checkout:{attempt_id}:stored_value",
+                        fees=PaymentFees() if only_stored_value else self._fees(result.amount),
                     ),
                     **stock_move_params(attempt_id, sold=True),
                 },
@@ -485,10 +589,13 @@ class CheckoutSaga:
         if outcome.state == "failed":
             # Compensated while this payment was on its way (the sweeper took a slow call for a dead process):
             # the money must not stay with the store for an order that will not exist.
-            await self._reverse(result, attempt_id, reason="attempt_closed")
+            if not only_stored_value:
+                await self._reverse(result, attempt_id, reason="attempt_closed")
             return outcome
-        # Still open, so its reservations are gone (expired while the shopper was away): give the money back.
-        await self._reverse(result, attempt_id, reason="reservation_expired")
+        # Still open, so its reservations (stock, or a stored-value hold) are gone (expired while the shopper was
+        # away): give the money back.
+        if not only_stored_value:
+            await self._reverse(result, attempt_id, reason="reservation_expired")
         return await self._fail(
             attempt_id,
             "reservation_expired",
@@ -504,13 +611,17 @@ class CheckoutSaga:
         result: ProviderResult | None = None,
         key: str = "",
     ) -> Outcome:
-        """Compensate: give the stock back and close the attempt. The cart stays as it was."""
+        """Compensate: give the stock, promotion uses and stored-value holds back and close the attempt. The cart
+        stays as it was."""
         async with self.sessions() as session, session.begin():
             attempt = await self._attempt(session, attempt_id, lock=True)
             if attempt.state in TERMINAL:
                 return await self._outcome_of(session, attempt)
             await InventoryService(session, self.store.id).release(attempt_id)
             await PromotionService(session, self.store.id).release(attempt_id)  # after the stock rows (lock order)
+            await release_holder(
+                await pg.writer(session), self.store.id, attempt_id, reason=f"checkout failed: {code}", actor="checkout"
+            )
             if result is not None:
                 intent, opened = await self._intent(session, attempt, result, key)
                 if not opened:
@@ -647,6 +758,16 @@ def _decline_message(code: str) -> str:
     }.get(code, "Your card was declined. Try another card.")
 
 
+def _stored_value_result(attempt_id: uuid.UUID, currency: str) -> ProviderResult:
+    """The "payment" of an order the stored-value tenders pay in full: nothing for a card provider to do."""
+    zero = Money(0, currency)
+    return ProviderResult(PaymentStatus.CAPTURED, f"{STORED_VALUE_ONLY}:{attempt_id}", zero, zero, zero)
+
+
+def _is_stored_value_only(result: ProviderResult) -> bool:
+    return result.provider_ref.startswith(f"{STORED_VALUE_ONLY}:")
+
+
 def _sandbox_style_ref(provider: PaymentProvider, key: str) -> str:
     ref_for = getattr(provider, "ref_for", None)
     return str(ref_for(key)) if callable(ref_for) else ""
@@ -690,5 +811,6 @@ __all__ = [
     "PaymentInput",
     "PromotionUnavailable",
     "SoldOut",
+    "StoredValueUnavailable",
     "recover_stalled",
 ]

@@ -161,15 +161,30 @@ class CardIn(msgspec.Struct, forbid_unknown_fields=True):
         return "CardIn(****)"
 
 
+class TenderIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Stored value to pay with: ``gift_card`` (with its ``code``), ``store_credit`` (the signed-in shopper's),
+    ``loyalty`` (``points``). ``amount_minor``: how much of the order it pays (default: as much as it covers)."""
+
+    instrument: str
+    code: str = ""
+    amount_minor: int | None = None
+    points: int | None = None
+
+    def __repr__(self) -> str:  # never print a gift card code
+        return f"TenderIn({self.instrument})"
+
+
 class CompleteIn(msgspec.Struct, forbid_unknown_fields=True):
     """Pay with ``card`` (sandbox test cards; Stripe test mode) or ``payment_method_token`` (Stripe.js's pm_...,
-    or a sandbox ``pm_card_*``): exactly one of the two."""
+    or a sandbox ``pm_card_*``): exactly one of the two, unless ``stored_value`` pays the whole total. Stored value
+    (gift cards, store credit, points) is held before the card is charged; the card pays the rest."""
 
     snapshot_id: uuid.UUID
     amount_minor: int
     card: CardIn | None = None
     payment_method_token: str | None = None
     return_url: str = ""
+    stored_value: list[TenderIn] = msgspec.field(default_factory=list)
 
 
 class OrderOut(msgspec.Struct):

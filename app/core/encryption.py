@@ -69,7 +69,7 @@ def derive_key(secret_key: str, version: int = 1) -> bytes:
 class Keyring:
     """Versioned AES-GCM keys: the newest encrypts, all decrypt."""
 
-    __slots__ = ("_ciphers", "newest_version")
+    __slots__ = ("_ciphers", "_keys", "newest_version")
 
     def __init__(self, keys: Mapping[int, bytes]) -> None:
         if not keys:
@@ -78,7 +78,15 @@ class Keyring:
             if version < 1 or len(key) != KEY_BYTES:
                 raise EncryptionError(f"key version {version} must be >= 1 and {KEY_BYTES} bytes long")
         self._ciphers = {version: AESGCM(key) for version, key in keys.items()}
+        self._keys = dict(keys)
         self.newest_version = max(keys)
+
+    def derive(self, purpose: str, version: int) -> bytes:
+        """A 32-byte key for another use (e.g. HMAC of gift card codes), derived from key ``version`` (HKDF-SHA256,
+        ``purpose`` as info): never the encryption key itself."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=KEY_BYTES, salt=b"till/derived-keys", info=purpose.encode()
+        ).derive(self._keys[version])
 
     @property
     def versions(self) -> tuple[int, ...]:
