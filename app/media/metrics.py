@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import structlog
 from litestar.datastructures import State
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.health import SCRAPE_HOOKS
 from app.core.tenancy import system_scope
 from app.media.models import MediaAsset
+
+log = structlog.get_logger(__name__)
 
 JOBS_KEY = "till:media:jobs"
 BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -50,15 +53,14 @@ async def refresh(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> N
     jobs = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
     async with sessions() as session:
         system_scope(session)
-        waiting = dict(
-            (
-                await session.execute(
-                    select(MediaAsset.status, func.count())
-                    .where(MediaAsset.status.in_(("queued", "processing")))
-                    .group_by(MediaAsset.status)
-                )
-            ).tuples()
-        )
+        waiting = {
+            str(status): int(n)
+            for status, n in await session.execute(
+                select(MediaAsset.status, func.count())
+                .where(MediaAsset.status.in_(("queued", "processing")))
+                .group_by(MediaAsset.status)
+            )
+        }
         stored = {
             str(store): (int(b or 0), int(n))
             for store, b, n in await session.execute(
@@ -108,7 +110,10 @@ def install() -> None:
 
 async def _scrape_hook(state: State) -> None:
     install()
-    await refresh(state.sessions, state.redis)
+    try:
+        await refresh(state.sessions, state.redis)
+    except Exception as exc:  # the other metrics still answer; these keep their last figures
+        log.warning("media.metrics_unavailable", error=type(exc).__name__)
 
 
 SCRAPE_HOOKS.append(_scrape_hook)

@@ -78,6 +78,7 @@ class MediaProcessor:
                 return Outcome("paused")
             asset.status, asset.processing_started_at = "processing", now
             asset.attempts += 1
+            await session.flush()
             session.expunge(asset)
             return asset
 
