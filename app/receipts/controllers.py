@@ -123,7 +123,7 @@ class ReceiptLinkController(Controller):
     path = "/r"
     include_in_schema = False
 
-    @get("/{receipt_id:uuid}.pdf")
+    @get("/{receipt_id:uuid}")
     async def shopper_pdf(
         self,
         request: Request[Any, Any, Any],

@@ -1,4 +1,4 @@
-"""Signed, expiring links to a receipt's PDF that work without an account: ``/r/<id>.pdf?exp=<unix>&sig=<hmac>``.
+"""Signed, expiring links to a receipt's PDF that work without an account: ``/r/<id>?exp=<unix>&sig=<hmac>``.
 
 The signature is an HMAC-SHA256 under the deployment's SECRET_KEY over the receipt id and the expiry; a changed
 id or expiry, or a link past its expiry, is refused.
@@ -25,7 +25,7 @@ def signed_path(
 ) -> str:
     expires = int((now if now is not None else time.time()) + lifetime_s)
     query = urlencode({"exp": expires, "sig": _signature(secret, receipt_id, expires)})
-    return f"/r/{receipt_id}.pdf?{query}"
+    return f"/r/{receipt_id}?{query}"
 
 
 def check(secret: str, receipt_id: uuid.UUID, exp: str, sig: str, *, now: float | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import socket
 import uuid
 from collections.abc import Iterator
@@ -12,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.core.outbox import OutboxEvent
+from app.core.rbac import Role
 from app.core.tenancy import bind_store, system_scope
 from app.notifications.models import OutboundMessage
 from app.orders.models import Order
@@ -29,13 +33,14 @@ from app.receipts.models import Receipt, ReceiptDelivery
 from app.receipts.services import DELIVERY_QUEUED, NewReceipt, ReceiptService, create_from_event
 from app.receipts.thermal import escpos_text
 from app.stores.models import Store
-from tests.integration.conftest import World
+from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
 from tests.integration.pos import add_register
 from tests.integration.receipt_printer import fake_printer
 from tests.integration.shop import make_shop, place_order
 from tests.integration.test_outbound_email import Inbox, smtp_server
 
 Sessions = async_sessionmaker[AsyncSession]
+Client = AsyncTestClient[Litestar]
 
 
 @pytest.fixture
@@ -107,7 +112,7 @@ async def test_a_paid_order_gets_one_receipt_and_its_email_reaches_the_smtp_serv
     assert "Total: €37.80" in text and "2 × Espresso beans" in text  # 2 × 11.90 + 14.00
     assert "incl. tax 7 %: €1.56" in text and "incl. tax 19 %: €2.24" in text
     assert "Visa ending 4242: €37.80" in text
-    assert f"/r/{receipt.id}.pdf?exp=" in text
+    assert f"/r/{receipt.id}?exp=" in text
     assert "€37.80" in html.get_content()
     done = await delivery(sessions, queued.id)
     assert (done.status, done.attempts, done.last_error) == ("sent", 1, "")
@@ -198,7 +203,7 @@ async def test_thermal_prints_the_same_totals_on_the_registers_printer(
     assert "2 × €11.90" in text and "Total" in text and "€37.80" in text
     assert "incl. tax 7 %" in text and "€1.56" in text and "Visa ending 4242" in text
     assert b"\x1d(k" in job and job.endswith(b"\x1dV\x00")  # a QR code, then the cut
-    assert f"/r/{receipt.id}.pdf".encode() in job  # the QR code's data: the digital receipt
+    assert f"/r/{receipt.id}?exp=".encode() in job  # the QR code's data: the digital receipt
 
 
 @pytest.mark.parametrize(
@@ -374,3 +379,162 @@ async def test_receipts_paused_leave_deliveries_pending_until_release(
         )  # fmt: skip
     assert await deliveries.sweep() == 1
     assert (await delivery(sessions, receipt.deliveries[0].id)).status == "sent" and len(email.sent) == 1
+
+
+# ---- pages, links and the API --------------------------------------------------------------------------------
+
+
+async def _made_and_sent(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> tuple[Store, Order, Receipt]:
+    """A paid order with its receipt made and e-mailed (the dev outbox folder: no SMTP server configured)."""
+    store, order = await paid_order(world, sessions, redis, settings)
+    channels = default_channels(sessions, settings)
+    [event] = await events_of(sessions, store, "order.placed")
+    await create_from_event(sessions, event, channels)
+    [receipt] = await receipts_of(sessions, store)
+    assert await ReceiptDeliveries(sessions, settings, channels).deliver(receipt.deliveries[0].id) == "sent"
+    return store, order, await reload(sessions, receipt.id)
+
+
+def pdf_text(data: bytes, tmp_path: Any) -> str:
+    import subprocess
+
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(data)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+async def test_staff_see_the_receipt_resend_it_and_download_the_pdf(
+    client: Client, world: World, sessions: Sessions, redis: Redis, settings: Settings, tmp_path: Any
+) -> None:
+    store, order, receipt = await _made_and_sent(world, sessions, redis, settings)
+    staff = await world.staff(store, Role.CASHIER)
+    await sign_in(client, staff.email)
+    page = await client.get(f"/staff/orders/{order.id}")
+    assert page.status_code == 200
+    assert f"R-{receipt.number:06d}" in page.text and 'data-testid="delivery-email"' in page.text
+    assert ">sent</span>" in page.text and "ann@example.com" in page.text
+    resend = await client.post(
+        f"/staff/orders/{order.id}/receipts",
+        data={
+            "receipt_id": str(receipt.id),
+            "channel": "email",
+            "target": "bob@example.com",
+            "_csrf_token": csrf_from(page.text),
+        },
+    )
+    assert resend.status_code == 303
+    after = await reload(sessions, receipt.id)
+    assert [(d.target, d.status, d.requested_by) for d in after.deliveries][1] == (
+        "bob@example.com",
+        "pending",
+        staff.user.name,
+    )
+    bad = await client.post(
+        f"/staff/orders/{order.id}/receipts",
+        data={
+            "receipt_id": str(receipt.id),
+            "channel": "email",
+            "target": "not an address",
+            "_csrf_token": csrf_from(page.text),
+        },
+    )
+    assert bad.status_code == 303
+    assert "Enter a valid e-mail address." in (await client.get(f"/staff/orders/{order.id}")).text
+    assert len((await reload(sessions, receipt.id)).deliveries) == 2  # nothing half-written
+    reprint = await client.post(  # a web order has no register: no reprint, said
+        f"/staff/orders/{order.id}/receipts",
+        data={"receipt_id": str(receipt.id), "channel": "thermal", "_csrf_token": csrf_from(page.text)},
+    )
+    assert reprint.status_code == 303
+    assert "No receipt printer is set up for this register." in (await client.get(f"/staff/orders/{order.id}")).text
+
+    pdf = await client.get(f"/staff/receipts/{receipt.id}/pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    text = pdf_text(pdf.content, tmp_path)
+    for expected in (
+        "Espresso beans",
+        "2 × €11.90",
+        "€23.80",
+        "Enamel mug",
+        "€14.00",
+        "Total",
+        "€37.80",
+        "incl. tax 7 %",
+        "€1.56",
+        "incl. tax 19 %",
+        "€2.24",
+        "Visa ending 4242",
+        f"Order #{order.number}",
+    ):
+        assert expected in text, expected  # fmt: skip
+
+    other_store = await world.store()
+    other = await world.staff(other_store)
+    await sign_in(client, other.email)
+    assert (await client.get(f"/staff/receipts/{receipt.id}/pdf")).status_code == 404  # another store's
+
+
+async def test_the_signed_link_works_without_an_account_and_refuses_tampering_and_expiry(
+    client: Client, world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    import time
+
+    from app.receipts.links import signed_path
+
+    store, order, receipt = await _made_and_sent(world, sessions, redis, settings)
+    shopper_page = await client.get(f"/s/{store.slug}/orders/{order.id}?key={order.access_token}")
+    assert shopper_page.status_code == 200
+    assert f"Your receipt R-{receipt.number:06d} was e-mailed to ann@example.com." in shopper_page.text
+    link = re.search(r'href="(/r/[^"]+)" data-testid="receipt-link"', shopper_page.text)
+    assert link is not None
+    url = link.group(1).replace("&amp;", "&")
+    client.cookies.clear()
+    opened = await client.get(url)
+    assert opened.status_code == 200 and opened.content.startswith(b"%PDF")
+
+    other_id = uuid.uuid4()
+    tampered_id = url.replace(str(receipt.id), str(other_id))
+    assert (await client.get(tampered_id)).status_code == 403
+    exp = re.search(r"exp=(\d+)", url)
+    assert exp is not None
+    later = url.replace(f"exp={exp.group(1)}", f"exp={int(exp.group(1)) + 3600}")
+    assert (await client.get(later)).status_code == 403
+    assert (await client.get(url[:-2] + ("00" if not url.endswith("00") else "11"))).status_code == 403
+    expired = signed_path(settings.secret_key, receipt.id, now=time.time() - 10, lifetime_s=5)
+    refused = await client.get(expired)
+    assert refused.status_code == 410 and "This receipt link has expired." in refused.text
+    assert (await client.get(f"/r/{receipt.id}")).status_code == 403
+
+
+async def test_the_api_lists_and_queues_receipts_with_problem_json_on_bad_input(
+    client: Client, world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    store, order, receipt = await _made_and_sent(world, sessions, redis, settings)
+    headers = bearer(await issue_token(world, store))
+    listed = await client.get(f"/api/v1/orders/{order.id}/receipts", headers=headers)
+    assert listed.status_code == 200
+    [body] = listed.json()
+    assert body["number"] == f"R-{receipt.number:06d}" and body["total_minor"] == 3780 and body["currency"] == "EUR"
+    assert [(d["channel"], d["status"], d["attempts"]) for d in body["deliveries"]] == [("email", "sent", 1)]
+    assert body["pdf_url"].startswith(f"/r/{receipt.id}?exp=")
+
+    queued = await client.post(
+        f"/api/v1/orders/{order.id}/receipts", json={"channel": "email", "target": "eve@example.com"}, headers=headers
+    )
+    assert queued.status_code == 202, queued.text
+    assert [(d["target"], d["status"]) for d in queued.json()["deliveries"]][-1] == ("eve@example.com", "pending")
+
+    for payload, field in (({"channel": "fax"}, "channel"), ({"channel": "email", "target": "nope"}, "target"),
+                           ({"channel": "thermal"}, "channel")):  # fmt: skip
+        refused = await client.post(f"/api/v1/orders/{order.id}/receipts", json=payload, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert field in str(refused.json()), refused.json()
+    missing = await client.post(f"/api/v1/orders/{order.id}/receipts", json={"nope": 1}, headers=headers)
+    assert missing.status_code == 400 and missing.headers["content-type"].startswith("application/problem+json")
+    other = await world.store()
+    other_headers = bearer(await issue_token(world, other))
+    assert (await client.get(f"/api/v1/orders/{order.id}/receipts", headers=other_headers)).status_code == 404
+    assert len((await reload(sessions, receipt.id)).deliveries) == 2  # the refused requests wrote nothing
