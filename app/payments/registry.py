@@ -38,7 +38,7 @@ def provider_for(
     """The store's provider from what is at hand: the sandbox always; Stripe with its ``credentials``."""
     commerce = CommerceSettings.of(store.settings)
     if commerce.payment_provider == "sandbox":
-        return SandboxProvider(redis, webhook_secret=sandbox_webhook_secret(settings))
+        return SandboxProvider(redis, webhook_secret=sandbox_webhook_secret(settings), account=str(store.id))
     if commerce.payment_provider == "stripe":
         if credentials is None:
             raise ProviderNotReady(

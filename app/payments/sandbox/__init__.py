@@ -115,15 +115,25 @@ if stored then return {1, stored} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+if KEYS[3] then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+end
 return {0}
 """
+# The payments made for one account (the store the provider was built for), by creation time: the sandbox's own
+# list of transactions, which app/reconciliation reads as Stripe's list APIs are read.
+ACCOUNT_PAYMENTS_PREFIX = "till:sandbox:acct:"
 
 
 class SandboxProvider(SandboxConnect, SandboxDisputes):
     """Deterministic fake gateway; see the module docstring for the test cards and rules."""
 
-    def __init__(self, redis: Redis, *, webhook_secret: str, base_url: str = "", name: str = "sandbox") -> None:
+    def __init__(
+        self, redis: Redis, *, webhook_secret: str, base_url: str = "", name: str = "sandbox", account: str = ""
+    ) -> None:
         self.name = name
+        self.account = account  # the store it acts for, if known: its payments are listed under it
         self._redis = redis
         self._webhook_secret = webhook_secret
         self._base_url = base_url.rstrip("/")
@@ -487,10 +497,12 @@ class SandboxProvider(SandboxConnect, SandboxDisputes):
         Returns the result and whether this call created it (False: a replay of an earlier call)."""
         state = self._new_state(ref, request, screened)
         record = {"op": "authorize", "fingerprint": fingerprint, "state": state, "extra": {}}
-        outcome = await self._create_script(
-            keys=[_IDEM_PREFIX + request.idempotency_key, _PI_PREFIX + ref],
-            args=[_dumps(record), _dumps(state), STATE_TTL_S],
-        )
+        keys = [_IDEM_PREFIX + request.idempotency_key, _PI_PREFIX + ref]
+        args: list[str | int] = [_dumps(record), _dumps(state), STATE_TTL_S]
+        if self.account:
+            keys.append(f"{ACCOUNT_PAYMENTS_PREFIX}{self.account}:payments")
+            args += [state["created"], ref]
+        outcome = await self._create_script(keys=keys, args=args)
         if outcome[0] == _REPLAYED:
             return self._replay(outcome[1], "authorize", fingerprint, ref), False
         if outcome[0] == _REF_TAKEN:  # the ref exists but the key's record expired or was lost
