@@ -25,7 +25,7 @@ from app.core.errors import NotFound, PermissionDenied, ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
 from app.media import metrics as _metrics  # noqa: F401  (registers the /metrics figures)
 from app.media import signing
-from app.media.delivery import IMMUTABLE, picture_of
+from app.media.delivery import IMMUTABLE, clip_of, picture_of
 from app.media.models import MediaAsset
 from app.media.services import MediaService, Negotiated
 from app.media.storage import storage_for
@@ -268,6 +268,7 @@ class MediaStaffController(Controller):
                 "product_id": product_id,
                 "assets": assets,
                 "pictures": {a.id: picture_of(secret, a) for a in assets},
+                "clips": {a.id: clip_of(secret, a) for a in assets},
                 "usage": await service.usage(),
                 "errors": errors or {},
                 "working": any(a.status in ("queued", "processing") for a in assets),
