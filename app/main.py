@@ -70,6 +70,7 @@ from app.receipts.controllers import ReceiptLinkController, ReceiptPagesControll
 from app.shipping.pages import ShippingSettingsController
 from app.stored_value.loyalty.api import LoyaltyAdminApiController
 from app.stored_value.loyalty.pages import LoyaltyPagesController
+from app.stored_value.loyalty.shop import LoyaltyShopController
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
 from app.stores.access import AccessMiddleware
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             StorefrontController,
             CheckoutPagesController,
             AccountController,
+            LoyaltyShopController,
             CatalogAdminController,
             CheckoutApiController,
             OrdersApiController,

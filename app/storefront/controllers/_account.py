@@ -11,6 +11,7 @@ from litestar.response import Redirect, Template
 from app.core.errors import TillError
 from app.customers.services import CustomerService
 from app.orders.services import OrderService
+from app.stored_value.loyalty.points import shopper_points
 from app.storefront.controllers._common import (
     DbSession,
     FormData,
@@ -30,7 +31,8 @@ class AccountController(Controller):
         customer_id = context["customer_id"]
         customer = await CustomerService(db_session, store.id).get(customer_id) if customer_id else None
         orders = await OrderService(db_session, store.id).of_customer(customer_id) if customer else []
-        context.update(customer=customer, orders=orders, values={}, errors={}, mode="signin")
+        points = await shopper_points(db_session, store.id, customer.id) if customer else None
+        context.update(customer=customer, orders=orders, points=points, values={}, errors={}, mode="signin")
         return Template("storefront/account.html", context=context)
 
     @post("/s/{slug:str}/account/{action:str}", status_code=303, media_type=MediaType.HTML)

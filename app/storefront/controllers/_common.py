@@ -20,6 +20,7 @@ from app.core.rbac import Principal
 from app.promotions.engine import normalise_code
 from app.promotions.pricing import price_cart
 from app.shipping.providers import BuiltinShipping
+from app.stored_value.loyalty.points import cart_points
 from app.stores.details import Profile, is_live
 from app.stores.hours import OpenStatus, hours_of, next_change
 from app.stores.models import Store
@@ -122,13 +123,14 @@ async def cart_promotions(
     request: Request[Any, Any, Any], db_session: AsyncSession, store: Store, cart: CartView
 ) -> dict[str, Any]:
     """The cart page's promotions: ``promo`` (the automatic ones and the shopper's code on each line; delivery is
-    not chosen yet), ``code`` (the code kept in the session) and ``code_error`` (why it does not apply now)."""
+    not chosen yet), ``code`` (the code kept in the session) and ``code_error`` (why it does not apply now); and
+    the points the goods after discounts would earn (``loyalty``, ``earn_points``: app/stored_value/loyalty)."""
     codes = promo_codes(request, store)
-    applied, _ = await price_cart(
-        await pg.reader(db_session), store, cart, codes=codes, customer_id=customer_id_of(request, store)
-    )
+    customer_id = customer_id_of(request, store)
+    applied, _ = await price_cart(await pg.reader(db_session), store, cart, codes=codes, customer_id=customer_id)
     code = codes[0] if codes else ""
-    return {"promo": applied, "code": code, "code_error": applied.rejected.get(code, "")}
+    points = await cart_points(db_session, store, customer_id, cart.subtotal.amount_minor - applied.goods_minor)
+    return {"promo": applied, "code": code, "code_error": applied.rejected.get(code, ""), **points}
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
