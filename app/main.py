@@ -43,6 +43,7 @@ from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.templating import make_template_config
 from app.disputes.pages import DisputePagesController
 from app.ingestion.controllers import IngestController, IngestionPagesController
+from app.media.controllers import ROUTES as MEDIA_ROUTES
 from app.notifications.pages import OutboxPageController
 from app.orders.board import BoardController
 from app.orders.controllers import OrderAuditApiController, OrdersApiController
@@ -87,7 +88,7 @@ from app.webhooks.pages import WebhookEventsApiController, WebhookPagesControlle
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 QUEUE_NAME = "till"
 # Machine endpoints: no session cookie, no CSRF cookie (the API authenticates with bearer tokens).
-NO_COOKIE_PATHS = ["^/api/", "^/health$", "^/ready$", "^/metrics$", "^/static/", "^/schema", "^/webhooks/"]
+NO_COOKIE_PATHS = ["^/api/", "^/health$", "^/ready$", "^/metrics$", "^/static/", "^/schema", "^/webhooks/", "^/media/"]
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> Litestar:
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             AccountController,
             LoyaltyShopController,
             CatalogAdminController,
+            *MEDIA_ROUTES,
             CheckoutApiController,
             OrdersApiController,
             OrderAuditApiController,

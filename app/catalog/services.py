@@ -100,9 +100,16 @@ class CatalogService:
         return list(await self.session.scalars(select(Category).order_by(Category.position, Category.name)))
 
     async def browse(
-        self, *, category: str | None = None, search: str | None = None, include_inactive: bool = False
+        self,
+        *,
+        category: str | None = None,
+        search: str | None = None,
+        include_inactive: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[ProductView]:
-        stmt = select(Product).order_by(Product.name)
+        """Products by name; ``limit``/``offset`` take one page of them (the storefront shows 48 at a time)."""
+        stmt = select(Product).order_by(Product.name, Product.id).offset(offset).limit(limit)
         if not include_inactive:
             stmt = stmt.where(Product.is_active.is_(True))
         if category:

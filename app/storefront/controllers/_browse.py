@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -16,8 +17,11 @@ from app.catalog.services import CatalogService
 from app.config import Settings
 from app.core import pg
 from app.core.errors import NotFound, TillError
+from app.media.delivery import gallery, primary_pictures
 from app.promotions.engine import normalise_code
 from app.promotions.pricing import price_cart
+from app.storefront.cache import PAGE_OPT
+from app.storefront.controllers._cached import PAGE_SIZE, cached_page
 from app.storefront.controllers._common import (
     CART_COOKIE,
     TOO_MANY_CODES,
@@ -47,7 +51,7 @@ class StorefrontController(Controller):
 
     # ---- browsing ----------------------------------------------------------------------------------
 
-    @get("/s/{slug:str}", name="storefront_home")
+    @get("/s/{slug:str}", name="storefront_home", opt={PAGE_OPT: True})
     async def home(
         self,
         request: Request[Any, Any, Any],
@@ -55,18 +59,39 @@ class StorefrontController(Controller):
         db_session: DbSession,
         category: FromQuery[str | None] = None,
         q: FromQuery[str | None] = None,
-    ) -> Template:
+        page: FromQuery[int] = 1,
+    ) -> Response[Any]:
+        """The grid, 48 products a page: the next page loads as the shopper scrolls to its end (htmx, into
+        ``#more-products``) or by the "More" link without JavaScript. Served from the page cache (app/storefront/
+        cache.py) when it can be."""
         store = await shop_store(request, db_session, slug)
-        catalog = CatalogService(db_session, store.id)
-        products = await catalog.browse(category=category or None, search=(q or "").strip() or None)
-        context = await shop_context(request, db_session, store)
-        context.update(products=products, categories=await catalog.categories(), category=category or "", q=q or "")
-        template = (
-            "storefront/_products.html"
-            if is_htmx(request) and request.headers.get("hx-target") == "products"
-            else "storefront/home.html"
+        page = max(1, min(page, 10_000))
+        target = request.headers.get("hx-target") if is_htmx(request) else None
+        template = {"products": "storefront/_products.html", "more-products": "storefront/_products.html"}.get(
+            target or "", "storefront/home.html"
         )
-        return Template(template, context=context)
+
+        async def context() -> dict[str, Any]:
+            catalog = CatalogService(db_session, store.id)
+            search = (q or "").strip() or None
+            found = await catalog.browse(
+                category=category or None, search=search, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+            )
+            query = {k: v for k, v in (("category", category), ("q", search)) if v}
+            more_url = f"/s/{store.slug}?{urlencode({**query, 'page': page + 1})}" if len(found) > PAGE_SIZE else ""
+            secret = request.app.state.settings.secret_key
+            pictures = await primary_pictures(db_session, secret, [p.product.id for p in found[:PAGE_SIZE]])
+            return {
+                "pictures": pictures,
+                "products": found[:PAGE_SIZE],
+                "categories": await catalog.categories() if template.endswith("home.html") else [],
+                "category": category or "",
+                "q": q or "",
+                "more": target == "more-products",
+                "more_url": more_url,
+            }
+
+        return await cached_page(request, db_session, store, template, context)
 
     @get("/s/{slug:str}/logo.png")
     async def logo(
@@ -83,15 +108,25 @@ class StorefrontController(Controller):
             return Response(b"", status_code=304, headers=headers)
         return Response(logo.data, media_type=logo.content_type, headers=headers)
 
-    @get("/s/{slug:str}/p/{product_slug:str}")
+    @get("/s/{slug:str}/p/{product_slug:str}", opt={PAGE_OPT: True})
     async def product(
         self, request: Request[Any, Any, Any], slug: FromPath[str], product_slug: FromPath[str], db_session: DbSession
-    ) -> Template:
+    ) -> Response[Any]:
         store = await shop_store(request, db_session, slug)
-        view = await CatalogService(db_session, store.id).product_by_slug(product_slug)
-        context = await shop_context(request, db_session, store)
-        context.update(view=view)
-        return Template("storefront/product.html", context=context)
+
+        async def context() -> dict[str, Any]:
+            view = await CatalogService(db_session, store.id).product_by_slug(product_slug)
+            secret = request.app.state.settings.secret_key
+            return {"view": view, "gallery": await gallery(db_session, secret, view.product.id)}
+
+        return await cached_page(request, db_session, store, "storefront/product.html", context)
+
+    @get("/s/{slug:str}/cart/count", cache=False)
+    async def cart_count(self, request: Request[Any, Any, Any], slug: FromPath[str], db_session: DbSession) -> Template:
+        """The shopper's cart count alone (never cached): for a page a shared cache in front served."""
+        store = await shop_store(request, db_session, slug)
+        view = await CartService(db_session, store.id, store.currency).view(cart_token(request))
+        return Template("storefront/_cart_count.html", context={"cart": view}, headers={"cache-control": "no-store"})
 
     @get("/s/{slug:str}/cart")
     async def cart_page(self, request: Request[Any, Any, Any], slug: FromPath[str], db_session: DbSession) -> Template:
