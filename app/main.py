@@ -72,8 +72,10 @@ from app.shipping.pages import ShippingSettingsController
 from app.stored_value.loyalty.api import LoyaltyAdminApiController
 from app.stored_value.loyalty.pages import LoyaltyPagesController
 from app.stored_value.loyalty.shop import LoyaltyShopController
+from app.storefront import cache as storefront_cache
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
+from app.storefront.fast import StorefrontCacheMiddleware
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
 from app.stores.hours_pages import HoursSettingsController
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     engine = create_engine(settings.database_url)
     sessions = session_maker(engine)
     redis = Redis.from_url(settings.redis_url)
+    storefront_cache.register(engine, redis)  # catalog commits bump the shop pages' version
     queue = Queue.from_url(settings.redis_url, name=QUEUE_NAME)
     channels = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=redis), arbitrary_channels_allowed=True)
     live = Hub(channels)
@@ -127,6 +130,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     async def on_shutdown(app: Litestar) -> None:
         await live.close()
         await queue.disconnect()
+        storefront_cache.unregister(engine, redis)
         await redis.aclose()
         await dispose(engine)
 
@@ -201,6 +205,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         middleware=[
             CorrelationIdMiddleware(),
             SecurityHeadersMiddleware(),
+            StorefrontCacheMiddleware(),  # cached shop pages answer here (app/storefront/fast.py)
             prometheus.middleware,
             session_config.middleware,
             AccessMiddleware(),

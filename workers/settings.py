@@ -21,6 +21,8 @@ from app.main import QUEUE_NAME
 from app.media import jobs as media_jobs
 from app.receipts import jobs as receipt_jobs
 from app.stored_value.loyalty import jobs as loyalty_jobs
+from app.storefront import cache as storefront_cache
+from app.storefront import jobs as storefront_jobs
 from app.webhooks.processing import Deps, WebhookProcessor
 from workers import tasks
 from workers.context import TillContext
@@ -45,6 +47,7 @@ FUNCTIONS: list[Function[TillContext]] = [
     loyalty_jobs.loyalty_points,
     loyalty_jobs.loyalty_nightly,
     loyalty_jobs.loyalty_integrity,
+    storefront_jobs.storefront_catalog_changed,
     media_jobs.process_media,
     media_jobs.process_media_asset,
     media_jobs.resume_media,
@@ -94,6 +97,7 @@ def build_worker(
         sessions = session_maker(engine)
         redis = Redis.from_url(settings.redis_url or "")
         ctx["engine"], ctx["sessions"], ctx["redis"] = engine, sessions, redis
+        storefront_cache.register(engine, redis)  # its catalog commits bump the shop pages' version too
         ctx["idempotency"] = IdempotencyStore(engine)
         ctx["settings"] = settings
         listen_dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -112,6 +116,7 @@ def build_worker(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        storefront_cache.unregister(ctx["engine"], ctx["redis"])
         await ctx["redis"].aclose()
         await dispose(ctx["engine"])
 
