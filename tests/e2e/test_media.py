@@ -105,6 +105,16 @@ def test_manager_uploads_a_phone_photo_and_a_video_that_the_shop_shows(
     phone.wait_for_function("v => v.currentTime > 0.3 && v.readyState >= 2", arg=video.element_handle(), timeout=20_000)
     playing = video.evaluate("v => [v.currentSrc, v.error ? v.error.code : 0, v.videoWidth]")
     assert playing[1] == 0 and playing[2] > 0, playing
+    assert playing[0].endswith(".m3u8"), playing  # Debian's Chromium 156 plays the HLS playlist natively
+    # The MP4 rendition (for browsers that cannot play HLS) plays too.
+    mp4 = video.locator('source[type="video/mp4"]').get_attribute("src")
+    phone.evaluate(
+        """src => { const v = document.createElement('video'); v.id = 'mp4-check'; v.muted = true; v.src = src;
+        document.body.append(v); return v.play(); }""",
+        mp4,
+    )
+    phone.wait_for_function("() => document.getElementById('mp4-check').currentTime > 0.3", timeout=20_000)
+    phone.evaluate("() => document.getElementById('mp4-check').remove()")
     video.evaluate("v => { v.pause(); v.currentTime = 1; }")
     screenshot(phone, "media-storefront-product-phone")
     phone.goto("/s/demo")
