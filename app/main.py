@@ -69,9 +69,11 @@ from app.promotions.api import PromotionsAdminApiController
 from app.promotions.pages import PromotionPagesController
 from app.receipts.controllers import ReceiptLinkController, ReceiptPagesController, ReceiptsApiController
 from app.shipping.pages import ShippingSettingsController
+from app.stored_value.api import GiftCardsAdminApiController, StoreCreditAdminApiController
 from app.stored_value.loyalty.api import LoyaltyAdminApiController
 from app.stored_value.loyalty.pages import LoyaltyPagesController
 from app.stored_value.loyalty.shop import LoyaltyShopController
+from app.stored_value.pages import StoredValuePagesController
 from app.storefront import cache as storefront_cache
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
@@ -186,6 +188,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             PromotionsAdminApiController,
             LoyaltyPagesController,
             LoyaltyAdminApiController,
+            StoredValuePagesController,
+            GiftCardsAdminApiController,
+            StoreCreditAdminApiController,
             PosAppController,
             PosApiController,
             RegisterPagesController,

@@ -15,6 +15,7 @@ from app.core.audit import actor_label, record
 from app.core.encryption import current_keyring
 from app.core.errors import NotFound, ValidationFailed
 from app.core.rbac import Principal
+from app.core.tenancy import bind_store
 from app.customers.models import Customer
 from app.stored_value import codes
 from app.stored_value.instruments import find_gift_card
@@ -51,6 +52,7 @@ class GiftCardService:
         self.session = session
         self.store_id = store_id
         self.ledger = Ledger(session, store_id)
+        bind_store(session, store_id)
 
     async def issue(
         self,
@@ -158,6 +160,19 @@ class StoreCreditService:
         self.session = session
         self.store_id = store_id
         self.ledger = Ledger(session, store_id)
+        bind_store(session, store_id)
+
+    async def customer_by_email(self, email: str) -> uuid.UUID:
+        """The store's customer with this e-mail (any case); ValidationFailed on ``email`` when none."""
+        email = email.strip().lower()
+        found: uuid.UUID | None = None
+        if email:
+            found = await self.session.scalar(select(Customer.id).where(func.lower(Customer.email) == email))
+        if found is None:
+            raise ValidationFailed(
+                "No customer with this e-mail.", fields={"email": "No customer with this e-mail in this store."}
+            )
+        return found
 
     async def of_customer(self, customer_id: uuid.UUID) -> Account | None:
         return await self.ledger.customer_account(customer_id, "store_credit", "", create=False)

@@ -39,7 +39,7 @@ async def test_an_owner_has_money_with_payouts_and_setup(client: AsyncTestClient
     top, menus, current = _nav(page.text)
     assert top == ["Home", "Board", "Orders", "Products"]
     assert menus == {
-        "Money": (False, ["Payments", "Refunds", "Disputes", "Promotions", "Payouts"]),
+        "Money": (False, ["Payments", "Refunds", "Disputes", "Promotions", "Gift cards", "Store credit", "Payouts"]),
         "Setup": (False, ["Settings", "Team", "Registers", "API tokens", "Webhooks", "Ingestion"]),
     }
     assert current == ["Orders"]
@@ -60,6 +60,8 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         ("/staff/payments", "Money", "Payments"),
         ("/staff/disputes", "Money", "Disputes"),
         ("/staff/promotions", "Money", "Promotions"),
+        ("/staff/gift-cards", "Money", "Gift cards"),
+        ("/staff/store-credit", "Money", "Store credit"),
         ("/staff/settings", "Setup", "Settings"),
         ("/staff/registers", "Setup", "Registers"),
         ("/staff/api-tokens", "Setup", "API tokens"),
@@ -70,7 +72,9 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         assert page.status_code == 200, path
         top, menus, current = _nav(page.text)
         assert top == ["Home", "Board", "Orders", "Products"], path
-        assert menus["Money"][1] == ["Payments", "Refunds", "Disputes", "Promotions"], path
+        assert menus["Money"][1] == [
+            "Payments", "Refunds", "Disputes", "Promotions", "Gift cards", "Store credit"
+        ], path  # fmt: skip
         assert 'href="/staff/payouts"' not in page.text
         assert {label for label, (marked, _) in menus.items() if marked} == {marked_menu}, path
         assert current == [marked_link], path
