@@ -11,7 +11,8 @@ the order SAQ runs them in), then:
   ``reversal_target(points, refunded, total)`` less what was already taken back — never below what the customer
   still has: points already spent are counted as ``unrecovered_points``.
 
-Points paid for with points do not earn: the value of the order's loyalty spends is taken off what earns.
+What points paid for does not earn: the value of the order's loyalty spends is taken off what earns, and off the
+total its refunds are measured against (the points themselves go back by the stored-value refund).
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ async def claim_receipt(session: AsyncSession, consumer: str, event_id: int) -> 
     return inserted is not None
 
 
+async def points_paid(session: AsyncSession, store_id: uuid.UUID, order_id: uuid.UUID) -> int:
+    """The money an order's loyalty spends paid (points are not money: they earn nothing, and a refund of the
+    order's money is measured against the rest)."""
+    return sum(
+        h.value_minor
+        for h in await Ledger(session, store_id).holds_of_order(order_id)
+        if h.instrument in (INSTRUMENT, KIND) and h.status == "captured"
+    )
+
+
 async def order_eligible(session: AsyncSession, store_id: uuid.UUID, order_id: uuid.UUID) -> int:
     """What an order earns on: its lines after their discounts, less what the customer paid with points."""
     rows = (
@@ -76,11 +87,7 @@ async def order_eligible(session: AsyncSession, store_id: uuid.UUID, order_id: u
             select(OrderLine.total_minor, OrderLine.discount_minor).where(OrderLine.order_id == order_id)
         )
     ).all()
-    paid_with_points = sum(
-        h.value_minor
-        for h in await Ledger(session, store_id).holds_of_order(order_id)
-        if h.instrument in (INSTRUMENT, KIND) and h.status == "captured"
-    )
+    paid_with_points = await points_paid(session, store_id, order_id)
     return max(eligible_minor((int(t), int(d)) for t, d in rows) - paid_with_points, 0)
 
 
@@ -141,7 +148,7 @@ class LoyaltyAccruals:
                 account_id=account.id,
                 currency=order.currency,
                 eligible_minor=eligible,
-                total_minor=order.total_minor,
+                total_minor=max(order.total_minor - await points_paid(self.session, self.store_id, order_id), 0),
                 points_per_unit=program.points_per_unit,
                 multiplier_bps=tier.multiplier_bps,
                 tier=tier.name,
@@ -215,4 +222,4 @@ class LoyaltyAccruals:
         return take, due - take
 
 
-__all__ = ["CONSUMER", "LoyaltyAccruals", "Outcome", "claim_receipt", "order_eligible"]
+__all__ = ["CONSUMER", "LoyaltyAccruals", "Outcome", "claim_receipt", "order_eligible", "points_paid"]

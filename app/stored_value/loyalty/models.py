@@ -68,7 +68,7 @@ class LoyaltyAccrual(TenantMixin, UUIDv7AuditBase):
     account_id: Mapped[uuid.UUID] = mapped_column()  # the stored-value account the points went to
     currency: Mapped[str] = mapped_column(String(3))
     eligible_minor: Mapped[int] = mapped_column(BigInteger)
-    total_minor: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)  # the order's money: its total less what points paid
     points_per_unit: Mapped[int] = mapped_column(Integer)
     multiplier_bps: Mapped[int] = mapped_column(Integer)
     tier: Mapped[str] = mapped_column(String(40))
