@@ -164,3 +164,53 @@ async def test_a_member_reads_zero_points_before_any_order_and_another_stores_cu
     member = await client.get(f"/api/v1/admin/loyalty/members/{ids[store.id]}", headers=auth)
     assert member.status_code == 200
     assert member.json()["balance_points"] == 0 and member.json()["tier"] == "Member"
+
+
+async def test_a_manager_finds_a_member_adjusts_their_points_with_a_reason_and_bad_input_is_inline(
+    client: Client, world: World, sessions: Sessions
+) -> None:
+    store = await world.store()
+    async with sessions() as session, session.begin():
+        await LoyaltyProgramService(session, store.id).save(Program(enabled=True).as_dict(), actor=None)
+        bind_store(session, store.id)
+        customer = Customer(email="ann@example.com", name="Ann")
+        session.add(customer)
+        await session.flush()
+        customer_id = customer.id
+    manager = await world.staff(store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    found = await client.get(PAGE, params={"q": "ANN@"})
+    assert f'href="/staff/loyalty/members/{customer_id}">ann@example.com' in found.text
+    assert "No customer's e-mail starts with" in (await client.get(PAGE, params={"q": "zed"})).text
+    assert "Not run yet" in found.text
+    detail = await client.get(f"{PAGE}/members/{customer_id}")
+    assert detail.status_code == 200 and 'data-testid="member-balance">0<' in detail.text
+    csrf = csrf_from(detail.text)
+    url = f"{PAGE}/members/{customer_id}/adjust"
+
+    bad = await client.post(url, data={"_csrf_token": csrf, "points": "lots", "reason": ""})
+    assert bad.status_code == 422
+    assert 'id="e-points">A whole number of points' in bad.text and 'id="e-reason">Say why' in bad.text
+    too_much = await client.post(url, data={"_csrf_token": csrf, "points": "-5", "reason": "oops"})
+    assert too_much.status_code == 422 and 'id="e-points">At most 0 can be taken.' in too_much.text
+
+    added = await client.post(url, data={"_csrf_token": csrf, "points": "250", "reason": "Birthday"})
+    assert added.status_code == 303
+    page = await client.get(f"{PAGE}/members/{customer_id}")
+    assert "+250 points recorded." in page.text and 'data-testid="member-balance">250<' in page.text
+    assert "loyalty: adjusted by staff: Birthday" in page.text
+    async with sessions() as session:
+        bind_store(session, store.id)
+        entries = list(await session.scalars(select(AuditEntry).where(AuditEntry.action == "loyalty.adjust")))
+    assert [(e.details["points"], e.details["reason"]) for e in entries] == [(250, "Birthday")]
+    other = await world.store()
+    async with sessions() as session, session.begin():
+        bind_store(session, other.id)
+        stranger = Customer(email="ann@example.com")
+        session.add(stranger)
+        await session.flush()
+    assert (await client.get(f"{PAGE}/members/{stranger.id}")).status_code == 404
+    refused = await client.post(
+        f"{PAGE}/members/{stranger.id}/adjust", data={"_csrf_token": csrf, "points": "5", "reason": "x"}
+    )
+    assert refused.status_code == 404

@@ -39,7 +39,10 @@ async def test_an_owner_has_money_with_payouts_and_setup(client: AsyncTestClient
     top, menus, current = _nav(page.text)
     assert top == ["Home", "Board", "Orders", "Products"]
     assert menus == {
-        "Money": (False, ["Payments", "Refunds", "Disputes", "Promotions", "Gift cards", "Store credit", "Payouts"]),
+        "Money": (
+            False,
+            ["Payments", "Refunds", "Disputes", "Promotions", "Gift cards", "Store credit", "Loyalty", "Payouts"],
+        ),
         "Setup": (False, ["Settings", "Team", "Registers", "API tokens", "Webhooks", "Ingestion"]),
     }
     assert current == ["Orders"]
@@ -62,6 +65,7 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         ("/staff/promotions", "Money", "Promotions"),
         ("/staff/gift-cards", "Money", "Gift cards"),
         ("/staff/store-credit", "Money", "Store credit"),
+        ("/staff/loyalty", "Money", "Loyalty"),
         ("/staff/settings", "Setup", "Settings"),
         ("/staff/registers", "Setup", "Registers"),
         ("/staff/api-tokens", "Setup", "API tokens"),
@@ -73,7 +77,7 @@ async def test_a_manager_has_money_without_payouts_and_the_current_pages_menu_is
         top, menus, current = _nav(page.text)
         assert top == ["Home", "Board", "Orders", "Products"], path
         assert menus["Money"][1] == [
-            "Payments", "Refunds", "Disputes", "Promotions", "Gift cards", "Store credit"
+            "Payments", "Refunds", "Disputes", "Promotions", "Gift cards", "Store credit", "Loyalty"
         ], path  # fmt: skip
         assert 'href="/staff/payouts"' not in page.text
         assert {label for label, (marked, _) in menus.items() if marked} == {marked_menu}, path
