@@ -74,6 +74,7 @@ from app.stored_value.loyalty.api import LoyaltyAdminApiController
 from app.stored_value.loyalty.pages import LoyaltyPagesController
 from app.stored_value.loyalty.shop import LoyaltyShopController
 from app.stored_value.pages import StoredValuePagesController
+from app.stored_value.shop import GiftCardShopController
 from app.storefront import cache as storefront_cache
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             LoyaltyPagesController,
             LoyaltyAdminApiController,
             StoredValuePagesController,
+            GiftCardShopController,
             GiftCardsAdminApiController,
             StoreCreditAdminApiController,
             PosAppController,

@@ -12,6 +12,7 @@ from app.core.errors import TillError
 from app.customers.services import CustomerService
 from app.orders.services import OrderService
 from app.stored_value.loyalty.points import shopper_points
+from app.stored_value.shop import shopper_credit
 from app.storefront.controllers._common import (
     DbSession,
     FormData,
@@ -33,6 +34,7 @@ class AccountController(Controller):
         orders = await OrderService(db_session, store.id).of_customer(customer_id) if customer else []
         points = await shopper_points(db_session, store.id, customer.id) if customer else None
         context.update(customer=customer, orders=orders, points=points, values={}, errors={}, mode="signin")
+        context["store_credit"] = await shopper_credit(request, db_session, store) if customer else None
         return Template("storefront/account.html", context=context)
 
     @post("/s/{slug:str}/account/{action:str}", status_code=303, media_type=MediaType.HTML)

@@ -35,6 +35,7 @@ from app.payments.provider import CardDetails
 from app.promotions.engine import normalise_code
 from app.receipts.controllers import shopper_receipt
 from app.shipping.providers import BuiltinShipping
+from app.stored_value.shop import paid_with, shopper_credit, tenders_from_form
 from app.storefront.controllers._common import (
     TOO_MANY_CODES,
     DbSession,
@@ -194,6 +195,7 @@ class CheckoutPagesController(Controller):
         context = await shop_context(request, db_session, store)
         context.update(snapshot=snapshot, errors={}, values={}, choices=await quotes.delivery_choices(snapshot))
         context["stripe_key"] = await _stripe_key(request, db_session, store)
+        context["store_credit"] = await shopper_credit(request, db_session, store)  # app/stored_value
         return _review(context)
 
     @post("/s/{slug:str}/checkout/{snapshot_id:uuid}/pay", status_code=303, media_type=MediaType.HTML)
@@ -213,10 +215,21 @@ class CheckoutPagesController(Controller):
         card, errors = (None, {}) if stripe_key else parse_card(data)
         if stripe_key and not token.startswith("pm_"):
             errors["card"] = "Enter your card details."
+        tenders = tenders_from_form(data)  # gift card / store credit pay first (app/stored_value)
+        if (
+            tenders
+            and not token
+            and not any(data.get(f, "").strip() for f in ("card_number", "card_expiry", "card_cvc"))
+        ):
+            card, errors = None, {k: v for k, v in errors.items() if not k.startswith("card")}  # it may cover all
         key = data.get("idempotency_key", "")
         if not key:
             errors["form"] = "This form is out of date. Please try again."
         values = {"card_name": data.get("card_name", ""), "card_expiry": data.get("card_expiry", "")}
+        values |= {
+            "gift_card_code": data.get("gift_card_code", ""),
+            "use_store_credit": data.get("use_store_credit", ""),
+        }
         context = await shop_context(request, db_session, store)
         context["stripe_key"] = stripe_key
         if errors:
@@ -230,8 +243,10 @@ class CheckoutPagesController(Controller):
             payment_method_token=token if stripe_key else None,
             amount_minor=int(amount) if amount.isdigit() else None,
             return_url=f"{str(request.base_url).rstrip('/')}/s/{store.slug}/checkout/return",
+            tenders=tenders,
         )
-        fingerprint = request_hash("POST", f"/checkout/{snapshot_id}", b"", f"{snapshot_id}:{amount}".encode())
+        paying = f"{snapshot_id}:{amount}:{[(t.instrument, t.code) for t in tenders]}"
+        fingerprint = request_hash("POST", f"/checkout/{snapshot_id}", b"", paying.encode())
         try:
             outcome = await saga.complete(snapshot_id, key, payment, fingerprint=fingerprint)
         except CheckoutExpired as exc:
@@ -393,6 +408,7 @@ class CheckoutPagesController(Controller):
         context.update(order=order, key=key or "", after=await live.last_seq(db_session, store.id))
         context["pickup"] = _pickup_label(order.shipping, store)
         context["receipt_info"] = await shopper_receipt(db_session, request.app.state.settings, store.id, order.id)
+        context["paid_with"] = await paid_with(db_session, store.id, order.id)  # gift card / store credit / points
         return Template("storefront/order.html", context=context)
 
     @get("/s/{slug:str}/orders/{order_id:uuid}/events")
