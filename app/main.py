@@ -106,7 +106,6 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     engine = create_engine(settings.database_url)
     sessions = session_maker(engine)
     redis = Redis.from_url(settings.redis_url)
-    storefront_cache.register(engine, redis)  # catalog commits bump the shop pages' version
     queue = Queue.from_url(settings.redis_url, name=QUEUE_NAME)
     channels = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=redis), arbitrary_channels_allowed=True)
     live = Hub(channels)
@@ -129,6 +128,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             if problem:
                 raise ConfigError(problem)
         await queue.connect()
+        storefront_cache.register(engine, redis)  # catalog commits bump the shop pages' version
 
     async def on_shutdown(app: Litestar) -> None:
         await live.close()

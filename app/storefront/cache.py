@@ -11,12 +11,13 @@ another. Freshness (docs/scaling.md, "Storefront cache"):
   ``app.storefront.jobs`` (for writers outside a web process). A handler reads the version *before* it reads
   the catalog, so an entry can only ever be filed under a version older than the data in it, never newer.
 - Stock badges and the opening hours line: an entry is served for at most ``MAX_AGE_S`` (1 s) after it was
-  built, so they lag by at most a second. Between ``REFRESH_AGE_S`` and ``MAX_AGE_S`` one request re-renders
-  while the others keep getting the entry (no stampede).
+  built, so they lag by at most a second. Past ``REFRESH_AGE_S`` the fast lane re-renders it in the background
+  while it keeps serving it; requests that find no usable entry wait for one render per key (no stampede).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -44,6 +45,7 @@ CSRF_MARK = "tillcsrf0000mark0000tillcsrf"  # survives HTML escaping; never a re
 COUNT_MARK = "<!--till:cart-count-->"
 CSRF_INPUT = f'<input type="hidden" name="_csrf_token" value="{CSRF_MARK}" />'
 PAGE_OPT = "storefront_page"  # route handler opt: the middleware may answer this route from the cache
+REFRESH_SCOPE_KEY = "till_page_refresh"  # ASGI scope mark of a background re-render (no client can set it)
 
 # Outbox event types that change what a shop page shows (prices, names, images, the store's own details).
 CATALOG_EVENTS = frozenset({"product.saved", "product.deleted", "category.saved", "store.updated", "media.uploaded"})
@@ -66,9 +68,10 @@ async def bump(redis: Redis, store_ids: Iterable[uuid.UUID | str]) -> None:
 
 
 # ---- bump on commit -----------------------------------------------------------------------------------------
-# The Redis of each database (by URL), so a committing session finds where to bump: registered by create_app and
-# the worker. By URL, not engine: a script or test session on the same database bumps too.
-_redis_of_database: dict[str, list[Redis]] = {}
+# The Redis of each database (by URL), so a committing session finds where to bump: registered by the web app's and
+# the worker's startup, with the event loop their client belongs to. By URL, not engine: a script or test session
+# on the same database bumps too (on its own short-lived client when its loop has none).
+_redis_of_database: dict[str, list[tuple[asyncio.AbstractEventLoop, Redis]]] = {}
 _PENDING = "till_catalog_changed"
 
 
@@ -77,7 +80,8 @@ def _url(engine: Engine) -> str:
 
 
 def register(engine: AsyncEngine, redis: Redis) -> None:
-    _redis_of_database.setdefault(_url(engine.sync_engine), []).append(redis)
+    """Call from a coroutine (the app's or worker's startup): ``redis`` belongs to the running loop."""
+    _redis_of_database.setdefault(_url(engine.sync_engine), []).append((asyncio.get_running_loop(), redis))
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "after_commit", _after_commit)
@@ -86,8 +90,21 @@ def register(engine: AsyncEngine, redis: Redis) -> None:
 
 def unregister(engine: AsyncEngine, redis: Redis) -> None:
     clients = _redis_of_database.get(_url(engine.sync_engine), [])
-    if redis in clients:
-        clients.remove(redis)
+    clients[:] = [(loop, client) for loop, client in clients if client is not redis]
+
+
+async def _bump_from(clients: list[tuple[asyncio.AbstractEventLoop, Redis]], stores: set[uuid.UUID]) -> None:
+    loop = asyncio.get_running_loop()
+    mine = [client for owner, client in clients if owner is loop]
+    if mine:
+        await bump(mine[-1], stores)
+        return
+    pool = clients[-1][1].connection_pool  # another loop's client: the same server, a client of our own
+    own = Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs))
+    try:
+        await bump(own, stores)
+    finally:
+        await own.aclose(close_connection_pool=True)
 
 
 def _after_flush(session: Session, _context: Any) -> None:
@@ -104,13 +121,12 @@ def _after_commit(session: Session) -> None:
         return
     bind = session.get_bind()
     clients = _redis_of_database.get(_url(bind if isinstance(bind, Engine) else bind.engine))
-    redis = clients[-1] if clients else None
-    if redis is None:
-        return  # not a web or worker engine (a script): the outbox relay's bump and MAX_AGE_S cover it
+    if not clients:
+        return  # no web app or worker on this database here: the outbox relay's bump and MAX_AGE_S cover it
     try:
         # Commit runs inside SQLAlchemy's greenlet (AsyncSession.commit): this awaits the bump before the
         # commit call returns, so the response that follows the commit goes out after the bump.
-        await_only(bump(redis, stores))
+        await_only(_bump_from(clients, stores))
     except Exception:  # the commit stands; the relay's bump and MAX_AGE_S bound what a shopper sees
         log.warning("storefront.version_bump_failed", stores=[str(s) for s in stores], exc_info=True)
 
@@ -141,6 +157,8 @@ class PageCache:
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.entries: OrderedDict[tuple[str, bytes, str], Entry] = OrderedDict()
+        # A render under way per key: requests that find no usable entry wait for it instead of rendering too.
+        self.rendering: dict[tuple[str, bytes, str], asyncio.Future[Entry | None]] = {}
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
@@ -169,19 +187,17 @@ class PageCache:
 
 
 def usable(entry: Entry, version: int, now: float) -> bool:
-    """Whether ``entry`` may be served now: the current catalog version, and young enough (or another request
-    is already re-rendering it and it is still under ``MAX_AGE_S``)."""
-    if entry.version != version:
+    """Whether ``entry`` may be served now: built under the current catalog version, less than ``MAX_AGE_S`` ago."""
+    return entry.version == version and now - entry.built < MAX_AGE_S
+
+
+def wants_refresh(entry: Entry, now: float) -> bool:
+    """True once per refresh: the entry is past ``REFRESH_AGE_S`` and nobody is re-rendering it (or that render
+    has not come back for a second). The caller re-renders it in the background while the entry is served on."""
+    if now - entry.built < REFRESH_AGE_S or (entry.refreshing and now - entry.refreshing < MAX_AGE_S):
         return False
-    age = now - entry.built
-    if age < REFRESH_AGE_S:
-        return True
-    if age >= MAX_AGE_S:
-        return False
-    if entry.refreshing and now - entry.refreshing < MAX_AGE_S:
-        return True  # someone is re-rendering it
-    entry.refreshing = now  # this request re-renders; the next ones keep getting the entry meanwhile
-    return False
+    entry.refreshing = now
+    return True
 
 
 # ---- serving ------------------------------------------------------------------------------------------------

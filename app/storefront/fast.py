@@ -11,18 +11,30 @@ Redis unreachable) it hands the request to the handler, which renders and files 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
 
+import structlog
 from litestar.datastructures import Cookie
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from app.cart.services import cart_view
 from app.core import pg
-from app.storefront.cache import PAGE_OPT, PageCache, catalog_version, new_csrf_token, serve, usable
+from app.storefront.cache import (
+    PAGE_OPT,
+    REFRESH_SCOPE_KEY,
+    PageCache,
+    catalog_version,
+    new_csrf_token,
+    serve,
+    usable,
+    wants_refresh,
+)
 
+log = structlog.get_logger(__name__)
 CSRF_COOKIE = "till_csrf"
 CART_COOKIE = "till_cart"
 
@@ -45,10 +57,51 @@ async def cart_count(engine: Any, store_id: uuid.UUID, token: str) -> int:
         return (await cart_view(conn, store_id, "", token)).count
 
 
+_refreshes: set[asyncio.Task[None]] = set()  # background re-renders under way (a reference keeps them alive)
+_KEPT_HEADERS = (b"host", b"hx-request", b"hx-target")
+
+
+async def _refresh(app: Any, scope: Scope) -> None:
+    """Re-render a cached page in the background: the same GET through the whole app, anonymous (only the headers
+    that pick the page), marked so the fast lane passes it on and the handler renders and files a new entry."""
+    inner: dict[str, Any] = {
+        "type": "http",
+        "asgi": scope.get("asgi", {"version": "3.0"}),
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": scope.get("scheme", "http"),
+        "path": scope["path"],
+        "raw_path": scope.get("raw_path", scope["path"].encode()),
+        "query_string": scope["query_string"],
+        "root_path": scope.get("root_path", ""),
+        "headers": [(k, v) for k, v in scope["headers"] if k in _KEPT_HEADERS],
+        "client": scope.get("client"),
+        "server": scope.get("server"),
+        "state": {},
+        REFRESH_SCOPE_KEY: True,
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    try:
+        await app(inner, receive, send)
+    except Exception:  # the entry simply ages out; the next request renders
+        log.warning("storefront.refresh_failed", path=scope["path"], exc_info=True)
+
+
 class StorefrontCacheMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         handler = scope.get("route_handler")
-        if scope.get("method") != "GET" or handler is None or not handler.opt.get(PAGE_OPT):
+        if (
+            scope.get("method") != "GET"
+            or handler is None
+            or not handler.opt.get(PAGE_OPT)
+            or scope.get(REFRESH_SCOPE_KEY)
+        ):
             await next_app(scope, receive, send)
             return
         cookie_header = if_none_match = hx_target = ""
@@ -76,11 +129,16 @@ class StorefrontCacheMiddleware(ASGIMiddleware):
         except Exception:  # Redis away: the handler decides (it renders without caching)
             await next_app(scope, receive, send)
             return
-        if not usable(entry, version, time.monotonic()):
+        now = time.monotonic()
+        if not usable(entry, version, now):
             cache.misses += 1
             await next_app(scope, receive, send)
             return
         cache.hits += 1
+        if wants_refresh(entry, now):
+            task = asyncio.create_task(_refresh(app, scope))
+            _refreshes.add(task)
+            task.add_done_callback(_refreshes.discard)
         cookies = _cookies(cookie_header) if cookie_header else {}
         token = cookies.get(CSRF_COOKIE, "")
         new_token = not token and entry.page  # a fragment carries no token; its page set the cookie

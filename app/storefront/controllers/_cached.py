@@ -7,6 +7,7 @@ parts). A store in preview and a request with a flash message to show are render
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,7 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cart.services import CartService
 from app.shipping.providers import BuiltinShipping
-from app.storefront.cache import CSRF_INPUT, CSRF_MARK, CountMark, Entry, PageCache, catalog_version, serve, usable
+from app.storefront.cache import (
+    CSRF_INPUT,
+    CSRF_MARK,
+    REFRESH_SCOPE_KEY,
+    CountMark,
+    Entry,
+    PageCache,
+    catalog_version,
+    serve,
+    usable,
+)
 from app.storefront.controllers._common import cart_token, is_htmx, open_status, shop_context
 from app.storefront.fast import page_key
 from app.stores.details import is_live
@@ -28,6 +39,31 @@ from app.stores.models import Store
 log = structlog.get_logger(__name__)
 
 PAGE_SIZE = 48
+
+
+async def _render_entry(
+    request: Request[Any, Any, Any],
+    store: Store,
+    template: str,
+    page_context: Callable[[], Awaitable[dict[str, Any]]],
+    cache: PageCache,
+    key: tuple[str, bytes, str],
+    version: int | None,
+) -> Entry:
+    context = {
+        "store": store,
+        "cart": CountMark(),
+        "customer_id": None,
+        "methods": BuiltinShipping.from_settings(store.settings, store.currency),
+        "preview": False,
+        "open_status": open_status(store),
+    }
+    context.update(await page_context())
+    body = render_anonymous(request, template, context)
+    is_page = not template.rsplit("/", 1)[-1].startswith("_")
+    if version is None:  # Redis away: serve this render, keep nothing
+        return Entry.build(store.id, -1, body, page=is_page)
+    return cache.put(key, store.id, version, body, page=is_page)
 
 
 def render_anonymous(request: Request[Any, Any, Any], template: str, context: dict[str, Any]) -> str:
@@ -68,22 +104,22 @@ async def cached_page(
         request.scope["path"], request.scope["query_string"], is_htmx(request), request.headers.get("hx-target") or ""
     )
     entry = cache.get(key)
-    if entry is None or version is None or not usable(entry, version, time.monotonic()):
-        context = {
-            "store": store,
-            "cart": CountMark(),
-            "customer_id": None,
-            "methods": BuiltinShipping.from_settings(store.settings, store.currency),
-            "preview": False,
-            "open_status": open_status(store),
-        }
-        context.update(await page_context())
-        body = render_anonymous(request, template, context)
-        is_page = not template.rsplit("/", 1)[-1].startswith("_")
-        if version is None:  # Redis away: serve this render, keep nothing
-            entry = Entry.build(store.id, -1, body, page=is_page)
-        else:
-            entry = cache.put(key, store.id, version, body, page=is_page)
+    refresh = bool(request.scope.get(REFRESH_SCOPE_KEY))
+    if refresh or entry is None or version is None or not usable(entry, version, time.monotonic()):
+        waiting = cache.rendering.get(key) if version is not None and not refresh else None
+        found = await asyncio.shield(waiting) if waiting is not None else None
+        # a render that began under an older version may hold an older price: render again
+        entry = found if found is not None and version is not None and found.version >= version else None
+    if entry is None:
+        mine: asyncio.Future[Entry | None] = asyncio.get_running_loop().create_future()
+        if version is not None:
+            cache.rendering[key] = mine
+        try:
+            entry = await _render_entry(request, store, template, page_context, cache, key, version)
+        finally:
+            mine.set_result(entry)
+            if cache.rendering.get(key) is mine:
+                del cache.rendering[key]
     token = ScopeState.from_scope(request.scope).csrf_token
     count = 0
     if entry.page and cart_token(request):
