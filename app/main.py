@@ -68,6 +68,8 @@ from app.pos.readers.pages import RegisterReaderPageController, SandboxReaderPag
 from app.promotions.api import PromotionsAdminApiController
 from app.promotions.pages import PromotionPagesController
 from app.receipts.controllers import ReceiptLinkController, ReceiptPagesController, ReceiptsApiController
+from app.reconciliation.api import ReconciliationApiController
+from app.reconciliation.pages import KillSwitchPagesController, ReconciliationPagesController
 from app.shipping.pages import ShippingSettingsController
 from app.stored_value.api import GiftCardsAdminApiController, StoreCreditAdminApiController
 from app.stored_value.loyalty.api import LoyaltyAdminApiController
@@ -178,6 +180,9 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             TaxSettingsController,
             ShippingSettingsController,
             PaymentPagesController,
+            ReconciliationPagesController,
+            ReconciliationApiController,
+            KillSwitchPagesController,
             PaymentsAdminApiController,
             OrderPaymentsApiController,
             CheckoutPaymentsApiController,

@@ -28,7 +28,7 @@ from app.checkout.schemas import (
     QuoteIn,
     QuoteOut,
 )
-from app.core import pg
+from app.core import kill_switches, pg
 from app.core.errors import NotFound, ValidationFailed
 from app.core.idempotency import HEADER, request_hash
 from app.core.rbac import principal_of, require_role
@@ -172,6 +172,7 @@ class CheckoutApiController(Controller):
         # No request session here: the saga runs its own short statements and holds none across the provider call.
         store = caller_store(request.scope)
         assert store is not None  # /api callers are bearer tokens, read with their store
+        await kill_switches.ensure_payments_on(request.app.state.redis, store.id)  # 503 payments_off: nothing charged
         saga = await checkout_saga(request.app.state, store)
         if data.card is not None and data.payment_method_token is not None:
             raise ValidationFailed("Pay with a card or a payment method token.", fields={"card": "Give exactly one."})

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core import audit
 from app.core.db import UUIDv7AuditBase
+from app.core.errors import TillError
 from app.core.logging import current_correlation_id
 from app.core.rbac import Principal
 
@@ -58,6 +59,41 @@ LABELS: dict[Switch, tuple[str, str]] = {
     Switch.RECEIPTS_PAUSED: ("Receipts paused", "Receipt deliveries wait until release."),
     Switch.MEDIA_PAUSED: ("Media processing paused", "Image processing waits until release."),
 }
+
+
+PAYMENTS_OFF_MESSAGE = (
+    "Card payments are switched off for this shop for the moment. Nothing was charged; please try again later."
+)
+
+
+class PaymentsSwitchedOff(TillError):
+    """The ``provider_off`` switch is engaged: no payment is started (503; nothing charged)."""
+
+    status_code = 503
+    title = "Payments switched off"
+    code = "payments_off"
+
+
+async def ensure_payments_on(redis: Redis, store_id: uuid.UUID) -> None:
+    """Refuse to start a payment while ``provider_off`` is engaged (the mirror: no SQL on the checkout path)."""
+    if await engaged_fast(redis, Switch.PROVIDER_OFF, store_id):
+        raise PaymentsSwitchedOff(PAYMENTS_OFF_MESSAGE)
+
+
+CARD_TENDERS_OFF_MESSAGE = "Card payments at the till are switched off for the moment: take cash, or try again later."
+
+
+class CardTendersSwitchedOff(TillError):
+    """The ``card_tenders_off`` switch is engaged: the POS puts no amount on a card reader (503; nothing charged)."""
+
+    status_code = 503
+    title = "Card tenders switched off"
+    code = "card_tenders_off"
+
+
+async def ensure_card_tenders_on(redis: Redis, store_id: uuid.UUID) -> None:
+    if await engaged_fast(redis, Switch.CARD_TENDERS_OFF, store_id):
+        raise CardTendersSwitchedOff(CARD_TENDERS_OFF_MESSAGE, fields={"tender": "Card is switched off: take cash."})
 
 
 class KillSwitch(UUIDv7AuditBase):
@@ -129,6 +165,26 @@ async def engaged_fast(redis: Redis, switch: Switch, store_id: uuid.UUID | None)
     members = [_member(switch, None)] + ([_member(switch, store_id)] if store_id is not None else [])
     found = await redis.smismember(MIRROR_KEY, members)  # type: ignore[misc]
     return any(found)
+
+
+@dataclass(frozen=True)
+class Engaged:
+    """Where one switch is engaged, from the mirror: everywhere, or for these stores."""
+
+    everywhere: bool
+    stores: frozenset[uuid.UUID]
+
+    def covers(self, store_id: uuid.UUID | None) -> bool:
+        return self.everywhere or (store_id is not None and store_id in self.stores)
+
+
+async def engaged_where(redis: Redis, switch: Switch) -> Engaged:
+    """The mirror's answer for every store at once (one round trip): for loops that handle many stores' work."""
+    members = {m.decode() if isinstance(m, bytes) else str(m) for m in await redis.smembers(MIRROR_KEY)}  # type: ignore[misc]
+    prefix = f"{switch.value}:"
+    scopes = {m[len(prefix) :] for m in members if m.startswith(prefix)}
+    stores = frozenset(uuid.UUID(s) for s in scopes if s != GLOBAL)
+    return Engaged(everywhere=GLOBAL in scopes, stores=stores)
 
 
 async def states(session: AsyncSession, store_id: uuid.UUID | None) -> list[SwitchState]:

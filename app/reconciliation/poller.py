@@ -63,7 +63,8 @@ class Resolution:
     detail: str
 
 
-ProviderOf = Callable[[Store], Awaitable[PaymentProvider]]
+# The store's provider; None skips the store this round (its webhook processing is paused).
+ProviderOf = Callable[[Store], Awaitable[PaymentProvider | None]]
 
 
 async def stuck_payments(
@@ -93,7 +94,7 @@ async def poll_stuck(
     engine: AsyncEngine = sessions.kw["bind"]
     stuck = await stuck_payments(engine, pending_after=pending_after, action_after=action_after, per_group=per_group)
     stores: dict[uuid.UUID, Store | None] = {}
-    providers: dict[uuid.UUID, PaymentProvider] = {}
+    providers: dict[uuid.UUID, PaymentProvider | None] = {}
     resolutions: list[Resolution] = []
     for store_id, provider_name, ref in stuck:
         if store_id not in stores:
@@ -106,6 +107,8 @@ async def poll_stuck(
             if store_id not in providers:
                 providers[store_id] = await provider_of(store)
             provider = providers[store_id]
+            if provider is None:
+                continue
             if provider.name != provider_name:
                 resolutions.append(
                     Resolution(store_id, provider_name, ref, "error", f"the store now uses {provider.name}")

@@ -153,7 +153,8 @@ FROM pairs
 # The run: the window widened by the margin. A re-check: one reference (the statement is the same otherwise).
 _CLASSIFIED = _CLASSIFIED_TEMPLATE.format(money=MONEY, local_filter="created_at >= $5 AND created_at < $6")
 _CLASSIFIED_ONE = _CLASSIFIED_TEMPLATE.format(
-    money=MONEY, local_filter="provider_ref = $7 AND $5::timestamptz <= $6::timestamptz"  # ($5, $6 unused)
+    money=MONEY,
+    local_filter="provider_ref = $7 AND $5::timestamptz <= $6::timestamptz",  # ($5, $6 unused)
 )
 
 _SIDE = """

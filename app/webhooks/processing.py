@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.checkout.saga import CheckoutSaga
 from app.config import Settings
-from app.core import pg
+from app.core import kill_switches, pg
 from app.core.listen import drain_on_notify
 from app.disputes.services import apply_dispute_event
 from app.payments.connect import account_from_event, apply_account_update, store_for_account
@@ -127,6 +127,15 @@ SET status = 'processed', outcome = done.outcome, last_error = '', processed_at 
 FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS done(id, outcome, store_id)
 WHERE e.id = done.id AND e.status = 'processing'
 """
+# Events of a store whose webhook processing is paused (kill switch ``webhooks_paused``) go back to wait: the
+# claim's attempt is given back and they are looked at again after PAUSE_RECHECK (processed once released).
+_DEFER = """
+UPDATE webhook_events
+SET status = 'failed', attempts = GREATEST(attempts - 1, 0), last_error = 'paused: webhooks_paused is engaged',
+    next_attempt_at = now() + $2::interval, updated_at = now()
+WHERE id = ANY($1::uuid[]) AND status = 'processing'
+"""
+PAUSE_RECHECK = timedelta(seconds=10)
 _FAILED = """
 UPDATE webhook_events
 SET status = $2::varchar, last_error = $3, store_id = COALESCE(store_id, $4), updated_at = now(),
@@ -380,11 +389,17 @@ class WebhookProcessor:
         self.concurrency = concurrency
 
     async def drain_once(self) -> int:
-        """Claim, handle and mark one batch. Returns how many events it claimed."""
+        """Claim, handle and mark one batch. Returns how many events it claimed. Paused globally (kill switch
+        ``webhooks_paused``): claims nothing; paused for a store: that store's events are deferred."""
+        paused = await kill_switches.engaged_where(self.deps.redis, kill_switches.Switch.WEBHOOKS_PAUSED)
+        if paused.everywhere:
+            return 0
         batch = await claim_due(self.deps.engine, self.batch_size)
         if not batch:
             return 0
         await look_up_payment_stores(self.deps.engine, batch)
+        if paused.stores:
+            batch = await self._defer_paused(batch, paused)
         in_turn: dict[str, list[Claimed]] = {}
         for event in batch:
             in_turn.setdefault(_serial_key(event), []).append(event)
@@ -402,6 +417,15 @@ class WebhookProcessor:
         await mark_processed(self.deps.engine, done)
         log.debug("webhooks.batch", claimed=len(batch), processed=len(done))
         return len(batch)
+
+    async def _defer_paused(self, batch: list[Claimed], paused: kill_switches.Engaged) -> list[Claimed]:
+        deferred = {event.id for event in batch if paused.covers(event.store_id or event.payment_store)}
+        if not deferred:
+            return batch
+        async with pg.connection(self.deps.engine) as conn:
+            await conn.execute(_DEFER, list(deferred), PAUSE_RECHECK)
+        log.info("webhooks.paused", deferred=len(deferred))
+        return [event for event in batch if event.id not in deferred]
 
     async def drain(self) -> int:
         total = 0

@@ -12,6 +12,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
+from app.core import kill_switches
 from app.core.rbac import Role, principal_of, require_role
 from app.orders.services import Actor
 from app.payments.order_payments import store_of
@@ -92,6 +93,8 @@ class CardPaymentsApiController(Controller):
         """201 with the waiting payment; 200 with the same one when this sale's amount already waits there; 409 when
         the register has no reader or it is busy; 404 for a register of another store; 422 for a bad amount."""
         payments = await reader_payments(request)
+        # Kill switch card_tenders_off (docs/operations.md): 503 card_tenders_off, nothing put on the reader.
+        await kill_switches.ensure_card_tenders_on(request.app.state.redis, payments.store.id)
         card, created = await payments.start(
             register_id=data.register_id, client_sale_id=data.client_sale_id, amount_minor=data.amount_minor
         )

@@ -19,7 +19,7 @@ from app.checkout.factory import checkout_saga
 from app.checkout.models import CheckoutAttempt
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import CheckoutExpired, CheckoutSaga, Outcome, PaymentInput
-from app.core import live, pg
+from app.core import kill_switches, live, pg
 from app.core.errors import NotFound, TillError, ValidationFailed
 from app.core.idempotency import request_hash
 from app.core.money import Money
@@ -35,6 +35,7 @@ from app.payments.provider import CardDetails
 from app.promotions.engine import normalise_code
 from app.receipts.controllers import shopper_receipt
 from app.shipping.providers import BuiltinShipping
+from app.stored_value.loyalty.points import shopper_points
 from app.stored_value.shop import paid_with, shopper_credit, tenders_from_form
 from app.storefront.controllers._common import (
     TOO_MANY_CODES,
@@ -196,6 +197,10 @@ class CheckoutPagesController(Controller):
         context.update(snapshot=snapshot, errors={}, values={}, choices=await quotes.delivery_choices(snapshot))
         context["stripe_key"] = await _stripe_key(request, db_session, store)
         context["store_credit"] = await shopper_credit(request, db_session, store)  # app/stored_value
+        context["points"] = await shopper_points(db_session, store.id, customer_id_of(request, store))
+        # Kill switch provider_off (docs/operations.md): the page says so and offers no card form.
+        off = await kill_switches.is_engaged(db_session, kill_switches.Switch.PROVIDER_OFF, store.id)
+        context["payments_off"] = off
         return _review(context)
 
     @post("/s/{slug:str}/checkout/{snapshot_id:uuid}/pay", status_code=303, media_type=MediaType.HTML)
@@ -229,12 +234,17 @@ class CheckoutPagesController(Controller):
         values |= {
             "gift_card_code": data.get("gift_card_code", ""),
             "use_store_credit": data.get("use_store_credit", ""),
+            "use_points": data.get("use_points", ""),
         }
         context = await shop_context(request, db_session, store)
+        context["points"] = await shopper_points(db_session, store.id, customer_id_of(request, store))
         context["stripe_key"] = stripe_key
         if errors:
             context.update(snapshot=snapshot, errors=errors, values=values)
             return _review(context, 422)
+        if await kill_switches.engaged_fast(request.app.state.redis, kill_switches.Switch.PROVIDER_OFF, store.id):
+            context.update(snapshot=snapshot, errors={}, values=values, payments_off=True)
+            return _review(context, 503)  # nothing charged: the saga never starts
         saga = await self._saga(request, store)
         await db_session.commit()  # the saga runs its own short transactions; hold none across the provider call
         amount = data.get("amount_minor", "")
