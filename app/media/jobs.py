@@ -37,8 +37,11 @@ async def process_media_asset(ctx: Any, *, store_id: str, asset_id: str) -> str:
 
 
 async def resume_media(ctx: Any) -> int:
-    """Every 30 s: queue a job for each asset left waiting (paused stores' assets stay queued until released)."""
-    waiting = await _processor(ctx).waiting()
+    """Every 30 s: queue a job for each asset left waiting, except in stores whose processing is paused (their
+    assets stay queued until the switch is released); drop negotiations whose upload never came."""
+    media = _processor(ctx)
+    await media.sweep_abandoned()
+    waiting = await media.resumable()
     queue = ctx["queue"] if "queue" in ctx else ctx["worker"].queue
     for store_id, asset_id in waiting:
         await enqueue(

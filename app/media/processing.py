@@ -23,7 +23,7 @@ from app.core.kill_switches import Switch, is_engaged
 from app.core.tenancy import bind_store, system_scope
 from app.media import images, metrics, video
 from app.media.models import MediaAsset
-from app.media.services import MediaService, emit_product_changed, usage_of
+from app.media.services import PENDING_TTL, MediaService, emit_product_changed, usage_of
 from app.media.storage import Storage
 from app.media.validation import SNIFF_BYTES, MediaRefused, QuotaExceeded, check_bytes
 
@@ -186,6 +186,33 @@ class MediaProcessor:
             if row is not None:
                 row.status, row.failure_reason = "failed", reason[:500]
         log.warning("media.failed", asset_id=str(asset.id), reason=reason)
+
+    async def resumable(self, limit: int = 100) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """The waiting assets of stores whose processing is not paused."""
+        waiting = await self.waiting(limit)
+        paused: dict[uuid.UUID, bool] = {}
+        async with self.sessions() as session:
+            for store_id in {s for s, _ in waiting}:
+                paused[store_id] = await processing_paused(session, store_id)
+        return [(s, a) for s, a in waiting if not paused[s]]
+
+    async def sweep_abandoned(self, limit: int = 100) -> int:
+        """Negotiations never completed (the upload link expired): their record and any bytes that arrived."""
+        cutoff = datetime.now(UTC) - PENDING_TTL
+        async with self.sessions() as session, session.begin():
+            system_scope(session)
+            rows = list(
+                await session.scalars(
+                    select(MediaAsset)
+                    .where(MediaAsset.status == "pending", MediaAsset.created_at < cutoff)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for asset in rows:
+                await self.storage.delete_prefix(f"{asset.store_id}/{asset.id}/")
+                await session.delete(asset)
+        return len(rows)
 
     async def waiting(self, limit: int = 100) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """(store, asset) of queued assets no job has picked up for a while, and of stale processing ones."""

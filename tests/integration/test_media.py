@@ -8,6 +8,7 @@ import io
 import shutil
 import subprocess
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from app.core import kill_switches
 from app.core.outbox import OutboxEvent
 from app.core.rbac import Role
 from app.core.tenancy import system_scope
-from app.media import processing
+from app.media import jobs, processing
 from app.media.models import MediaAsset, MediaQuota
 from app.media.processing import MediaProcessor
 from app.media.storage import LocalStorage, storage_for
@@ -270,7 +271,11 @@ async def test_a_transient_failure_is_retried_and_the_last_one_is_recorded(
 
 
 async def test_processing_waits_while_the_media_switch_is_engaged(
-    client: AsyncTestClient[Litestar], world: World, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shop = await make_shop(world)
     headers = bearer(await issue_token(world, shop.store, Role.MANAGER))
@@ -286,11 +291,56 @@ async def test_processing_waits_while_the_media_switch_is_engaged(
     assert (await media.process(shop.store.id, asset_id)).status == "paused"
     row = await asset_row(sessions, asset_id)
     assert row is not None and (row.status, row.attempts) == ("queued", 0)
+    # The 30 s sweep leaves a paused store's assets alone, and picks them up once the switch is released.
+    monkeypatch.setattr(processing, "SWEEP_AFTER", timedelta(0))
+    queue = FakeQueue()
+    ctx = {"settings": settings, "sessions": sessions, "queue": queue}
+    assert await jobs.resume_media(ctx) == 0 and queue.jobs == []
     async with sessions() as session, session.begin():
         await kill_switches.release(
             session, kill_switches.Switch.MEDIA_PAUSED, shop.store.id, principal=None, actor="test"
         )
-    assert (await media.process(shop.store.id, asset_id)).status == "ready"
+    assert await jobs.resume_media(ctx) == 1
+    ((task, kwargs),) = queue.jobs
+    assert task == "process_media_asset" and kwargs["asset_id"] == str(asset_id) and kwargs["retries"] == 5
+    assert await jobs.process_media_asset(ctx, store_id=kwargs["store_id"], asset_id=kwargs["asset_id"]) == "ready"
+    row = await asset_row(sessions, asset_id)
+    assert row is not None and row.status == "ready"
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, dict[str, Any]]] = []
+
+    async def enqueue(self, task: str, **kwargs: Any) -> None:
+        self.jobs.append((task, kwargs))
+
+
+async def test_abandoned_negotiations_are_swept(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop = await make_shop(world)
+    headers = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    pid = await product_id(world, shop.store.id)
+    n = await client.post(
+        "/api/v1/media/uploads",
+        json={"product_id": str(pid), "filename": "a.jpg", "content_type": "image/jpeg", "bytes": 5000},
+        headers=headers,
+    )
+    asset_id = n.json()["asset_id"]
+    assert (
+        await client.put(n.json()["upload_url"], content=phone_photo(), headers=n.json()["headers"])
+    ).status_code == 200
+    media = processor(sessions, settings)
+    assert await media.sweep_abandoned() == 0  # still within its upload window
+    monkeypatch.setattr(processing, "PENDING_TTL", timedelta(0))
+    assert await media.sweep_abandoned() == 1
+    assert await asset_row(sessions, asset_id) is None
+    assert not (settings.data_dir / "media" / str(shop.store.id) / asset_id).exists()
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is installed by `make debs`")
