@@ -26,10 +26,13 @@ NO_STORE = {"cache-control": "no-store"}
 
 
 def tenders_from_form(data: dict[str, str]) -> tuple[TenderRequest, ...]:
-    """The checkout form's stored value: the shopper's store credit first (when ticked), then a gift card code."""
+    """The checkout form's stored value: the shopper's store credit first (when ticked), their points (when ticked),
+    then a gift card code."""
     tenders: list[TenderRequest] = []
     if data.get("use_store_credit"):
         tenders.append(TenderRequest("store_credit"))
+    if data.get("use_points"):  # as many of the shopper's points as pay what is due (app/stored_value/loyalty)
+        tenders.append(TenderRequest("loyalty"))
     code = data.get("gift_card_code", "").strip()
     if code:
         tenders.append(TenderRequest("gift_card", code=code))
