@@ -71,11 +71,16 @@ from app.receipts.controllers import ReceiptLinkController, ReceiptPagesControll
 from app.reconciliation.api import ReconciliationApiController
 from app.reconciliation.pages import KillSwitchPagesController, ReconciliationPagesController
 from app.shipping.pages import ShippingSettingsController
-from app.stored_value.api import GiftCardsAdminApiController, StoreCreditAdminApiController
+from app.stored_value.api import (
+    GiftCardsAdminApiController,
+    StoreCreditAdminApiController,
+    StoredValueRefundsApiController,
+)
 from app.stored_value.loyalty.api import LoyaltyAdminApiController
 from app.stored_value.loyalty.pages import LoyaltyPagesController
 from app.stored_value.loyalty.shop import LoyaltyShopController
 from app.stored_value.pages import StoredValuePagesController
+from app.stored_value.pos import GiftCardPosApiController
 from app.stored_value.shop import GiftCardShopController
 from app.storefront import cache as storefront_cache
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
@@ -196,6 +201,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             LoyaltyAdminApiController,
             StoredValuePagesController,
             GiftCardShopController,
+            GiftCardPosApiController,
+            StoredValueRefundsApiController,
             GiftCardsAdminApiController,
             StoreCreditAdminApiController,
             PosAppController,

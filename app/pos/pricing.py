@@ -36,7 +36,8 @@ BPS = 10_000
 MAX_QUANTITY = 9_999
 MAX_LINES = 200
 MAX_MINOR = 100_000_000  # a million in a two-decimal currency: more is a typo, and stays far from int32
-TENDER_KINDS = ("cash", "card")
+STORED_VALUE_KINDS = ("gift_card", "store_credit")  # app/stored_value: spent in the sale's statement
+TENDER_KINDS = ("cash", "card", *STORED_VALUE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def settle_tenders(tenders: Sequence[TenderInput], total_minor: int) -> tuple[li
     cards: set[uuid.UUID] = set()  # several cards may pay one sale (a bill split between friends), each once
     for i, tender in enumerate(tenders):
         if tender.kind not in TENDER_KINDS:
-            fields[f"tenders.{i}.kind"] = "Cash or card."
+            fields[f"tenders.{i}.kind"] = "Cash, card, gift card or store credit."
             continue
         if not 0 < tender.amount_minor <= MAX_MINOR:
             fields[f"tenders.{i}.amount_minor"] = "More than zero."
@@ -199,6 +200,8 @@ def settle_tenders(tenders: Sequence[TenderInput], total_minor: int) -> tuple[li
             handed = tender.amount_minor if tender.tendered_minor is None else tender.tendered_minor
             if handed < tender.amount_minor or handed > MAX_MINOR:
                 fields[f"tenders.{i}.tendered_minor"] = "At least the amount it pays."
+        elif tender.kind in STORED_VALUE_KINDS:
+            pass  # its balance is checked in the sale's statement (app/stored_value/fragments.py)
         elif tender.reader_payment_id is None:
             fields[f"tenders.{i}.reader_payment_id"] = "A card tender names its approved reader payment."
         elif tender.reader_payment_id in cards:

@@ -20,6 +20,7 @@ reserved: each line takes what is free and the shortfall is recorded for a stock
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,16 @@ from app.pos.readers.services import card_payment_for_tender
 from app.pos.schemas import SaleIn, convert
 from app.pos.settings import PosSettings
 from app.promotions.claims import PROMO_CHECK_CTES, PROMO_CLAIM_CTES, claim_params, short_message
+from app.stored_value.fragments import (
+    POS_SV_CLAIM_GATE,
+    POS_SV_CONFLICTS,
+    POS_SV_GATE,
+    POS_SV_SPEND_CTES,
+    SV_CHECK_CTES,
+    pos_params,
+)
+from app.stored_value.fragments import short_message as sv_short_message
+from app.stored_value.pos import pos_tenders
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 from app.tax.providers import BuiltinTax
@@ -292,6 +303,14 @@ def describe(conflict: Mapping[str, Any], currency: str) -> str:
     if kind == "promotion_changed":
         sold, priced = money(conflict["sold_minor"]), money(conflict["priced_minor"])
         return f"The code {conflict['code']} took off {sold}; today it takes off {priced}."
+    if kind == "stored_value_short":
+        what = "A gift card" if conflict.get("instrument") == "gift_card" else "Store credit"
+        wanted, available = int(conflict["wanted_minor"]), int(conflict["available_minor"])
+        return (f"{what} paid {money(wanted)} offline but had {money(available)} left: {money(wanted - available)} "
+                "was not covered (the balance was not taken below zero).")  # fmt: skip
+    if kind == "stored_value_unknown":
+        what = "a gift card" if conflict.get("instrument") == "gift_card" else "store credit"
+        return f"Paid {money(conflict['wanted_minor'])} by {what} Till could not find: nothing was taken from it."
     if kind == "customer_unknown":
         return "The customer the tablet named is not in this store; sold without one."
     return str(conflict.get("message") or kind)
@@ -319,6 +338,7 @@ class Prepared:
     order_lines: list[dict[str, Any]]
     names: dict[str, str]  # variant id → line name, for the stock shortfall's words
     discounts: list[dict[str, Any]] = field(default_factory=list)  # the promotions' (kept on the order, claimed)
+    stored_value: list[Any] = field(default_factory=list)  # gift card / store credit tenders (app/stored_value)
 
 
 class _Problems:
@@ -387,7 +407,7 @@ _SELL_TEMPLATE = f"""
     )
     SELECT (SELECT number FROM placed) AS number, (SELECT review_status FROM claim) AS review_status,
            (SELECT conflicts FROM claim) AS conflicts, EXISTS (SELECT 1 FROM shift_ok) AS shift_ok,
-           {{PROMO_SHORT}} AS promo_short
+           {{PROMO_SHORT}} AS promo_short, {{SV_SHORT}} AS sv_short
 """  # noqa: S608 (fragments are constants; values are parameters)
 _SELL = _SELL_TEMPLATE.replace("{PROMO_SHORT}", "NULL::jsonb")
 # A ticket with promotions: their uses are claimed in the same statement (ADR 0006), after the shift and the stock
@@ -413,6 +433,38 @@ _SELL_WITH_PROMOTION = (
         1,
     )
 )
+
+
+# The statements with a ``{SV_SHORT}`` marker, for ``_sell_sql`` to add stored value to; without it, none.
+_SELL_SV_BASES = {False: _SELL, True: _SELL_WITH_PROMOTION}
+_SELL = _SELL.replace("{SV_SHORT}", "NULL::jsonb")
+_SELL_WITH_PROMOTION = _SELL_WITH_PROMOTION.replace("{SV_SHORT}", "NULL::jsonb")
+
+
+@functools.lru_cache(maxsize=8)
+def _sell_sql(promotions: bool, stored_value: bool, *, online: bool) -> str:
+    """The sale's statement; with stored value its tenders' account rows are locked after the stock (and promotion)
+    rows and spent with the sale (app/stored_value/fragments.py): online the claim is gated on every balance
+    covering its tender; at sync each takes what is left and the shortfall becomes a conflict for review."""
+    if not stored_value:
+        return _SELL_WITH_PROMOTION if promotions else _SELL
+    base = _SELL_SV_BASES[promotions]
+    gate = POS_SV_GATE
+    if promotions:
+        gate = gate.replace(") >= 0)", ") >= 0 AND (SELECT count(*) FROM promo_short) >= 0)")
+    anchor = "    claim AS (\n"
+    sql = base.replace(anchor, f"    {gate},{SV_CHECK_CTES},\n{anchor}", 1)
+    claim_end = "\n        ON CONFLICT (store_id, register_id, client_sale_id)"
+    if online:
+        sql = sql.replace(claim_end, POS_SV_CLAIM_GATE + claim_end, 1)
+    else:
+        conflicts = "FROM stock_short), '[]'::jsonb) AS conflicts"
+        sql = sql.replace(conflicts, conflicts.replace(" AS conflicts", POS_SV_CONFLICTS + " AS conflicts"), 1)
+    go = "    go AS (SELECT id FROM claim),"
+    sql = sql.replace(go, go + POS_SV_SPEND_CTES, 1)
+    return sql.replace(
+        "{SV_SHORT}", "(SELECT jsonb_agg(jsonb_build_array(account_id, instrument, reason, spendable)) FROM sv_short)"
+    )
 
 
 class PosSales:
@@ -536,6 +588,9 @@ class PosSales:
         card_ids = [t.reader_payment_id for t in tenders if t.reader_payment_id is not None]
         if card_ids and await conn.fetch(_CARD_USED, self.store.id, card_ids):
             raise Conflict("That card payment pays another sale already.", fields={"tenders": "Used by another sale."})
+        stored_value = await pos_tenders(
+            conn, self.redis, till, sale, tenders, problems.conflict, online=problems.mode is Mode.ONLINE
+        )
         approved_by = await self._approval(till, sale, lines, problems)
         if mode is Mode.SYNC and till.shift_closed:
             problems.conflict("shift_id", "Closed.", kind="shift_closed")
@@ -570,6 +625,7 @@ class PosSales:
             order_lines=order_lines,
             names={str(line.variant_id): variants[line.variant_id].name for line in sale.lines},
             discounts=promotions,
+            stored_value=stored_value,
         )
 
     async def _promotions(
@@ -703,10 +759,16 @@ class PosSales:
             if prepared.discounts
             else {}
         )  # fmt: skip
+        spends = (
+            pos_params(prepared.stored_value, currency=till.currency, actor=f"pos:{till.register_name}")
+            if prepared.stored_value
+            else {}
+        )
         sql, args = pg.named(
-            _SELL_WITH_PROMOTION if prepared.discounts else _SELL,
+            _sell_sql(bool(prepared.discounts), bool(prepared.stored_value), online=not offline),
             {
                 **claims,
+                **spends,
                 "store_id": self.store.id,
                 "register_id": till.register_id,
                 "shift_id": till.shift_id,
@@ -753,6 +815,10 @@ class PosSales:
             return SaleAnswer.of(stored, "existing")
         if not row["shift_ok"]:
             return None
+        if row["sv_short"] and not offline:  # a balance spent meanwhile: refused, nothing written
+            message, fields = sv_short_message(row["sv_short"], prepared.stored_value)
+            raise Conflict(message.replace("Please review how you pay.", "Nothing was written."),
+                           fields={"tenders": fields["stored_value"]})  # fmt: skip
         if row["promo_short"]:
             message, fields = short_message(row["promo_short"])
             if not offline:

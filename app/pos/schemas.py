@@ -78,10 +78,11 @@ class SaleLineIn(msgspec.Struct):
 
 
 class TenderIn(msgspec.Struct):
-    kind: str
+    kind: str  # cash | card | gift_card | store_credit (the sale's customer's)
     amount_minor: int
     tendered_minor: int | None = None
     reader_payment_id: uuid.UUID | None = None
+    code: str | None = None  # a gift card's code
 
 
 class SaleIn(msgspec.Struct):

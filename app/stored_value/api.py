@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
 from app.stored_value.ledger import Account, Entry, Ledger
+from app.stored_value.refunds import DESTINATIONS, StoredValueRefunds
 from app.stored_value.services import GiftCardService, StoreCreditService
+from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
 
@@ -178,6 +180,53 @@ class GiftCardsAdminApiController(Controller):
         return AccountOut.of(
             await GiftCardService(db_session, me.store_id).set_status(account_id, data.status, principal=me)
         )
+
+
+class RefundIn(msgspec.Struct, forbid_unknown_fields=True):
+    amount_minor: int
+    reason: str
+    destination: str | None = None  # original | store_credit; default: the store's setting
+
+
+class RefundOut(msgspec.Struct):
+    refunded_minor: int
+    left_minor: Annotated[int, msgspec.Meta(description="Not taken by stored value: the card's part to refund")]
+    destination: str
+    parts: list[tuple[str, int]]
+
+
+class StoredValueRefundsApiController(Controller):
+    path = "/api/v1/admin/orders"
+    guards = [require_role]
+    opt = {"min_role": Role.MANAGER}
+    tags = ["gift cards"]
+
+    @post(
+        "/{order_id:uuid}/stored-value-refunds",
+        summary="Refund an order's stored value: to the gift cards / store credit / points it was paid with, or to "
+        "the customer's store credit",
+        description="destination defaults to the store's setting (stored_value.refund_to). left_minor is what "
+        "stored value did not take (refund it to the card). 422 names the field. Accepts Idempotency-Key.",
+        status_code=201,
+    )
+    async def refund(
+        self,
+        request: Request[Any, Any, Any],
+        order_id: FromPath[uuid.UUID],
+        data: JSONBody[RefundIn],
+        db_session: DbSession,
+    ) -> RefundOut:
+        me = principal_of(request)
+        if data.destination is not None and data.destination not in DESTINATIONS:
+            raise ValidationFailed("Unknown destination.", fields={"destination": "original or store_credit"})
+        store = await db_session.get(Store, me.store_id)
+        result = await StoredValueRefunds(db_session, me.store_id).refund(
+            order_id, data.amount_minor, data.reason, principal=me,
+            destination="store_credit" if data.destination == "store_credit" else (
+                "original" if data.destination else None),
+            settings=store.settings if store else None,
+        )  # fmt: skip
+        return RefundOut(result.refunded_minor, result.left_minor, result.destination, result.parts)
 
 
 class StoreCreditAdminApiController(Controller):

@@ -130,11 +130,68 @@ def tender_value(tenders: Sequence[Tender]) -> int:
 
 
 __all__ = [
+    "POS_SV_CLAIM_GATE",
+    "POS_SV_CONFLICTS",
+    "POS_SV_GATE",
+    "POS_SV_SPEND_CTES",
     "SV_CAPTURE_CTES",
     "SV_CHECK_CTES",
     "SV_HOLD_CTES",
     "SV_PLACE_GATE",
     "hold_params",
+    "pos_params",
     "short_message",
     "tender_value",
 ]
+
+
+# ---- the POS sale statement (app/pos/sales.py): spends captured at once, with the sale ---------------------------
+
+# Before the sale's claim, after its stock rows (and promotion rows) are locked: ``sv_gate`` is the caller's.
+POS_SV_GATE = "sv_gate AS (SELECT 1 WHERE EXISTS (SELECT 1 FROM shift_ok) AND (SELECT count(*) FROM stock_short) >= 0)"
+# A sale sent online is refused (its claim gated on this) when a balance does not cover its tender; a sale made
+# offline was handed over already: it takes what each balance has left and the rest goes to the managers' review
+# (``POS_SV_CONFLICTS``, added to the claim's conflicts), never a negative balance.
+POS_SV_CLAIM_GATE = " AND NOT EXISTS (SELECT 1 FROM sv_short)"
+POS_SV_CONFLICTS = """ || COALESCE((
+                SELECT jsonb_agg(jsonb_build_object(
+                           'kind', 'stored_value_short', 'instrument', s.instrument, 'account_id', s.account_id,
+                           'reason', s.reason, 'wanted_minor', w.value,
+                           'available_minor', CASE WHEN s.reason = 'unavailable' THEN 0 ELSE s.spendable END)
+                       ORDER BY s.account_id)
+                FROM sv_short s JOIN sv_wanted w ON w.account_id = s.account_id), '[]'::jsonb)"""
+# After the claim (``sv_holder``: the sale's id, a row only when it was claimed, so a replay spends nothing).
+POS_SV_SPEND_CTES = """
+    sv_holder AS (SELECT id FROM claim),
+    sv_take AS (
+        SELECT w.account_id, w.instrument, w.amount AS wanted,
+               LEAST(w.amount, GREATEST(l.balance_minor - l.held_minor, 0)) AS amount,
+               CASE WHEN w.amount = 0 THEN 0
+                    ELSE w.value * LEAST(w.amount, GREATEST(l.balance_minor - l.held_minor, 0)) / w.amount END AS value
+        FROM sv_wanted w JOIN sv_locked l ON l.id = w.account_id
+        WHERE l.status = 'active' AND (l.expires_at IS NULL OR l.expires_at > now())
+    ), sv_spent AS (
+        UPDATE stored_value_accounts a SET balance_minor = a.balance_minor - t.amount, updated_at = now()
+        FROM sv_take t
+        WHERE a.id = t.account_id AND a.store_id = :store_id AND t.amount > 0 AND EXISTS (SELECT 1 FROM sv_holder)
+        RETURNING a.id
+    ), sv_holds AS (
+        INSERT INTO stored_value_holds (id, store_id, account_id, instrument, holder_kind, holder_id, amount_minor,
+                                        value_minor, currency, captured_minor, refunded_minor, status, expires_at,
+                                        order_id, created_at, updated_at)
+        SELECT gen_random_uuid(), :store_id, t.account_id, t.instrument, 'pos', h.id, t.amount, t.value,
+               :sv_currency, t.amount, 0, 'captured', now(), :order_id, now(), now()
+        FROM sv_take t, sv_holder h WHERE t.amount > 0
+        RETURNING id, account_id, amount_minor, holder_id
+    ), sv_spend_entries AS (
+        INSERT INTO stored_value_entries (id, store_id, account_id, kind, amount_minor, delta_minor, hold_id, reason,
+                                          actor, order_id, attempt_id, pos_sale_id, created_at, updated_at)
+        SELECT gen_random_uuid(), :store_id, account_id, 'capture', amount_minor, -amount_minor, id, 'POS sale',
+               :sv_actor, :order_id, NULL, holder_id, now(), now()
+        FROM sv_holds
+    ),"""
+
+
+def pos_params(tenders: Sequence[Tender], *, currency: str, actor: str) -> dict[str, Any]:
+    """Parameters of the POS fragments (with SV_CHECK_CTES)."""
+    return {"sv_tenders": pg.jsonb([t.as_param() for t in tenders]), "sv_currency": currency, "sv_actor": actor[:120]}

@@ -28,7 +28,9 @@ from app.core.errors import TillError, ValidationFailed
 from app.core.money import parse_amount
 from app.core.rbac import Principal, Role, principal_of, require_role
 from app.stored_value.ledger import Ledger
+from app.stored_value.refunds import refund_to, set_refund_to
 from app.stored_value.services import GiftCardService, IssuedCard, StoreCreditService
+from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
 FormData = URLEncodedBody[dict[str, str]]
@@ -85,8 +87,16 @@ class StoredValuePagesController(Controller):
         me = principal_of(request)
         cards = await GiftCardService(db_session, me.store_id).search(q)
         context = {"me": me, "cards": cards, "q": q, "values": {"count": "1"}, "errors": {}}
+        context["refund_to"] = await _refund_to(db_session, me.store_id)
         partial = request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "card-rows"
         return Template("stored_value/_card_rows.html" if partial else "stored_value/gift_cards.html", context=context)
+
+    @post(f"{BASE}/settings", status_code=303)
+    async def save_settings(self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession) -> Redirect:
+        me = principal_of(request)
+        await set_refund_to(db_session, me.store_id, data.get("refund_to", ""), principal=me)
+        flash(request, "Refund setting saved.", category="success")
+        return Redirect(BASE, status_code=303)
 
     @post(f"{BASE}/issue", status_code=200, media_type=MediaType.HTML)
     async def issue(self, request: Request[Any, Any, Any], data: FormData, db_session: DbSession) -> Template:
@@ -108,6 +118,7 @@ class StoredValuePagesController(Controller):
             )
         except ValidationFailed as exc:
             context = {"me": me, "cards": await service.search(), "q": "", "values": data, "errors": _errors(exc)}
+            context["refund_to"] = await _refund_to(db_session, me.store_id)
             return Template("stored_value/gift_cards.html", context=context, status_code=422)
         csv_text = codes_csv(cards, me.currency)
         context = {
@@ -173,6 +184,11 @@ class StoredValuePagesController(Controller):
             return await _credit_page(request, db_session, data, _errors(exc), 422)
         flash(request, f"Store credit issued to {email}.", category="success")
         return Redirect(CREDIT, status_code=303)
+
+
+async def _refund_to(db_session: AsyncSession, store_id: uuid.UUID) -> str:
+    store = await db_session.get(Store, store_id)
+    return refund_to(store.settings if store else None)
 
 
 async def _card_page(

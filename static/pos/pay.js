@@ -138,7 +138,9 @@ export function renderPay() {
                 ? ` — received ${money(x.tendered_minor)}, change ${money(x.tendered_minor - x.amount_minor)}`
                 : "",
             )
-          : h("span", {}, h("strong", {}, `Card ${money(x.amount_minor)}`), ` — ${brand(x.card_brand)} •••• ${x.card_last4 || "····"}`),
+          : x.kind === "gift_card" || x.kind === "store_credit"
+            ? h("span", {}, h("strong", {}, `${storedLabel(x)} ${money(x.amount_minor)}`))
+            : h("span", {}, h("strong", {}, `Card ${money(x.amount_minor)}`), ` — ${brand(x.card_brand)} •••• ${x.card_last4 || "····"}`),
         h(
           "button",
           { type: "button", class: "button small danger-ghost", disabled: blocked, onclick: () => removeTender(x) },
@@ -175,6 +177,11 @@ function wirePay() {
     takeCash(tendered);
   });
   $("[data-action=start-card]").addEventListener("click", startCard);
+  $("[data-form=gift-card]").addEventListener("submit", (event) => {
+    event.preventDefault();
+    takeStoredValue("gift_card", event.target.elements.code.value.trim(), event.target);
+  });
+  $("[data-action=store-credit]").addEventListener("click", () => takeStoredValue("store_credit", "", null));
   $("[data-action=finish-sale]").addEventListener("click", () => complete(pay.ticket));
   const pinForm = $("[data-form=pay-pin]");
   pinForm.addEventListener("submit", (event) => {
@@ -201,6 +208,40 @@ function takeCash(tendered) {
   showError("pay", "");
   const amount = Math.min(now.amount, tendered);
   t.tenders.push({ kind: "cash", amount_minor: amount, tendered_minor: tendered });
+  pay.amountEdited = false;
+  afterTender(t);
+}
+
+// Gift card / store credit: spent by the sale's own statement (app/stored_value). Online the card's balance is
+// looked up first and pays at most what it has; offline it is taken as keyed and checked at sync (a shortfall goes
+// to the managers' review, never below zero).
+const storedLabel = (x) => (x.kind === "gift_card" ? `Gift card •••• ${x.last4 || "····"}` : "Store credit");
+
+async function takeStoredValue(kind, code, form) {
+  const t = pay.ticket;
+  const now = amountNow();
+  if (now.error) return showError("pay", now.error);
+  if (kind === "gift_card" && code.replace(/[\s-]/g, "").length !== 16) {
+    return showError("pay", "Enter the gift card's 16-symbol code.");
+  }
+  if (kind === "store_credit" && !t.customer) return showError("pay", "Choose the customer whose store credit pays.");
+  let amount = now.amount;
+  let last4 = kind === "gift_card" ? code.replace(/[\s-]/g, "").slice(-4).toUpperCase() : "";
+  if (kind === "gift_card" && state.online) {
+    try {
+      const card = await api("GET", `/pos/api/gift-cards/lookup?code=${encodeURIComponent(code)}`);
+      if (!card.usable || card.spendable_minor <= 0) return showError("pay", "This gift card has nothing to spend.");
+      amount = Math.min(amount, card.spendable_minor);
+      last4 = card.last4;
+    } catch (error) {
+      if (!(error instanceof NetworkError)) return showError("pay", error.message);
+    }
+  } else if (!state.online) {
+    toast("Offline: the balance is checked when the tablet syncs; a shortfall goes to the managers' review.", "warn", 6000);
+  }
+  showError("pay", "");
+  if (form) form.reset();
+  t.tenders.push({ kind, amount_minor: amount, code: kind === "gift_card" ? code : null, last4 });
   pay.amountEdited = false;
   afterTender(t);
 }
@@ -375,7 +416,9 @@ async function buildSale(t) {
     tenders: t.tenders.map((x) =>
       x.kind === "cash"
         ? { kind: "cash", amount_minor: x.amount_minor, tendered_minor: x.tendered_minor }
-        : { kind: x.kind, amount_minor: x.amount_minor, reader_payment_id: x.reader_payment_id },
+        : x.kind === "gift_card" || x.kind === "store_credit"
+          ? { kind: x.kind, amount_minor: x.amount_minor, code: x.code ?? null }
+          : { kind: x.kind, amount_minor: x.amount_minor, reader_payment_id: x.reader_payment_id },
     ),
     total_minor: pay.total,
   };

@@ -1,0 +1,138 @@
+"""Refunding what stored value paid (issue 15): to the original instrument first, or all to store credit, as the
+store's setting says (``settings["stored_value"]["refund_to"]``: ``original`` | ``store_credit``).
+
+``original``: each gift card / store credit / points spend of the order gets back up to what it paid and has not had
+back (points in proportion: value → points at the spend's own rate), in the order they were made; what is left is
+the card's part (the payments domain refunds it). ``store_credit``: the whole amount goes to the order's customer's
+store credit. Never more than was spent: each spend's ``refunded_minor <= captured_minor`` is checked in the
+refund's statement and by a constraint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.audit import actor_label, record
+from app.core.errors import NotFound, ValidationFailed
+from app.core.rbac import Principal
+from app.core.tenancy import bind_store
+from app.orders.models import Order
+from app.stored_value.ledger import Ledger, Refs
+from app.stored_value.services import StoreCreditService
+from app.stores.services import StoreService
+
+Destination = Literal["original", "store_credit"]
+DESTINATIONS: tuple[Destination, ...] = ("original", "store_credit")
+
+
+def refund_to(settings: dict[str, Any] | None) -> Destination:
+    value = ((settings or {}).get("stored_value") or {}).get("refund_to", "original")
+    return "store_credit" if value == "store_credit" else "original"
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refunded_minor: int  # money given back to stored value
+    left_minor: int  # what stored value could not take (the card's part, for the payments domain)
+    destination: Destination
+    parts: list[tuple[str, int]]  # (instrument, money) per spend refunded
+
+
+class StoredValueRefunds:
+    def __init__(self, session: AsyncSession, store_id: uuid.UUID) -> None:
+        self.session = session
+        self.store_id = store_id
+        self.ledger = Ledger(session, store_id)
+        bind_store(session, store_id)
+
+    async def refundable(self, order_id: uuid.UUID) -> int:
+        """Money the order's stored-value spends can still take back."""
+        holds = await self.ledger.holds_of_order(order_id)
+        return sum(_value_left(h) for h in holds if h.status == "captured")
+
+    async def refund(
+        self,
+        order_id: uuid.UUID,
+        amount_minor: int,
+        reason: str,
+        *,
+        principal: Principal | None,
+        destination: Destination | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> RefundResult:
+        if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
+            raise ValidationFailed("Enter an amount above zero.", fields={"amount_minor": "More than zero."})
+        reason = " ".join(reason.split())[:200]
+        if not reason:
+            raise ValidationFailed("Say why.", fields={"reason": "A reason is required."})
+        order = await self.session.get(Order, order_id)
+        if order is None or order.store_id != self.store_id:
+            raise NotFound("No such order.")
+        if amount_minor > order.total_minor:
+            raise ValidationFailed(
+                "More than the order's total.", fields={"amount_minor": f"At most {order.total_minor}."}
+            )
+        chosen = destination or refund_to(settings)
+        actor = actor_label(principal)
+        parts: list[tuple[str, int]] = []
+        left = amount_minor
+        if chosen == "store_credit":
+            if order.customer_id is None:
+                raise ValidationFailed(
+                    "This order has no customer to credit.", fields={"destination": "Refund to the original instead."}
+                )
+            await StoreCreditService(self.session, self.store_id).issue(
+                order.customer_id, amount_minor, order.currency, f"Refund of order #{order.number}: {reason}",
+                principal=principal, refs=Refs(order_id=order_id),
+            )  # fmt: skip
+            parts.append(("store_credit", amount_minor))
+            left = 0
+        else:
+            for hold in await self.ledger.holds_of_order(order_id):
+                if left <= 0 or hold.status != "captured":
+                    continue
+                value = min(left, _value_left(hold))
+                if value <= 0:
+                    continue
+                units = hold.captured_minor * value // hold.value_minor if hold.value_minor else 0
+                units = min(units, hold.captured_minor - hold.refunded_minor)
+                if units <= 0:
+                    continue
+                await self.ledger.refund(hold.id, units, reason=reason, actor=actor, refs=Refs(order_id=order_id))
+                parts.append((hold.instrument, value))
+                left -= value
+        record(
+            self.session,
+            principal,
+            "stored_value.refunded",
+            target_type="order",
+            target_id=order_id,
+            details={"amount_minor": amount_minor - left, "destination": chosen, "parts": parts, "reason": reason},
+            store_id=self.store_id,
+        )
+        return RefundResult(amount_minor - left, left, chosen, parts)
+
+
+async def set_refund_to(
+    session: AsyncSession, store_id: uuid.UUID, destination: str, *, principal: Principal | None
+) -> Destination:
+    if destination not in DESTINATIONS:
+        raise ValidationFailed("Choose where refunds go.", fields={"refund_to": "original or store_credit"})
+    await StoreService(session, store_id).set_settings(
+        {"stored_value": {"refund_to": destination}}, actor=principal, action="settings.stored_value"
+    )
+    return "store_credit" if destination == "store_credit" else "original"
+
+
+def _value_left(hold: Any) -> int:
+    """Money a captured spend can still give back (points: in proportion to what was taken back already)."""
+    if hold.captured_minor <= 0:
+        return 0
+    return int(hold.value_minor * (hold.captured_minor - hold.refunded_minor) // hold.captured_minor)
+
+
+__all__ = ["DESTINATIONS", "RefundResult", "StoredValueRefunds", "refund_to", "set_refund_to"]
