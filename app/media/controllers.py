@@ -21,7 +21,8 @@ from litestar.response import File, Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.core.errors import NotFound, PermissionDenied, ValidationFailed
+from app.core.errors import NotFound, PermissionDenied, TillError, ValidationFailed
+from app.core.http_errors import problem
 from app.core.rbac import Role, principal_of, require_role
 from app.media import metrics as _metrics  # noqa: F401  (registers the /metrics figures)
 from app.media import signing
@@ -220,6 +221,10 @@ async def _discard(request: Request[Any, Any, Any], store_id: uuid.UUID, asset_i
             await service.discard(await service.asset(asset_id))
 
 
+def _problem(exc: TillError) -> Response[Any]:
+    return problem(exc.status_code, exc.title, exc.detail, code=exc.code, fields=exc.fields)
+
+
 def _moves(ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, str]]]:
     """For each file, the whole order after moving it up or down one place (forms that work without script)."""
     moves: dict[uuid.UUID, list[tuple[str, str]]] = {}
@@ -290,20 +295,27 @@ class MediaStaffController(Controller):
         product_id: FromPath[uuid.UUID],
         data: JSONBody[UploadIn],
         db_session: DbSession,
-    ) -> UploadOut:
+    ) -> UploadOut | Response[Any]:
+        """As the API's, for the page's script (session + CSRF); refusals are problem+json here too."""
         me = principal_of(request)
-        if data.product_id != product_id:
-            raise ValidationFailed("Upload to this product.", fields={"product_id": "mismatch"})
-        n = await _service(request, db_session, me.store_id).negotiate(
-            product_id, data.filename, data.content_type, data.bytes
-        )
+        try:
+            if data.product_id != product_id:
+                raise ValidationFailed("Upload to this product.", fields={"product_id": "mismatch"})
+            n = await _service(request, db_session, me.store_id).negotiate(
+                product_id, data.filename, data.content_type, data.bytes
+            )
+        except TillError as exc:
+            return _problem(exc)
         return _upload_out(n, f"/staff/products/{product_id}/media/{n.asset.id}/complete")
 
     @post("/{asset_id:uuid}/complete", status_code=202, media_type=MediaType.JSON)
     async def complete(
         self, request: Request[Any, Any, Any], product_id: FromPath[uuid.UUID], asset_id: FromPath[uuid.UUID]
-    ) -> AssetOut:
-        return AssetOut.of(await _complete(request, principal_of(request).store_id, asset_id))
+    ) -> AssetOut | Response[Any]:
+        try:
+            return AssetOut.of(await _complete(request, principal_of(request).store_id, asset_id))
+        except TillError as exc:
+            return _problem(exc)
 
     @post("/{asset_id:uuid}", status_code=200, media_type=MediaType.HTML)
     async def update(

@@ -428,6 +428,13 @@ async def test_staff_set_alt_text_primary_and_order_and_see_the_quota(
         assert done.status_code == 202
         ids.append(target["asset_id"])
         await processor(sessions, settings).process(shop.store.id, uuid.UUID(target["asset_id"]))
+    refused = await client.post(
+        f"/staff/products/{pid}/media/uploads",
+        json={"product_id": str(pid), "filename": "cv.pdf", "content_type": "application/pdf", "bytes": 5000},
+        headers={"x-csrftoken": csrf},
+    )
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")
+    assert "Upload a JPEG" in refused.json()["fields"]["content_type"]  # what the page shows next to the file
     hx = {"hx-request": "true", "x-csrftoken": csrf}
     section = await client.get(f"/staff/products/{pid}/media/", headers=hx)
     assert "2 of 500 files" in section.text and section.text.count('data-testid="media-item"') == 2
