@@ -67,7 +67,7 @@ async def test_cart_account_and_points_page_show_what_the_shopper_earns_and_has(
     assert page.status_code == 200
     text = _text(page.text)
     assert "140 points" in text and "Worth €0.14 at checkout, from 500 points" in text
-    assert "Tier: Member . 9,860 more points in the next year reach Gold" in text
+    assert "Tier: Member . Earn 9,860 more points within a year to reach Gold" in text
     assert re.search(r"Earned on order #\d+ \+140", text)
     await shopper.add("BEAN-1", 1)
     later = _text((await client.get(f"{shopper.base}/cart")).text)
