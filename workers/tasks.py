@@ -9,6 +9,7 @@ import httpx
 import structlog
 
 from app.checkout.saga import recover_stalled
+from app.core import pg
 from app.core.errors import TillError
 from app.core.outbox import register_consumer
 from app.core.tenancy import system_scope
@@ -22,6 +23,7 @@ from app.payments.sandbox import SandboxProvider
 from app.payments.services import is_success
 from app.pos.refunds import resume_stale_refund, stale_refunds
 from app.promotions.services import PromotionService
+from app.stored_value.ledger import expire_holds
 from app.stores.models import Store
 from app.webhooks.receipts import exactly_once
 from workers.context import TillContext
@@ -78,7 +80,8 @@ async def recover_checkouts(ctx: TillContext) -> int:
     async with ctx["sessions"]() as session, session.begin():
         system_scope(session)
         released = await release_expired_reservations(session)
-    log.info("checkouts.recovered", attempts=len(outcomes), reservations_released=released)
+        holds = await expire_holds(await pg.writer(session))  # stored value held past its expiry (app/stored_value)
+    log.info("checkouts.recovered", attempts=len(outcomes), reservations_released=released, holds_released=holds)
     return len(outcomes)
 
 

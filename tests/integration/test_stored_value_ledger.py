@@ -256,3 +256,28 @@ def test_random_sequences_keep_the_ledger_right(settings: Settings) -> None:
     finally:
         run(dispose(engine))
         loop.close()
+
+
+async def test_expired_holds_are_released_by_the_expiry_sweep(
+    world: World, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from datetime import timedelta
+
+    from app.core import pg
+    from app.stored_value.ledger import expire_holds
+
+    store = await world.store()
+
+    async def call(fn: Callable[[Ledger], Awaitable[T]]) -> T:
+        return await _ledger_call(sessions, store.id, fn)
+
+    card = await call(lambda lg: lg.open_account("gift_card", "EUR", code_hash="d" * 64))
+    await call(lambda lg: lg.post(card.id, "issue", 1000, reason="issued", actor="t"))
+    stale = await call(lambda lg: lg.hold(card.id, 600, holder_id=uuid.uuid4(), ttl=timedelta(seconds=-1)))
+    live = await call(lambda lg: lg.hold(card.id, 300, holder_id=uuid.uuid4()))
+    assert await call(lambda lg: lg.spendable(card.id)) == 100
+    async with sessions() as session, session.begin():
+        assert await expire_holds(await pg.writer(session)) == 1
+    assert (await call(lambda lg: lg.get_hold(stale.id))).status == "released"
+    assert (await call(lambda lg: lg.get_hold(live.id))).status == "open"
+    assert await call(lambda lg: lg.spendable(card.id)) == 700
