@@ -191,6 +191,11 @@ def up(host: str, port: int) -> None:
         _run(lambda: _check_redis(settings))
         _migrate(settings)
         seeded = _run(lambda: _seed(settings))
+        demo_orders: list[str] = []
+        if seeded:  # a few orders along the board, so the board and the order list are not empty at first
+            from app.seed import seed_demo_orders
+
+            demo_orders = _run(lambda: seed_demo_orders(settings))
         # The worker posts the sandbox bank's webhooks to this app: unless told otherwise, where it listens.
         os.environ.setdefault("PUBLIC_URL", f"http://{_reachable(host)}:{port}")
         worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
@@ -199,7 +204,8 @@ def up(host: str, port: int) -> None:
 
             click.echo(
                 f"\nTill is starting on http://{host}:{port}  (ready in {time.monotonic() - started:.1f}s"
-                f"{', demo store seeded' if seeded else ''})\n"
+                f"{', demo store seeded' if seeded else ''}"
+                f"{' with orders ' + ', '.join(demo_orders) if demo_orders else ''})\n"
                 f"  storefront  http://{host}:{port}/\n"
                 f"  staff       http://{host}:{port}/signin   e-mail {DEMO_ACCOUNTS[0].email}  "
                 f"password {DEMO_PASSWORD}\n"
