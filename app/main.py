@@ -69,7 +69,11 @@ from app.promotions.api import PromotionsAdminApiController
 from app.promotions.pages import PromotionPagesController
 from app.receipts.controllers import ReceiptLinkController, ReceiptPagesController, ReceiptsApiController
 from app.reconciliation.api import ReconciliationApiController
-from app.reconciliation.pages import KillSwitchPagesController, ReconciliationPagesController
+from app.reconciliation.pages import (
+    KillSwitchPagesController,
+    ProviderCallPagesController,
+    ReconciliationPagesController,
+)
 from app.shipping.pages import ShippingSettingsController
 from app.stored_value.api import (
     GiftCardsAdminApiController,
@@ -188,6 +192,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             ReconciliationPagesController,
             ReconciliationApiController,
             KillSwitchPagesController,
+            ProviderCallPagesController,
             PaymentsAdminApiController,
             OrderPaymentsApiController,
             CheckoutPaymentsApiController,

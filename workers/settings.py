@@ -20,6 +20,7 @@ from app.core.outbox import OutboxRelay
 from app.main import QUEUE_NAME
 from app.media import jobs as media_jobs
 from app.receipts import jobs as receipt_jobs
+from app.reconciliation import jobs as reconciliation_jobs
 from app.stored_value.loyalty import jobs as loyalty_jobs
 from app.storefront import cache as storefront_cache
 from app.storefront import jobs as storefront_jobs
@@ -51,6 +52,10 @@ FUNCTIONS: list[Function[TillContext]] = [
     media_jobs.process_media,
     media_jobs.process_media_asset,
     media_jobs.resume_media,
+    reconciliation_jobs.poll_payment_statuses,
+    reconciliation_jobs.reconcile_yesterday,
+    reconciliation_jobs.flush_provider_calls,
+    reconciliation_jobs.sweep_provider_calls,
 ]
 CRON_JOBS = [
     CronJob(tasks.sweep_idempotency_keys, cron="*/10 * * * *", unique=True, timeout=60),
@@ -62,6 +67,10 @@ CRON_JOBS = [
     CronJob(loyalty_jobs.loyalty_nightly, cron="15 3 * * *", unique=True, timeout=1800),  # 03:15 UTC
     CronJob(loyalty_jobs.loyalty_integrity, cron="45 3 * * *", unique=True, timeout=1800),
     CronJob(media_jobs.resume_media, cron="* * * * * */30", unique=True, timeout=60),  # every 30 s
+    CronJob(reconciliation_jobs.poll_payment_statuses, cron="* * * * *", unique=True, timeout=120),
+    CronJob(reconciliation_jobs.reconcile_yesterday, cron="15 2 * * *", unique=True, timeout=3600),  # 02:15 UTC
+    CronJob(reconciliation_jobs.flush_provider_calls, cron="* * * * * */10", unique=True, timeout=60),  # every 10 s
+    CronJob(reconciliation_jobs.sweep_provider_calls, cron="7 * * * *", unique=True, timeout=600),
 ]
 
 

@@ -16,8 +16,6 @@ from app.config import Settings
 from app.core.errors import Conflict
 from app.payments.credentials import StripeCredentials, load_credentials
 from app.payments.provider import PaymentProvider
-from app.payments.providers.stripe import StripeProvider
-from app.payments.sandbox import SandboxProvider
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 
@@ -36,15 +34,20 @@ def provider_for(
     store: Store, redis: Redis, settings: Settings, *, credentials: StripeCredentials | None = None
 ) -> PaymentProvider:
     """The store's provider from what is at hand: the sandbox always; Stripe with its ``credentials``."""
+    # Every call the provider makes is recorded in the provider call audit (app/reconciliation/provider_calls.py).
+    from app.reconciliation.provider_calls import recorded_sandbox, recorded_stripe
+
     commerce = CommerceSettings.of(store.settings)
     if commerce.payment_provider == "sandbox":
-        return SandboxProvider(redis, webhook_secret=sandbox_webhook_secret(settings), account=str(store.id))
+        return recorded_sandbox(redis, store.id, webhook_secret=sandbox_webhook_secret(settings))
     if commerce.payment_provider == "stripe":
         if credentials is None:
             raise ProviderNotReady(
                 f"Stripe has no keys for {commerce.payment_mode} mode yet: an owner adds them in Settings → Payments."
             )
-        return StripeProvider(
+        return recorded_stripe(
+            redis,
+            store.id,
             credentials.secret_key,
             webhook_secret=credentials.webhook_secret,
             api_base=settings.stripe_api_base,

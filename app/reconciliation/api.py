@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
+from app.core.tenancy import bind_store
 from app.payments.registry import provider_of
 from app.reconciliation import services
 from app.reconciliation.jobs import reconcile_store, source_for
@@ -134,6 +135,7 @@ class ReconciliationApiController(Controller):
             raise ValidationFailed("Unknown status.", fields={"status": "One of open, cleared, resolved."})
         if kind and kind not in services.DRIFT_KINDS:
             raise ValidationFailed("Unknown drift kind.", fields={"kind": f"One of {', '.join(services.DRIFT_KINDS)}."})
+        bind_store(db_session, principal_of(request).store_id)
         run = await services.get_run(db_session, run_id) if run_id else await services.latest_run(db_session)
         if run is None:
             return ReportOut(run=None, drifts=[])
@@ -199,5 +201,7 @@ class ReconciliationApiController(Controller):
         drift_id: FromPath[uuid.UUID],
         data: JSONBody[ResolveIn],
     ) -> Response[DriftOut]:
-        drift = await services.resolve(db_session, drift_id, data.reason, principal_of(request))
+        me = principal_of(request)
+        bind_store(db_session, me.store_id)
+        drift = await services.resolve(db_session, drift_id, data.reason, me)
         return Response(DriftOut.of(drift))

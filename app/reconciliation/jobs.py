@@ -5,6 +5,7 @@
   provider state exactly as webhook processing does, so it pauses with it; per store, see :func:`poll`).
 - ``reconcile_stores`` (nightly, 02:15 UTC): yesterday for every store that took payments with a provider.
 - ``reconcile_store`` (on demand, from the report page and the API): one store, any window.
+- ``flush_provider_calls`` (every 10 s): the provider call audit's Redis buffer into ``provider_calls``.
 - ``sweep_provider_calls`` (hourly): provider call audit rows past their retention.
 """
 
@@ -23,11 +24,12 @@ from app.core import kill_switches
 from app.core.tenancy import system_scope
 from app.payments.provider import PaymentProvider
 from app.payments.registry import provider_of
-from app.reconciliation import services
+from app.reconciliation import provider_calls, services
 from app.reconciliation.models import ReconciliationRun
 from app.reconciliation.poller import Resolution, poll_stuck
 from app.reconciliation.sources import LedgerSource, SandboxLedger
 from app.stores.models import Store
+from workers.context import TillContext
 
 log = structlog.get_logger(__name__)
 
@@ -96,3 +98,31 @@ async def reconcile_stores(
             continue
         done += run is not None
     return done
+
+
+# -- SAQ task functions (registered in workers/settings.py) ------------------------------------------------------
+
+
+async def poll_payment_statuses(ctx: TillContext) -> int:
+    """Every minute: payments stuck waiting for a webhook, asked about and recorded (source ``poller``)."""
+    resolutions = await poll(ctx["sessions"], ctx["redis"], ctx["settings"])
+    return sum(r.outcome in ("synced", "resumed") for r in resolutions)
+
+
+async def reconcile_yesterday(ctx: TillContext) -> int:
+    """Nightly (02:15 UTC): yesterday for every store. Returns how many stores were reconciled."""
+    return await reconcile_stores(ctx["sessions"], ctx["redis"], ctx["settings"])
+
+
+async def flush_provider_calls(ctx: TillContext) -> int:
+    """Every 10 s: the provider call audit's buffered entries into ``provider_calls``."""
+    return await provider_calls.flush(ctx["engine"], ctx["redis"])
+
+
+async def sweep_provider_calls(ctx: TillContext) -> int:
+    """Hourly: provider call audit rows past their retention."""
+    async with ctx["sessions"]() as session, session.begin():
+        system_scope(session)
+        removed = await provider_calls.sweep(session)
+    log.info("provider_calls.swept", removed=removed)
+    return removed

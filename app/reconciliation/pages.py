@@ -19,7 +19,7 @@ from app.core.errors import TillError, ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
 from app.core.tenancy import bind_store
 from app.payments.registry import provider_of
-from app.reconciliation import services
+from app.reconciliation import provider_calls, services
 from app.reconciliation.jobs import reconcile_store, source_for
 from app.reconciliation.models import ReconciliationDrift, ReconciliationRun
 from app.stores.models import Store
@@ -54,6 +54,7 @@ class ReconciliationPagesController(Controller):
         notice: FromQuery[str] = "",
     ) -> Template:
         me = principal_of(request)
+        bind_store(db_session, me.store_id)
         current = await services.get_run(db_session, run) if run else await services.latest_run(db_session)
         runs = list(
             await db_session.scalars(select(ReconciliationRun).order_by(ReconciliationRun.created_at.desc()).limit(10))
@@ -110,8 +111,11 @@ class ReconciliationPagesController(Controller):
         target = "/staff/payments/reconciliation"
         return Redirect(f"{target}?run={done.id}&notice=ran" if done else target, status_code=303)
 
-    @get("/runs/{run_id:uuid}.csv")
-    async def run_csv(self, db_session: DbSession, run_id: FromPath[uuid.UUID]) -> Response[str]:
+    @get("/runs/{run_id:uuid}/csv")
+    async def run_csv(
+        self, request: Request[Any, Any, Any], db_session: DbSession, run_id: FromPath[uuid.UUID]
+    ) -> Response[str]:
+        bind_store(db_session, principal_of(request).store_id)
         run = await services.get_run(db_session, run_id)
         drifts = await db_session.scalars(
             select(ReconciliationDrift).where(ReconciliationDrift.run_id == run.id).order_by(ReconciliationDrift.kind)
@@ -142,6 +146,7 @@ class ReconciliationPagesController(Controller):
         drift_id: FromPath[uuid.UUID],
         notice: FromQuery[str] = "",
     ) -> Template:
+        bind_store(db_session, principal_of(request).store_id)
         drift = await services.get_drift(db_session, drift_id)
         return self._drift_page(request, drift, {}, NOTICES.get(notice, ""))
 
@@ -196,6 +201,7 @@ class ReconciliationPagesController(Controller):
         data: FormData,
     ) -> Redirect | Template:
         me = principal_of(request)
+        bind_store(db_session, me.store_id)
         try:
             drift = await services.resolve(db_session, drift_id, data.get("reason", ""), me)
         except TillError as exc:
@@ -271,3 +277,35 @@ class KillSwitchPagesController(Controller):
         await kill_switches.refresh_mirror(db_session, request.app.state.redis)
         notice = "engaged" if action == "engage" else "released"
         return Redirect(f"/staff/settings/switches?notice={notice}", status_code=303)
+
+
+class ProviderCallPagesController(Controller):
+    """The provider call audit, searchable by a payment's reference, an idempotency key or a correlation id."""
+
+    path = "/staff/payments/provider-calls"
+    guards = [require_role]
+    opt = {"min_role": Role.MANAGER}
+    include_in_schema = False
+
+    @get("/")
+    async def calls(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        q: FromQuery[str] = "",
+        operation: FromQuery[str] = "",
+        outcome: FromQuery[str] = "",
+    ) -> Template:
+        bind_store(db_session, principal_of(request).store_id)
+        query = provider_calls.CallQuery(q=q.strip()[:255], operation=operation, outcome=outcome)
+        return Template(
+            "reconciliation/provider_calls.html",
+            context={
+                "me": principal_of(request),
+                "query": query,
+                "calls": await provider_calls.search(db_session, query),
+                "operations": provider_calls.OPERATIONS,
+                "outcomes": provider_calls.OUTCOMES,
+                "retention_days": provider_calls.RETENTION.days,
+            },
+        )

@@ -5,6 +5,7 @@ releases with a reason, audited."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import cast
 
 import pytest
@@ -146,7 +147,7 @@ async def test_webhooks_paused_are_stored_and_acknowledged_then_processed_after_
     monkeypatch: pytest.MonkeyPatch,
     scope: str,
 ) -> None:
-    monkeypatch.setattr(processing, "PAUSE_RECHECK", processing.timedelta(0))
+    monkeypatch.setattr(processing, "PAUSE_RECHECK", timedelta(0))
     shop = await make_shop(world)
     order = await place_order(sessions, shop, redis, settings)
     provider = cast(SandboxProvider, provider_for(shop.store, redis, settings))

@@ -1,0 +1,257 @@
+"""The provider call audit: every authorise, capture, void, refund and status read sent to a payment provider is
+recorded with its operation, idempotency key, latency, outcome, correlation id and a redacted request and response.
+
+How, without a SQL statement on the checkout's path (ADR 0003's budget): the store's provider is built as a
+recording subclass (:func:`recorded_sandbox`, :func:`recorded_stripe`; ``app.payments.registry`` does it), which
+times each call and pushes one JSON entry onto a Redis list (one ``LPUSH``). The worker's
+``flush_provider_calls`` job (every 10 s) moves them into ``provider_calls`` in batches; ``sweep_provider_calls``
+(hourly) deletes rows older than :data:`RETENTION`. An entry lost with Redis before a flush is lost from the audit
+(the payment itself is in the ledger regardless); the list is capped at :data:`MAX_BUFFERED` so a stopped worker
+cannot fill Redis.
+
+Redaction: a request keeps amounts, currency, capture flag, the card's brand and last 4 (never the number or the
+CVC), a token's kind (``pm_…``), metadata and the idempotency key; a response keeps the provider's already-redacted
+``raw`` (no client secret, no card data) and the outcome. Nothing else of the provider's answer is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import Select, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.core import pg
+from app.core.logging import current_correlation_id
+from app.payments.provider import (
+    AuthorizeRequest,
+    CaptureRequest,
+    PaymentError,
+    ProviderResult,
+    ProviderTimeout,
+    RefundRequest,
+    VoidRequest,
+)
+from app.payments.providers.stripe import StripeProvider
+from app.payments.sandbox import SandboxProvider
+from app.reconciliation.models import ProviderCall
+
+log = structlog.get_logger(__name__)
+
+BUFFER_KEY = "till:provider_calls"
+MAX_BUFFERED = 200_000
+FLUSH_BATCH = 1000
+RETENTION = timedelta(days=90)
+OPERATIONS = ("authorize", "capture", "void", "refund", "get_transaction")
+OUTCOMES = ("ok", "declined", "refused", "timeout", "error")
+
+
+def _request(op: str, request: Any) -> tuple[dict[str, Any], str, str]:
+    """(redacted request, idempotency key, provider ref)."""
+    if isinstance(request, AuthorizeRequest):
+        body: dict[str, Any] = {
+            "amount_minor": request.amount.amount_minor,
+            "currency": request.amount.currency,
+            "capture": request.capture,
+            "metadata": dict(request.metadata),
+        }
+        if request.card is not None:
+            body["card"] = {"last4": request.card.last4}  # never the number or the CVC
+        if request.payment_method_token:
+            body["payment_method"] = request.payment_method_token.split("_", 1)[0] + "_…"
+        if request.destination_account:
+            body["destination"] = request.destination_account
+        if request.application_fee is not None:
+            body["application_fee_minor"] = request.application_fee.amount_minor
+        return body, request.idempotency_key, ""
+    if isinstance(request, (CaptureRequest, RefundRequest)):
+        body = {"amount_minor": request.amount.amount_minor, "currency": request.amount.currency}
+        if isinstance(request, RefundRequest) and request.reason:
+            body["reason"] = request.reason[:200]
+        return body, request.idempotency_key, request.provider_ref
+    if isinstance(request, VoidRequest):
+        return {}, request.idempotency_key, request.provider_ref
+    return {}, "", str(request)  # get_transaction(ref)
+
+
+def _response(result: ProviderResult) -> dict[str, Any]:
+    return {
+        "status": result.status.value,
+        "amount_minor": result.amount.amount_minor,
+        "captured_minor": result.captured.amount_minor,
+        "refunded_minor": result.refunded.amount_minor,
+        "decline_code": result.decline_code,
+        "raw": {k: v for k, v in result.raw.items() if k not in ("client_secret", "action_url", "next_action_url")},
+    }
+
+
+class CallRecorder:
+    """Pushes one entry per call onto the Redis buffer; never raises into the payment it records."""
+
+    def __init__(self, redis: Redis, store_id: uuid.UUID, provider: str) -> None:
+        self.redis, self.store_id, self.provider = redis, store_id, provider
+
+    async def call(self, op: str, request: Any, send: Any) -> ProviderResult:
+        started = time.perf_counter()
+        body, key, ref = _request(op, request)
+        outcome, error_code, response = "ok", "", {}
+        try:
+            result: ProviderResult = await send(request)
+        except ProviderTimeout as exc:
+            outcome, error_code, ref = "timeout", exc.code, exc.provider_ref or ref
+            raise
+        except PaymentError as exc:
+            outcome, error_code, ref = "refused", exc.code, exc.provider_ref or ref
+            response = {"error": exc.code, "message": exc.message[:300]}
+            raise
+        except Exception as exc:
+            outcome, error_code = "error", type(exc).__name__
+            raise
+        else:
+            response = _response(result)
+            ref = result.provider_ref or ref
+            if result.decline_code or result.status.value in ("declined", "failed"):
+                outcome, error_code = "declined", result.decline_code
+            return result
+        finally:
+            entry = {
+                "store_id": str(self.store_id),
+                "provider": self.provider,
+                "operation": op,
+                "idempotency_key": key[:255],
+                "provider_ref": ref[:120],
+                "outcome": outcome,
+                "error_code": error_code[:60],
+                "latency_ms": round((time.perf_counter() - started) * 1000),
+                "correlation_id": current_correlation_id(),
+                "request": body,
+                "response": response,
+                "called_at": datetime.now(UTC).isoformat(),
+            }
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.lpush(BUFFER_KEY, json.dumps(entry, default=str))
+                    pipe.ltrim(BUFFER_KEY, 0, MAX_BUFFERED - 1)
+                    await pipe.execute()
+            except Exception:  # the audit must never fail a payment
+                log.warning("provider_calls.not_recorded", operation=op, provider_ref=ref)
+
+
+class _Recorded:
+    """Mixed in before a provider class: its five interface calls go through :class:`CallRecorder`."""
+
+    calls: CallRecorder
+
+    async def authorize(self, request: AuthorizeRequest) -> ProviderResult:
+        return await self.calls.call("authorize", request, super().authorize)  # type: ignore[misc]
+
+    async def capture(self, request: CaptureRequest) -> ProviderResult:
+        return await self.calls.call("capture", request, super().capture)  # type: ignore[misc]
+
+    async def void(self, request: VoidRequest) -> ProviderResult:
+        return await self.calls.call("void", request, super().void)  # type: ignore[misc]
+
+    async def refund(self, request: RefundRequest) -> ProviderResult:
+        return await self.calls.call("refund", request, super().refund)  # type: ignore[misc]
+
+    async def get_transaction(self, provider_ref: str) -> ProviderResult:
+        return await self.calls.call("get_transaction", provider_ref, super().get_transaction)  # type: ignore[misc]
+
+
+class RecordedSandbox(_Recorded, SandboxProvider):
+    pass
+
+
+class RecordedStripe(_Recorded, StripeProvider):
+    pass
+
+
+def recorded_sandbox(redis: Redis, store_id: uuid.UUID, **kwargs: Any) -> RecordedSandbox:
+    provider = RecordedSandbox(redis, account=str(store_id), **kwargs)
+    provider.calls = CallRecorder(redis, store_id, provider.name)
+    return provider
+
+
+def recorded_stripe(redis: Redis, store_id: uuid.UUID, secret_key: str, **kwargs: Any) -> RecordedStripe:
+    provider = RecordedStripe(secret_key, **kwargs)
+    provider.calls = CallRecorder(redis, store_id, provider.name)
+    return provider
+
+
+# -- the worker's side -------------------------------------------------------------------------------------------
+
+_INSERT = """
+INSERT INTO provider_calls (
+    id, store_id, provider, operation, idempotency_key, provider_ref, outcome, error_code, latency_ms,
+    correlation_id, request, response, called_at, created_at, updated_at
+)
+SELECT gen_random_uuid(), e.store_id, e.provider, e.operation, e.idempotency_key, e.provider_ref, e.outcome,
+       e.error_code, e.latency_ms, e.correlation_id, e.request, e.response, e.called_at, now(), now()
+FROM jsonb_to_recordset($1::jsonb) AS e(
+    store_id uuid, provider text, operation text, idempotency_key text, provider_ref text, outcome text,
+    error_code text, latency_ms int, correlation_id text, request jsonb, response jsonb, called_at timestamptz
+)
+WHERE EXISTS (SELECT 1 FROM stores WHERE stores.id = e.store_id)
+"""
+
+
+async def flush(engine: AsyncEngine, redis: Redis, *, batch: int = FLUSH_BATCH) -> int:
+    """Move buffered entries into ``provider_calls``, oldest first, a batch per statement. Returns how many."""
+    moved = 0
+    while True:
+        raw = await redis.rpop(BUFFER_KEY, batch)  # type: ignore[misc]
+        if not raw:
+            return moved
+        entries = [json.loads(item) for item in raw]
+        try:
+            async with pg.connection(engine) as conn:
+                await conn.execute(_INSERT, pg.jsonb(entries))
+        except Exception:
+            await redis.rpush(BUFFER_KEY, *reversed(raw))  # type: ignore[misc]  # back, in order, for the next run
+            raise
+        moved += len(entries)
+        if len(raw) < batch:
+            return moved
+
+
+async def sweep(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Delete rows past :data:`RETENTION` (every store: the worker's session is in system scope)."""
+    cutoff = (now or datetime.now(UTC)) - RETENTION
+    result = await session.execute(delete(ProviderCall).where(ProviderCall.called_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    q: str = ""
+    operation: str = ""
+    outcome: str = ""
+
+    def statement(self, limit: int = 100) -> Select[tuple[ProviderCall]]:
+        query = select(ProviderCall).order_by(ProviderCall.called_at.desc()).limit(limit)
+        q = self.q.strip()
+        if q:
+            query = query.where(
+                or_(
+                    ProviderCall.provider_ref == q,
+                    ProviderCall.idempotency_key == q,
+                    ProviderCall.correlation_id == q,
+                )
+            )
+        if self.operation in OPERATIONS:
+            query = query.where(ProviderCall.operation == self.operation)
+        if self.outcome in OUTCOMES:
+            query = query.where(ProviderCall.outcome == self.outcome)
+        return query
+
+
+async def search(session: AsyncSession, query: CallQuery, *, limit: int = 100) -> list[ProviderCall]:
+    """The session's store's calls, newest first (a payment's reference, a key or a correlation id)."""
+    return list(await session.scalars(query.statement(limit)))
