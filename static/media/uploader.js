@@ -95,6 +95,7 @@
       note.textContent = "Uploaded: processing.";
     } catch (error) {
       item.classList.add("failed");
+      bar.remove();
       note.className = "upload-note error";
       note.textContent = error.message;
     }

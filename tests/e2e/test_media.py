@@ -4,6 +4,7 @@ the GPS."""
 
 from __future__ import annotations
 
+import base64
 import io
 import subprocess
 import time
@@ -70,11 +71,40 @@ def test_manager_uploads_a_phone_photo_and_a_video_that_the_shop_shows(
     expect(
         tablet.get_by_test_id("media-item").nth(0).get_by_label("Description for screen readers (alt text)")
     ).to_have_value("A bag of espresso beans")
+    # A photo dropped on the box uploads too; Move up and dragging reorder the list.
+    png = io.BytesIO()
+    Image.new("RGB", (300, 200), (20, 160, 90)).save(png, "PNG")
+    drop = tablet.evaluate_handle(
+        """b64 => { const dt = new DataTransfer();
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' })); return dt; }""",
+        base64.b64encode(png.getvalue()).decode(),
+    )
+    tablet.dispatch_event("#media-drop", "drop", {"dataTransfer": drop})
+    expect(tablet.get_by_test_id("upload").nth(2)).to_contain_text("Uploaded: processing.", timeout=20_000)
+    expect(items).to_have_count(3, timeout=20_000)
+    expect(items.nth(2).get_by_test_id("media-status")).to_have_text("Ready", timeout=60_000)
+    expect(items.nth(2)).to_contain_text("dropped.png")
+    items.nth(2).get_by_role("button", name="Move up").click()
+    expect(items.nth(1)).to_contain_text("dropped.png")
+    # Dragging (synthetic drag events: Playwright's mouse drag starts no HTML5 drag in headless Chromium here).
+    dt = tablet.evaluate_handle("() => new DataTransfer()")
+    top = items.nth(0).bounding_box()
+    assert top is not None
+    items.nth(1).dispatch_event("dragstart", {"dataTransfer": dt})
+    items.nth(0).dispatch_event("dragover", {"dataTransfer": dt, "clientY": top["y"] + 2})
+    items.nth(0).dispatch_event("dragend", {"dataTransfer": dt})
+    expect(items.nth(0)).to_contain_text("dropped.png")
+    tablet.reload()
+    expect(tablet.get_by_test_id("media-item").nth(0)).to_contain_text("dropped.png")  # the order was saved
+    items.nth(0).get_by_role("button", name="Delete").click()
+    expect(items).to_have_count(2)
+    expect(items.nth(0)).to_contain_text("IMG_2041.jpg")
     # A file that is not a photo says why, next to its name.
     fake = tmp_path / "notes.jpg"
     fake.write_text("these are my notes, not a photo\n" * 5)
     tablet.set_input_files("#media-files", [str(fake)])
-    expect(tablet.get_by_test_id("upload").nth(2)).to_contain_text("not a photo or video we can read")
+    expect(tablet.get_by_test_id("upload").last).to_contain_text("not a photo or video we can read")
     expect(tablet.get_by_test_id("media-usage")).to_contain_text("2 of 500 files")
     screenshot(tablet, "media-staff-product-tablet")
 
