@@ -21,6 +21,7 @@ from app.main import QUEUE_NAME
 from app.media import jobs as media_jobs
 from app.receipts import jobs as receipt_jobs
 from app.reconciliation import jobs as reconciliation_jobs
+from app.stored_value import jobs as stored_value_jobs
 from app.stored_value.loyalty import jobs as loyalty_jobs
 from app.storefront import cache as storefront_cache
 from app.storefront import jobs as storefront_jobs
@@ -48,6 +49,7 @@ FUNCTIONS: list[Function[TillContext]] = [
     loyalty_jobs.loyalty_points,
     loyalty_jobs.loyalty_nightly,
     loyalty_jobs.loyalty_integrity,
+    stored_value_jobs.return_stored_value,
     storefront_jobs.storefront_catalog_changed,
     media_jobs.process_media,
     media_jobs.process_media_asset,

@@ -96,6 +96,16 @@ def test_owner_issues_a_card_a_shopper_pays_part_with_it_and_a_cashier_takes_one
 
     # --- the owner's ledger agrees: issued 20, held 20, captured 20 ------------------------------------------
     owner.goto("/staff/gift-cards")
+    expect(owner.get_by_test_id("gift-cards")).to_contain_text("Raffle prize")
+    screenshot(owner, "gift-cards-list-tablet")
+    owner.goto("/staff/store-credit")
+    owner.get_by_label("Customer e-mail").fill("nobody@example.com")
+    owner.get_by_label(re.compile(r"^Amount")).fill("5")
+    owner.get_by_label(re.compile(r"^Reason")).fill("goodwill")
+    owner.get_by_role("button", name="Give credit").click()
+    expect(owner.get_by_test_id("credit-form")).to_contain_text("No customer with this e-mail")
+    screenshot(owner, "store-credit-error-tablet")
+    owner.goto("/staff/gift-cards")
     owner.get_by_test_id("gift-cards").get_by_role("link", name=f"•••• {code[-4:]}").click()
     expect(owner.get_by_test_id("card-balance")).to_have_text("€0.00")
     ledger = owner.get_by_test_id("ledger")

@@ -87,3 +87,48 @@ async def test_refunds_go_to_the_gift_card_first_then_as_the_store_says(
         headers=auth,
     )  # fmt: skip
     assert missing.status_code == 404
+
+
+async def test_a_cancelled_order_gives_its_gift_card_back_once_through_the_worker(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    from typing import Any
+
+    from sqlalchemy import select
+
+    from app.core.outbox import OutboxEvent
+    from app.orders.cancellation import OrderCancellation
+    from app.orders.services import Actor
+    from app.stored_value.jobs import return_stored_value
+
+    shop = await make_shop(world)
+    async with sessions() as session, session.begin():
+        issued = await GiftCardService(session, shop.store.id).issue(1000, "EUR", principal=None)
+    card_id, code = issued[0].account.id, issued[0].code
+    snapshot = await _quote(sessions, shop, {"MUG-1": 2})
+    saga = CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
+    outcome = await saga.complete(
+        snapshot.id, "k", PaymentInput(card=VISA, tenders=(TenderRequest("gift_card", code=code),)), fingerprint="f"
+    )
+    assert outcome.order is not None
+    actor = Actor(Role.MANAGER, "Mia", "staff")
+    await OrderCancellation(sessions, shop.store.id, saga.provider).cancel(outcome.order.id, actor=actor, reason="x")
+    async with sessions() as session:
+        system_scope(session)
+        rows = await session.scalars(
+            select(OutboxEvent).where(
+                OutboxEvent.aggregate_id == str(outcome.order.id), OutboxEvent.type == "order.status_changed"
+            )
+        )
+        events = [
+            {"id": r.id, "store_id": str(r.store_id), "type": r.type, "aggregate_id": r.aggregate_id,
+             "payload": r.payload}
+            for r in rows
+        ]  # fmt: skip
+    ctx: Any = {"sessions": sessions}
+    assert [await return_stored_value(ctx, event=e) for e in events] == ["returned 1000"]
+    assert [await return_stored_value(ctx, event=e) for e in events] == ["skipped"]  # once per event
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        check = await Ledger(session, shop.store.id).verify(card_id)
+    assert (check["balance_minor"], check["drift"]) == (1000, 0)

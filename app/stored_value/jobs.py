@@ -1,0 +1,35 @@
+"""Stored value's SAQ tasks (registered in ``workers/settings.py``): tiny, they call the stored-value services.
+
+- ``return_stored_value``: the outbox consumer of ``order.status_changed`` — an order cancelled gives what its gift
+  cards, store credit and points paid back to them (the card's part is voided by the payments domain). Exactly once
+  by its consumer receipt; a second run finds nothing left to give back anyway (refunds never exceed what was spent).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from app.core.outbox import register_consumer
+from app.stored_value.refunds import StoredValueRefunds
+from app.webhooks.receipts import exactly_once
+
+
+@exactly_once
+async def return_stored_value(ctx: Any, *, event: dict[str, Any]) -> str:
+    payload = event.get("payload") or {}
+    if not (payload.get("axis") == "order" and payload.get("to") == "cancelled"):
+        return "skipped"
+    store_id, order_id = uuid.UUID(event["store_id"]), uuid.UUID(event["aggregate_id"])
+    async with ctx["sessions"]() as session, session.begin():
+        refunds = StoredValueRefunds(session, store_id)
+        amount = await refunds.refundable(order_id)
+        if amount <= 0:
+            return "skipped"
+        result = await refunds.refund(order_id, amount, "order cancelled", principal=None, destination="original")
+    return f"returned {result.refunded_minor}"
+
+
+register_consumer("order.status_changed", "return_stored_value")
+
+__all__ = ["return_stored_value"]
