@@ -415,10 +415,10 @@ async def resync(
         cleared = kind in ("matched", "ignored")
         drift.local, drift.remote, drift.difference_minor = local, remote, difference
         if cleared:
-            drift.status, drift.resolution = "cleared", "re-synced from the provider: it matches now"
+            drift.status, drift.resolution = "cleared", "Re-synced from the provider: it matches now."
             drift.resolved_by, drift.resolved_at = audit.actor_label(principal), _now()
         else:
-            drift.resolution = f"re-synced: still {KIND_LABELS.get(kind, kind).lower()}"
+            drift.resolution = f"Re-synced, but still: {KIND_LABELS.get(kind, kind).lower()}."
         audit.record(
             session,
             principal,

@@ -151,14 +151,14 @@ async def test_each_injected_drift_is_found_and_only_those(
     cleared = await services.resync(
         sessions, shop.store.id, provider, ledger, drifts["refund_missing_locally"].id, None
     )
-    assert cleared.status == "cleared" and cleared.resolution.startswith("re-synced")
+    assert cleared.status == "cleared" and cleared.resolution.startswith("Re-synced from the provider")
     async with sessions() as session:
         bind_store(session, shop.store.id)
         rows = list(await session.scalars(select(PaymentTransaction).where(PaymentTransaction.kind == "refund")))
         assert [(r.amount_minor, r.actor) for r in rows] == [(400, "reconciliation")]
     # A fee mismatch cannot be re-synced away (the fee is fixed when the payment is made): it stays open ...
     still = await services.resync(sessions, shop.store.id, provider, ledger, drifts["fee_mismatch"].id, None)
-    assert still.status == "open" and still.resolution == "re-synced: still fee differs"
+    assert still.status == "open" and still.resolution == "Re-synced, but still: fee differs."
     # ... until resolved with a reason; an empty reason is refused, a second resolve too.
     async with sessions() as session, session.begin():
         bind_store(session, shop.store.id)
