@@ -19,6 +19,7 @@ from app.core.errors import TillError, ValidationFailed
 from app.core.rbac import Role, principal_of, require_role
 from app.core.tenancy import bind_store
 from app.payments.registry import provider_of
+from app.reconciliation import metrics as _metrics  # noqa: F401  (registers the /metrics figures)
 from app.reconciliation import provider_calls, services
 from app.reconciliation.jobs import reconcile_store, source_for
 from app.reconciliation.models import ReconciliationDrift, ReconciliationRun

@@ -111,6 +111,16 @@ async def test_a_manager_runs_the_report_drills_into_a_drift_and_fixes_it(
     )
     assert no_reason.status_code == 422 and "reason" in no_reason.json()["fields"]
 
+    metrics = (await client.get("/metrics")).text
+    assert 'till_reconciliation_open_drifts{kind="fee_mismatch"} 1.0' in metrics
+    assert f'till_reconciliation_last_run_failed{{provider="sandbox",store="{shop.store.slug}"}} 0.0' in metrics
+    ages = re.findall(
+        rf'till_reconciliation_last_success_age_seconds{{provider="sandbox",store="{shop.store.slug}"}} ([0-9.e+-]+)',
+        metrics,
+    )
+    assert len(ages) == 1 and 0 <= float(ages[0]) < 60
+    assert "till_provider_calls_buffered" in metrics
+
     cashier = await world.staff(shop.store, Role.CASHIER)
     client.cookies.clear()
     await sign_in(client, cashier.email)
