@@ -29,7 +29,9 @@ def test_manager_drills_into_a_mismatch_resyncs_it_and_it_clears(phone: Page, ta
     # The provider refunds 1.00 of it (its dashboard): Till is not told.
     client = redis.Redis.from_url(LIVE_ENV["REDIS_URL"])
     try:
-        state = json.loads(client.get(_PI_PREFIX + ref) or b"{}")
+        stored = client.get(_PI_PREFIX + ref)
+        assert isinstance(stored, bytes)
+        state = json.loads(stored)
         assert state["captured"] > 100
         client.set(_PI_PREFIX + ref, json.dumps({**state, "refunded": 100}), keepttl=True)
     finally:
