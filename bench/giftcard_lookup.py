@@ -52,7 +52,7 @@ async def load_cards(database_url: str, count: int, sample: int) -> dict[str, An
     import asyncpg
 
     from app.config import load_settings
-    from app.core.encryption import install_keyring
+    from app.core.encryption import current_keyring, install_keyring
     from app.stored_value import codes
 
     install_keyring(load_settings())
@@ -60,7 +60,7 @@ async def load_cards(database_url: str, count: int, sample: int) -> dict[str, An
     conn = await asyncpg.connect(dsn)
     try:
         store_id = await conn.fetchval("SELECT id FROM stores WHERE slug = 'demo'")
-        version = codes.current_keyring().newest_version
+        version = current_keyring().newest_version
         kept: list[str] = []
         now = datetime.now(UTC)
         started = time.perf_counter()

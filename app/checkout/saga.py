@@ -350,7 +350,7 @@ class CheckoutSaga:
             outcome.replayed = True
             return outcome
         card_minor = snapshot.total_minor - tender_value(tenders)
-        if card_minor == 0:  # the tenders pay it all: no card, the order is placed at once
+        if tenders and card_minor == 0:  # the tenders pay it all: no card, the order is placed at once
             return await self._place(attempt_id, _stored_value_result(attempt_id, snapshot.currency), "", snapshot)
         return await self._authorize(attempt_id, snapshot, payment, amount_minor=card_minor)
 

@@ -281,3 +281,33 @@ async def test_expired_holds_are_released_by_the_expiry_sweep(
     assert (await call(lambda lg: lg.get_hold(stale.id))).status == "released"
     assert (await call(lambda lg: lg.get_hold(live.id))).status == "open"
     assert await call(lambda lg: lg.spendable(card.id)) == 700
+
+
+async def test_raw_statements_of_another_store_find_and_change_nothing(
+    world: World, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    from app.core import pg
+    from app.core.encryption import install_keyring
+    from app.stored_value import codes
+    from app.stored_value.instruments import find_gift_card
+    from app.stored_value.ledger import release_holder
+
+    install_keyring(settings)
+    mine, theirs = await world.store(), await world.store()
+    code = codes.new_code()
+    card = await _ledger_call(
+        sessions, mine.id, lambda lg: lg.open_account("gift_card", "EUR", code_hash=codes.code_hash(mine.id, code))
+    )
+    await _ledger_call(sessions, mine.id, lambda lg: lg.post(card.id, "issue", 500, reason="x", actor="t"))
+    attempt = uuid.uuid4()
+    hold = await _ledger_call(sessions, mine.id, lambda lg: lg.hold(card.id, 200, holder_id=attempt))
+    async with sessions() as session, session.begin():
+        conn = await pg.writer(session)
+        assert (await find_gift_card(conn, mine.id, code)) is not None
+        assert (await find_gift_card(conn, theirs.id, code)) is None  # the HMAC binds the store, the SQL names it
+        assert await release_holder(conn, theirs.id, attempt) == 0
+    assert (await _ledger_call(sessions, mine.id, lambda lg: lg.get_hold(hold.id))).status == "open"
+    with pytest.raises(TillError):
+        await _ledger_call(sessions, theirs.id, lambda lg: lg.capture(hold.id))
+    with pytest.raises(TillError):
+        await _ledger_call(sessions, theirs.id, lambda lg: lg.refund(hold.id, 1, reason="x"))
