@@ -176,3 +176,14 @@ def test_s3_backend_signs_offline_with_botocore() -> None:
     policy = json.loads(base64.b64decode(target.fields["policy"]))
     assert ["content-length-range", 1, 5000] in policy["conditions"]
     assert len(target.fields["x-amz-signature"]) == 64
+
+
+def test_a_large_photo_is_decoded_at_a_reduced_scale_and_still_upright(tmp_path: Path) -> None:
+    photo = tmp_path / "big.jpg"
+    photo.write_bytes(phone_photo(3200, 2400))  # decoded at 1/2 scale (1600 by 1200), then turned
+    result = make_derivatives(photo)
+    assert (result.width, result.height) == (2400, 3200)  # the original's upright size, not the decoded one
+    full = next(d for d in result.derivatives if d.name == "full.webp")
+    assert (full.width, full.height) == (1200, 1600)
+    top = Image.open(io.BytesIO(full.data)).convert("RGB").getpixel((600, 2))
+    assert isinstance(top, tuple) and top[2] > 150 and top[0] < 100
