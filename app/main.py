@@ -82,6 +82,7 @@ from app.stored_value.api import (
 )
 from app.stored_value.loyalty.api import LoyaltyAdminApiController
 from app.stored_value.loyalty.pages import LoyaltyPagesController
+from app.stored_value.loyalty.pos import LoyaltyPosApiController
 from app.stored_value.loyalty.shop import LoyaltyShopController
 from app.stored_value.pages import StoredValuePagesController
 from app.stored_value.pos import GiftCardPosApiController
@@ -204,6 +205,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             PromotionsAdminApiController,
             LoyaltyPagesController,
             LoyaltyAdminApiController,
+            LoyaltyPosApiController,
             StoredValuePagesController,
             GiftCardShopController,
             GiftCardPosApiController,

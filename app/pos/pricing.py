@@ -36,7 +36,7 @@ BPS = 10_000
 MAX_QUANTITY = 9_999
 MAX_LINES = 200
 MAX_MINOR = 100_000_000  # a million in a two-decimal currency: more is a typo, and stays far from int32
-STORED_VALUE_KINDS = ("gift_card", "store_credit")  # app/stored_value: spent in the sale's statement
+STORED_VALUE_KINDS = ("gift_card", "store_credit", "loyalty")  # app/stored_value: spent in the sale's statement
 TENDER_KINDS = ("cash", "card", *STORED_VALUE_KINDS)
 
 
@@ -192,7 +192,7 @@ def settle_tenders(tenders: Sequence[TenderInput], total_minor: int) -> tuple[li
     cards: set[uuid.UUID] = set()  # several cards may pay one sale (a bill split between friends), each once
     for i, tender in enumerate(tenders):
         if tender.kind not in TENDER_KINDS:
-            fields[f"tenders.{i}.kind"] = "Cash, card, gift card or store credit."
+            fields[f"tenders.{i}.kind"] = "Cash, card, gift card, store credit or points."
             continue
         if not 0 < tender.amount_minor <= MAX_MINOR:
             fields[f"tenders.{i}.amount_minor"] = "More than zero."

@@ -303,6 +303,11 @@ def describe(conflict: Mapping[str, Any], currency: str) -> str:
     if kind == "promotion_changed":
         sold, priced = money(conflict["sold_minor"]), money(conflict["priced_minor"])
         return f"The code {conflict['code']} took off {sold}; today it takes off {priced}."
+    if kind == "stored_value_short" and conflict.get("instrument") == "loyalty":  # available: points
+        return (f"Points paid {money(int(conflict['wanted_minor']))} offline but the customer had "
+                f"{int(conflict['available_minor'])} points free: only those were taken.")  # fmt: skip
+    if kind == "stored_value_unknown" and conflict.get("instrument") == "loyalty":
+        return f"Paid {money(conflict['wanted_minor'])} with points Till could not take: nothing was taken."
     if kind == "stored_value_short":
         what = "A gift card" if conflict.get("instrument") == "gift_card" else "Store credit"
         wanted, available = int(conflict["wanted_minor"]), int(conflict["available_minor"])

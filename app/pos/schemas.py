@@ -78,7 +78,7 @@ class SaleLineIn(msgspec.Struct):
 
 
 class TenderIn(msgspec.Struct):
-    kind: str  # cash | card | gift_card | store_credit (the sale's customer's)
+    kind: str  # cash | card | gift_card | store_credit | loyalty (the sale's customer's)
     amount_minor: int
     tendered_minor: int | None = None
     reader_payment_id: uuid.UUID | None = None

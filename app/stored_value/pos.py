@@ -25,6 +25,7 @@ from app.stored_value import codes
 from app.stored_value.instruments import Tender, find_gift_card
 from app.stored_value.ledger import Account, account_of
 from app.stored_value.lookup import lookup
+from app.stored_value.loyalty.pos import pos_points_tender
 
 DbSession = NamedDependency[AsyncSession]
 _CREDIT = """
@@ -63,7 +64,15 @@ async def pos_tenders(
     """The sale's gift card / store credit tenders as accounts to spend (``settled``: its tenders as they pay)."""
     out: list[Tender] = []
     for i, (given, paid) in enumerate(zip(sale.tenders, settled, strict=True)):
-        if paid.kind not in ("gift_card", "store_credit"):
+        if paid.kind not in ("gift_card", "store_credit", "loyalty"):
+            continue
+        if paid.kind == "loyalty":  # the customer's points (app/stored_value/loyalty/pos.py)
+            points = await pos_points_tender(conn, till.store_id, sale.customer_id, paid.amount_minor)
+            if isinstance(points, str):
+                conflict(f"tenders.{i}.kind", points, kind="stored_value_unknown", instrument="loyalty",
+                         wanted_minor=paid.amount_minor)  # fmt: skip
+            else:
+                out.append(points)
             continue
         account: Account | None = None
         if paid.kind == "gift_card":

@@ -138,7 +138,7 @@ export function renderPay() {
                 ? ` — received ${money(x.tendered_minor)}, change ${money(x.tendered_minor - x.amount_minor)}`
                 : "",
             )
-          : x.kind === "gift_card" || x.kind === "store_credit"
+          : x.kind === "gift_card" || x.kind === "store_credit" || x.kind === "loyalty"
             ? h("span", {}, h("strong", {}, `${storedLabel(x)} ${money(x.amount_minor)}`))
             : h("span", {}, h("strong", {}, `Card ${money(x.amount_minor)}`), ` — ${brand(x.card_brand)} •••• ${x.card_last4 || "····"}`),
         h(
@@ -182,6 +182,7 @@ function wirePay() {
     takeStoredValue("gift_card", event.target.elements.code.value.trim(), event.target);
   });
   $("[data-action=store-credit]").addEventListener("click", () => takeStoredValue("store_credit", "", null));
+  $("[data-action=points]").addEventListener("click", () => takeStoredValue("loyalty", "", null));
   $("[data-action=finish-sale]").addEventListener("click", () => complete(pay.ticket));
   const pinForm = $("[data-form=pay-pin]");
   pinForm.addEventListener("submit", (event) => {
@@ -215,7 +216,8 @@ function takeCash(tendered) {
 // Gift card / store credit: spent by the sale's own statement (app/stored_value). Online the card's balance is
 // looked up first and pays at most what it has; offline it is taken as keyed and checked at sync (a shortfall goes
 // to the managers' review, never below zero).
-const storedLabel = (x) => (x.kind === "gift_card" ? `Gift card •••• ${x.last4 || "····"}` : "Store credit");
+const storedLabel = (x) =>
+  x.kind === "gift_card" ? `Gift card •••• ${x.last4 || "····"}` : x.kind === "loyalty" ? "Points" : "Store credit";
 
 async function takeStoredValue(kind, code, form) {
   const t = pay.ticket;
@@ -225,6 +227,7 @@ async function takeStoredValue(kind, code, form) {
     return showError("pay", "Enter the gift card's 16-symbol code.");
   }
   if (kind === "store_credit" && !t.customer) return showError("pay", "Choose the customer whose store credit pays.");
+  if (kind === "loyalty" && !t.customer) return showError("pay", "Choose the customer whose points pay.");
   let amount = now.amount;
   let last4 = kind === "gift_card" ? code.replace(/[\s-]/g, "").slice(-4).toUpperCase() : "";
   if (kind === "gift_card" && state.online) {
@@ -233,6 +236,16 @@ async function takeStoredValue(kind, code, form) {
       if (!card.usable || card.spendable_minor <= 0) return showError("pay", "This gift card has nothing to spend.");
       amount = Math.min(amount, card.spendable_minor);
       last4 = card.last4;
+    } catch (error) {
+      if (!(error instanceof NetworkError)) return showError("pay", error.message);
+    }
+  } else if (kind === "loyalty" && state.online) {
+    // What the customer's points are worth (app/stored_value/loyalty/pos.py): they pay at most that.
+    try {
+      const points = await api("GET", `/pos/api/loyalty/${encodeURIComponent(t.customer.id)}`);
+      if (!points.enabled) return showError("pay", "This store has no loyalty program.");
+      if (points.worth_minor <= 0) return showError("pay", `Points pay from ${points.min_points} points; this customer has ${points.points}.`);
+      amount = Math.min(amount, points.worth_minor);
     } catch (error) {
       if (!(error instanceof NetworkError)) return showError("pay", error.message);
     }
@@ -416,7 +429,7 @@ async function buildSale(t) {
     tenders: t.tenders.map((x) =>
       x.kind === "cash"
         ? { kind: "cash", amount_minor: x.amount_minor, tendered_minor: x.tendered_minor }
-        : x.kind === "gift_card" || x.kind === "store_credit"
+        : x.kind === "gift_card" || x.kind === "store_credit" || x.kind === "loyalty"
           ? { kind: x.kind, amount_minor: x.amount_minor, code: x.code ?? null }
           : { kind: x.kind, amount_minor: x.amount_minor, reader_payment_id: x.reader_payment_id },
     ),

@@ -8,10 +8,10 @@ import re
 import time
 import uuid
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from app.seed import DEMO_ACCOUNTS
-from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.conftest import TABLET, screenshot, sign_in
 
 MANAGER = next(a.email for a in DEMO_ACCOUNTS if a.email.startswith("manager@"))
 
@@ -90,5 +90,71 @@ def test_a_shopper_earns_points_on_a_paid_order_and_sees_them(tablet: Page, phon
         expect(tablet.get_by_test_id("member-balance")).to_have_text(f"{earns:,}")
         expect(tablet.get_by_test_id("member-accruals")).to_contain_text("Member")
         screenshot(tablet, "loyalty-member-tablet")
+    finally:
+        _turn_off(tablet)
+
+
+CASHIER = DEMO_ACCOUNTS[3].email
+REGISTER = "Points counter"  # its own register in the shared demo store
+
+
+def test_a_cashier_takes_a_customers_points_and_cash(tablet: Page, phone: Page, browser: Browser) -> None:
+    _set_up_program(tablet)
+    try:
+        email = f"till-{uuid.uuid4().hex[:6]}@example.com"
+        phone.goto("/s/demo/account")
+        signup = phone.locator("form[action$='/account/signup']")
+        signup.locator("input[name=name]").fill("Tom Till")
+        signup.locator("input[name=email]").fill(email)
+        signup.locator("input[name=password]").fill("long-enough-pw")
+        signup.get_by_role("button", name="Create account").click()
+        expect(phone.get_by_role("heading", name="Hello, Tom Till")).to_be_visible()
+        # The manager gives the new customer 500 points (worth €5.00) and adds a register.
+        tablet.goto(f"/staff/loyalty?q={email}")
+        tablet.get_by_role("link", name=email).click()
+        tablet.get_by_label("Points (a minus takes them away)").fill("500")
+        tablet.get_by_label("Reason").fill("Welcome")
+        tablet.get_by_role("button", name="Record adjustment").click()
+        expect(tablet.get_by_test_id("member-balance")).to_have_text("500")
+        tablet.goto("/staff/registers")
+        tablet.get_by_label("Name", exact=True).fill(REGISTER)
+        tablet.get_by_role("button", name="Add register").click()
+        expect(tablet.get_by_test_id("registers").locator(f'tr[data-register="{REGISTER}"]')).to_be_visible()
+
+        context = browser.new_context(viewport=TABLET, base_url=tablet.url.split("/staff")[0], has_touch=True)
+        till = context.new_page()
+        sign_in(till, CASHIER)
+        till.goto("/pos")
+        expect(till.locator("body")).to_have_attribute("data-ready", "true")
+        till.get_by_test_id("registers").get_by_role("button", name=re.compile(REGISTER)).click()
+        till.get_by_test_id("float").fill("100")
+        till.get_by_role("button", name="Open shift").click()
+        expect(till.get_by_test_id("register-name")).to_contain_text(REGISTER)
+        till.get_by_test_id("products").get_by_role("button", name="Kreuzberg House Espresso").click()
+        till.get_by_test_id("variants").get_by_role("button", name="250 g / Whole bean").click()
+        till.get_by_test_id("customer").click()
+        till.get_by_test_id("customer-search").fill(email)
+        till.get_by_test_id("customer-results").get_by_role("button", name=re.compile("Tom Till")).click()
+        expect(till.get_by_test_id("customer")).to_have_text("Customer: Tom Till")
+        till.get_by_test_id("pay-cash").click()
+        expect(till.get_by_test_id("pay-due")).to_have_text("€11.90")
+        till.get_by_test_id("take-points").click()
+        expect(till.get_by_test_id("tenders")).to_contain_text("Points €5.00")
+        expect(till.get_by_test_id("pay-due")).to_have_text("€6.90")
+        screenshot(till, "pos-points-taken")
+        till.get_by_test_id("quick-cash").get_by_role("button", name="Exact €6.90").click()
+        expect(till.get_by_test_id("last-sale-text")).to_contain_text("€11.90")
+        context.close()
+
+        tablet.goto(f"/staff/loyalty?q={email}")
+        tablet.get_by_role("link", name=email).click()
+        expect(tablet.get_by_test_id("member-ledger")).to_contain_text("capture")
+        # 500 spent; the €6.90 paid in cash earns 69 at 10 a euro (the worker's consumer): reload until it has.
+        deadline = time.monotonic() + 20
+        while tablet.get_by_test_id("member-balance").inner_text() != "69" and time.monotonic() < deadline:
+            tablet.wait_for_timeout(250)
+            tablet.reload()
+        expect(tablet.get_by_test_id("member-balance")).to_have_text("69")
+        screenshot(tablet, "loyalty-member-after-pos-tablet")
     finally:
         _turn_off(tablet)
