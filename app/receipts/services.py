@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 DELIVERY_QUEUED = "receipt.delivery_queued"  # consumed by the deliver_receipt job (workers/tasks.py)
 RECEIPT_ALERT = "receipt.alert"  # a receipt stuck: the board shows it
 PAID = frozenset({"paid", "authorized", "partially_paid"})
+UNPAID = frozenset({"unpaid", "voided"})
 DEFAULT_FALLBACK = {"pos": ("thermal", "whatsapp", "email"), "web": ("email",)}
 
 
@@ -277,7 +278,10 @@ async def receipts_for_event(session: AsyncSession, event: dict[str, Any]) -> li
         if amount <= 0:
             return []
         return [new("refund", key, await builders.web_refund_document(session, store, order, tx, amount))]
-    if kind in ("order.placed", "order.payment_changed") and order.payment_status in PAID:
+    # Paid when placed, or paid later: a status past "paid" (refunded meanwhile, ...) was paid first.
+    paid_at_placing = kind == "order.placed" and order.payment_status not in UNPAID
+    paid_later = kind == "order.payment_changed" and payload.get("to") in PAID and payload.get("from") in UNPAID
+    if paid_at_placing or paid_later:
         return [new("sale", f"sale:{order.id}", await builders.sale_document(session, store, order))]
     return []
 

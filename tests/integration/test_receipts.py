@@ -4,11 +4,12 @@ print; the e-mail reaches a real SMTP server (aiosmtpd on 127.0.0.1), the therma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
+from saq import Worker
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,6 +40,8 @@ from tests.integration.pos import add_register
 from tests.integration.receipt_printer import fake_printer
 from tests.integration.shop import make_shop, place_order
 from tests.integration.test_outbound_email import Inbox, smtp_server
+from workers.context import TillContext
+from workers.settings import build_worker
 
 Sessions = async_sessionmaker[AsyncSession]
 Client = AsyncTestClient[Litestar]
@@ -538,3 +542,82 @@ async def test_the_api_lists_and_queues_receipts_with_problem_json_on_bad_input(
     other_headers = bearer(await issue_token(world, other))
     assert (await client.get(f"/api/v1/orders/{order.id}/receipts", headers=other_headers)).status_code == 404
     assert len((await reload(sessions, receipt.id)).deliveries) == 2  # the refused requests wrote nothing
+
+
+# ---- through the outbox and a real worker -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[Worker[TillContext]]:
+    running = build_worker(settings, concurrency=4, run_webhooks=False)
+    task = asyncio.create_task(running.start())
+    yield running
+    await running.stop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def wait_for(sessions: Sessions, store: Store, check: Any, what: str) -> list[Receipt]:
+    for _ in range(300):
+        receipts = await receipts_of(sessions, store)
+        if check(receipts):
+            return receipts
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: {[(r.kind, [(d.channel, d.status) for d in r.deliveries]) for r in receipts]}")
+
+
+async def test_a_counter_sale_its_refund_and_the_shift_close_each_print_once_through_the_worker(
+    worker: Worker[TillContext], client: Client, world: World, sessions: Sessions, settings: Settings
+) -> None:
+    from tests.integration.pos import API, open_till, sale_body
+
+    async with fake_printer() as printer:
+        till = await open_till(client, world, sessions)
+        async with sessions() as session, session.begin():
+            await ReceiptService(session, till.store.id).set_printer(
+                till.register_id, "127.0.0.1", str(printer.port), "58"
+            )
+        sale = sale_body(
+            till, {"CRO-1": 2, "BEAN-1": 1}, tenders=[{"kind": "cash", "amount_minor": 1670, "tendered_minor": 2000}]
+        )
+        assert sale["total_minor"] == 1670
+        made = await client.post(f"{API}/sales", json=sale, headers=till.headers)
+        assert made.status_code == 201, made.text
+        number = made.json()["order_number"]
+        refund = await client.post(
+            f"{API}/refunds",
+            json={"order_number": number, "register_id": str(till.register_id), "shift_id": str(till.shift_id),
+                  "lines": None, "amount_minor": 240, "to": "cash", "reason": "Stale croissant"},
+            headers=till.headers,
+        )  # fmt: skip
+        assert refund.status_code in (200, 201), refund.text
+        closed = await client.post(
+            f"{API}/shifts/{till.shift_id}/close",
+            json={"counted_cash_minor": 10_000 + 1670 - 240},
+            headers=till.headers,
+        )
+        assert closed.status_code == 200, closed.text
+
+        def all_printed(receipts: list[Receipt]) -> bool:
+            return sorted(r.kind for r in receipts) == ["refund", "sale", "shift"] and all(
+                d.status == "sent" for r in receipts for d in r.deliveries
+            )
+
+        receipts = await wait_for(sessions, till.store, all_printed, "three receipts printed")
+        for _ in range(100):
+            if len(printer.jobs) == 3:
+                break
+            await asyncio.sleep(0.02)
+    assert [[d.channel for d in r.deliveries] for r in receipts] == [["thermal"]] * 3
+    texts = sorted(escpos_text(job) for job in printer.jobs)
+    assert len(texts) == 3
+    sale_text = next(t for t in texts if "Receipt R-" in t)
+    assert "2 × €2.40" in sale_text and "€16.70" in sale_text and "Cash given" in sale_text and "€20.00" in sale_text
+    assert "Change" in sale_text and "€3.30" in sale_text
+    refund_text = next(t for t in texts if "Refund receipt" in t)
+    assert (
+        "Refunded" in refund_text and "€2.40" in refund_text and "Given back" in refund_text and "Cash" in refund_text
+    )
+    assert "Stale croissant" in refund_text
+    shift_text = next(t for t in texts if "Shift report" in t)
+    assert "Net" in shift_text and "€14.30" in shift_text and "Counted cash" in shift_text
