@@ -151,6 +151,9 @@ def test_manager_uploads_a_phone_photo_and_a_video_that_the_shop_shows(
     card = phone.locator(".product-card", has_text=PRODUCT).locator("img")
     expect(card).to_have_attribute("loading", "lazy")
     assert "w, " in (card.get_attribute("srcset") or "")
+    card.scroll_into_view_if_needed()
+    phone.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=card.element_handle(), timeout=10_000)
+    screenshot(phone, "media-storefront-grid-phone")
 
     # No stored file carries the GPS (or the camera): the originals are gone, the derivatives have no metadata.
     root = Path(LIVE_ENV["TILL_DATA_DIR"]) / "media"
