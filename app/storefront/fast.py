@@ -12,6 +12,7 @@ Redis unreachable) it hands the request to the handler, which renders and files 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import uuid
 from typing import Any
@@ -59,6 +60,7 @@ async def cart_count(engine: Any, store_id: uuid.UUID, token: str) -> int:
 
 _refreshes: set[asyncio.Task[None]] = set()  # background re-renders under way (a reference keeps them alive)
 _KEPT_HEADERS = (b"host", b"hx-request", b"hx-target")
+_REFRESH_COOKIE = b"till_session=" + secrets.token_hex(32).encode()
 
 
 async def _refresh(app: Any, scope: Scope) -> None:
@@ -74,7 +76,9 @@ async def _refresh(app: Any, scope: Scope) -> None:
         "raw_path": scope.get("raw_path", scope["path"].encode()),
         "query_string": scope["query_string"],
         "root_path": scope.get("root_path", ""),
-        "headers": [(k, v) for k, v in scope["headers"] if k in _KEPT_HEADERS],
+        # one throwaway session per process (the session layer stores even an empty one: without a cookie each
+        # refresh would leave a new key in Redis for 12 hours)
+        "headers": [*((k, v) for k, v in scope["headers"] if k in _KEPT_HEADERS), (b"cookie", _REFRESH_COOKIE)],
         "client": scope.get("client"),
         "server": scope.get("server"),
         "state": {},

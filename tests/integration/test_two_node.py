@@ -179,6 +179,16 @@ async def test_two_nodes_share_the_board_checkouts_sessions_and_the_page_cache(
         )
         assert changed.status_code == 422  # the same key with another request is refused on any node
 
+        # a checkout quoted on A, completed on B, its key replayed on A
+        second = await _quote(api, cluster.a, variant_id)
+        key = uuid.uuid4().hex
+        body = {"snapshot_id": second["id"], "amount_minor": second["total_minor"], "card": CARD}
+        on_b = await api.post(f"{cluster.b}/api/v1/checkout/complete", json=body, headers={"Idempotency-Key": key})
+        assert on_b.status_code == 201, on_b.text
+        again = await api.post(f"{cluster.a}/api/v1/checkout/complete", json=body, headers={"Idempotency-Key": key})
+        assert again.status_code == 201 and again.json() == on_b.json()
+        assert on_b.json()["order"]["id"] != order["id"]
+
         # a price changed through B shows on A's cached page on the very next request
         form = await _product_form(sessions)
         page = f"{cluster.a}/s/demo/p/{form['slug']}"
