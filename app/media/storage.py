@@ -235,7 +235,8 @@ class S3Storage:
         await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=_safe(key))
 
     async def delete_prefix(self, prefix: str) -> None:
-        listed = await asyncio.to_thread(self.client.list_objects_v2, Bucket=self.bucket, Prefix=_safe(prefix))
+        prefix = _safe(prefix.rstrip("/")) + "/"
+        listed = await asyncio.to_thread(self.client.list_objects_v2, Bucket=self.bucket, Prefix=prefix)
         keys = [{"Key": o["Key"]} for o in listed.get("Contents", [])]
         if keys:
             await asyncio.to_thread(self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": keys})

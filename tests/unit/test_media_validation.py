@@ -187,3 +187,41 @@ def test_a_large_photo_is_decoded_at_a_reduced_scale_and_still_upright(tmp_path:
     assert (full.width, full.height) == (1200, 1600)
     top = Image.open(io.BytesIO(full.data)).convert("RGB").getpixel((600, 2))
     assert isinstance(top, tuple) and top[2] > 150 and top[0] < 100
+
+
+async def test_s3_backend_calls_the_object_storage_api_as_botocore_expects() -> None:
+    from botocore.response import StreamingBody  # type: ignore[import-untyped]
+    from botocore.stub import Stubber  # type: ignore[import-untyped]
+
+    storage = S3Storage(parse_s3_url("s3://AKIDEXAMPLE:secret@127.0.0.1:9000/till-media?tls=0"))
+    with Stubber(storage.client) as stub:
+        stub.add_response(
+            "put_object",
+            {},
+            {"Bucket": "till-media", "Key": "s/a/card.1.webp", "Body": b"RIFF", "ContentType": "image/webp"},
+        )
+        stub.add_response("head_object", {"ContentLength": 1234}, {"Bucket": "till-media", "Key": "s/a/original"})
+        stub.add_client_error("head_object", "404", http_status_code=404)
+        stub.add_response(
+            "get_object",
+            {"Body": StreamingBody(io.BytesIO(b"\xff\xd8\xff\xe0"), 4)},
+            {"Bucket": "till-media", "Key": "s/a/original", "Range": "bytes=0-3"},
+        )
+        stub.add_response(
+            "list_objects_v2",
+            {"Contents": [{"Key": "s/a/original"}, {"Key": "s/a/card.1.webp"}]},
+            {"Bucket": "till-media", "Prefix": "s/a/"},
+        )
+        stub.add_response(
+            "delete_objects",
+            {},
+            {"Bucket": "till-media", "Delete": {"Objects": [{"Key": "s/a/original"}, {"Key": "s/a/card.1.webp"}]}},
+        )
+        await storage.put_bytes("s/a/card.1.webp", b"RIFF", "image/webp")
+        assert await storage.size("s/a/original") == 1234
+        assert await storage.size("s/a/missing") is None
+        assert await storage.read_head("s/a/original", 4) == b"\xff\xd8\xff\xe0"
+        await storage.delete_prefix("s/a/")
+        stub.assert_no_pending_responses()
+    with pytest.raises(ValueError, match="bad media key"):
+        await storage.put_bytes("s/../etc/passwd", b"", "text/plain")
