@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import actor_label, record
 from app.core.errors import NotFound, ValidationFailed
+from app.core.outbox import emit
 from app.core.rbac import Principal
 from app.core.tenancy import bind_store
 from app.orders.models import Order
@@ -114,6 +115,10 @@ class StoredValueRefunds:
             details={"amount_minor": amount_minor - left, "destination": chosen, "parts": parts, "reason": reason},
             store_id=self.store_id,
         )
+        if amount_minor - left > 0:  # loyalty takes back the points of the money given back (app/stored_value/loyalty)
+            emit(self.session, "stored_value.refunded", aggregate_type="order", aggregate_id=order_id,
+                 payload={"amount_minor": amount_minor - left, "destination": chosen, "parts": parts},
+                 store_id=self.store_id)  # fmt: skip
         return RefundResult(amount_minor - left, left, chosen, parts)
 
 

@@ -1,6 +1,6 @@
 """Loyalty on the stored-value ledger: accrual exactly once (an event delivered twice, an offline POS sale synced
 twice), tier multipliers, proportional reversal on refunds, the nightly tiers and expiry, and the integrity job
-(zero drift; an injected drift caught, recorded and counted)."""
+(zero drift; an injected drift caught, recorded and counted); a refund to store credit takes back its share."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from app.stored_value.loyalty.maintenance import LoyaltyMaintenance
 from app.stored_value.loyalty.models import LoyaltyAccrual, LoyaltyIntegrityRun, LoyaltyMember
 from app.stored_value.loyalty.program import Program, Tier
 from app.stored_value.loyalty.services import LoyaltyProgramService
+from app.stored_value.refunds import StoredValueRefunds
 from app.stores.models import Store
 from tests.integration.conftest import World
 from tests.integration.pos import API, Till, batch, entry, open_till, sale_body
@@ -316,3 +317,21 @@ async def test_a_store_without_a_program_or_an_order_without_payment_earns_nothi
         outcome = await LoyaltyAccruals(session, shop.store.id).handle(event)
     assert str(outcome) == "skipped: nothing to earn"
     assert await _accruals(sessions, shop.store) == []
+
+
+async def test_a_refund_to_store_credit_takes_back_the_points_of_that_money(
+    world: World, sessions: Sessions, engine: AsyncEngine, redis: Redis, settings: Settings
+) -> None:
+    shop, order, customer_id = await _paid(world, sessions, redis, settings, {"MUG-1": 2})  # 28 points
+    await _deliver(engine, sessions, await _events(sessions, shop.store))
+    seen = (await _events(sessions, shop.store))[-1]["id"]
+    async with sessions() as session, session.begin():
+        result = await StoredValueRefunds(session, shop.store.id).refund(
+            order.id, 1_400, "half back as credit", principal=None, destination="store_credit"
+        )
+    assert result.refunded_minor == 1_400
+    events = await _events(sessions, shop.store, seen)
+    assert [e["type"] for e in events] == ["stored_value.refunded"]
+    assert await _deliver(engine, sessions, events * 2) == ["earned 0, reversed 14", "skipped"]
+    assert await _points(sessions, shop.store, customer_id) == (14, 14)
+    assert (await _integrity(sessions, shop.store)).drifts == []

@@ -70,6 +70,22 @@ async def claim_receipt(session: AsyncSession, consumer: str, event_id: int) -> 
     return inserted is not None
 
 
+def refunded_money(event: dict[str, Any]) -> int:
+    """The money an event gives back that earned points: a card or POS refund (``order.payment_changed``), or
+    what a stored-value refund gave back to gift cards or store credit (``stored_value.refunded``; what went back to
+    points never earned)."""
+    payload = event.get("payload") or {}
+    if event.get("type") == "order.payment_changed" and payload.get("operation") == "refund":
+        return max(int(payload.get("amount_minor") or 0), 0)
+    if event.get("type") == "stored_value.refunded":
+        return sum(
+            max(int(value), 0)
+            for instrument, value in payload.get("parts") or []
+            if instrument not in (INSTRUMENT, KIND)
+        )
+    return 0
+
+
 async def points_paid(session: AsyncSession, store_id: uuid.UUID, order_id: uuid.UUID) -> int:
     """The money an order's loyalty spends paid (points are not money: they earn nothing, and a refund of the
     order's money is measured against the rest)."""
@@ -102,17 +118,12 @@ class LoyaltyAccruals:
         if event.get("id") is not None and not await claim_receipt(self.session, CONSUMER, int(event["id"])):
             return Outcome(note="skipped: handled already")
         order_id = uuid.UUID(str(event["aggregate_id"]))
-        payload = event.get("payload") or {}
-        refund = (
-            event.get("type") == "order.payment_changed"
-            and payload.get("operation") == "refund"
-            and int(payload.get("amount_minor") or 0) > 0
-        )
+        refunded = refunded_money(event)
         await self._lock(order_id)
         program = await self.programs.get()
         earned = await self.accrue(order_id, program, now=now)
-        if refund:
-            reversed_, unrecovered = await self.reverse(order_id, int(payload["amount_minor"]))
+        if refunded:
+            reversed_, unrecovered = await self.reverse(order_id, refunded)
             return Outcome(earned or 0, reversed_, unrecovered)
         return Outcome(earned) if earned is not None else Outcome(note="skipped: nothing to earn")
 

@@ -23,12 +23,13 @@ from app.webhooks.receipts import exactly_once
 
 log = structlog.get_logger(__name__)
 
-EVENTS = ("order.placed", "order.payment_changed")
+EVENTS = ("order.placed", "order.payment_changed", "stored_value.refunded")
 
 
 @exactly_once
 async def loyalty_points(ctx: Any, *, event: dict[str, Any]) -> str:
-    """order.placed / order.payment_changed: points for a paid order, taken back in proportion on a refund."""
+    """order.placed / order.payment_changed / stored_value.refunded: points for a paid order, taken back in
+    proportion to the money a refund gives back."""
     async with ctx["sessions"]() as session, session.begin():
         outcome = await LoyaltyAccruals(session, uuid.UUID(event["store_id"])).handle(event)
     return str(outcome)
