@@ -4,6 +4,7 @@ refused field by field (inline errors, problem+json) with nothing written; a goo
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -14,7 +15,7 @@ from app.core.audit import AuditEntry
 from app.core.rbac import Role
 from app.core.tenancy import bind_store
 from app.customers.models import Customer
-from app.stored_value.loyalty.models import LoyaltyProgram
+from app.stored_value.loyalty.models import LoyaltyIntegrityRun, LoyaltyProgram
 from app.stored_value.loyalty.program import Program, Tier
 from app.stored_value.loyalty.services import LoyaltyProgramService
 from app.stores.models import Store
@@ -214,3 +215,20 @@ async def test_a_manager_finds_a_member_adjusts_their_points_with_a_reason_and_b
         f"{PAGE}/members/{stranger.id}/adjust", data={"_csrf_token": csrf, "points": "5", "reason": "x"}
     )
     assert refused.status_code == 404
+
+
+async def test_metrics_show_each_stores_last_integrity_run(client: Client, world: World, sessions: Sessions) -> None:
+    """The worker runs the check; the app's /metrics reads the last recorded run of each store."""
+    store = await world.store()
+    async with sessions() as session, session.begin():
+        bind_store(session, store.id)
+        for points, at in ((0, datetime(2026, 12, 1, tzinfo=UTC)), (7, datetime(2026, 12, 2, tzinfo=UTC))):
+            session.add(
+                LoyaltyIntegrityRun(
+                    accounts_checked=3, orders_checked=5, drifted_accounts=1 if points else 0,
+                    drift_points=points, details=[], checked_at=at,
+                )
+            )  # fmt: skip
+    scraped = (await client.get("/metrics")).text
+    assert f'till_loyalty_drift_points{{store="{store.id}"}} 7.0' in scraped
+    assert f'till_loyalty_drifted_accounts{{store="{store.id}"}} 1.0' in scraped

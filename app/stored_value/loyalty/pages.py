@@ -21,6 +21,7 @@ from app.core.rbac import Role, principal_of, require_role
 from app.stored_value.loyalty.form import form_values, tier_rows
 from app.stored_value.loyalty.maintenance import LoyaltyMaintenance
 from app.stored_value.loyalty.members import LoyaltyMembers
+from app.stored_value.loyalty.metrics import refresh as _refresh_metrics  # noqa: F401 (its /metrics hook)
 from app.stored_value.loyalty.program import MAX_TIERS, QUALIFYING_DAYS, Program
 from app.stored_value.loyalty.services import LoyaltyProgramService
 
