@@ -68,6 +68,7 @@ from app.pos.readers.pages import RegisterReaderPageController, SandboxReaderPag
 from app.promotions.api import PromotionsAdminApiController
 from app.promotions.pages import PromotionPagesController
 from app.receipts.controllers import ReceiptLinkController, ReceiptPagesController, ReceiptsApiController
+from app.receipts.printer_pages import PrinterPagesController
 from app.reconciliation.api import ReconciliationApiController
 from app.reconciliation.pages import (
     KillSwitchPagesController,
@@ -176,6 +177,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             ReceiptPagesController,
             ReceiptLinkController,
             ReceiptsApiController,
+            PrinterPagesController,
             BoardController,
             *WEBHOOK_HANDLERS,
             IngestController,

@@ -28,6 +28,7 @@ from app.core.tenancy import bind_store
 from app.orders.models import Order
 from app.orders.services import OrderFilter, OrderService
 from app.orders.states import Axis, next_statuses
+from app.receipts.services import ReceiptService
 from app.stores.commerce import CommerceSettings
 from app.stores.hours import format_pickup, pickup_at_of
 from app.stores.models import Store
@@ -71,7 +72,9 @@ class BoardController(Controller):
             rows, _ = await orders.page(OrderFilter(status=status, oldest_first=True), limit=100, with_lines=True)
             columns[status] = [card_context(order, now, delay, timezone=me.timezone) for order in rows]
         after = await live.last_seq(db_session, me.store_id)
-        return Template("orders/board.html", context={"me": me, "columns": columns, "last_seq": after})
+        receipt_alerts = await ReceiptService(db_session, me.store_id).stuck()  # receipts stuck (app/receipts)
+        context = {"me": me, "columns": columns, "last_seq": after, "receipt_alerts": receipt_alerts}
+        return Template("orders/board.html", context=context)
 
     @get("/events")
     async def events(self, request: Request[Any, Any, Any], db_session: DbSession, after: FromQuery[int] = 0) -> Stream:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.receipts.thermal import STATUS_QUERY
 
@@ -56,3 +57,31 @@ async def fake_printer(**options: object) -> AsyncIterator[FakePrinter]:
         server.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 2)
+
+
+@contextlib.contextmanager
+def threaded_fake_printer(**options: object) -> Iterator[FakePrinter]:
+    """The same printer on its own thread and event loop: for requests through the test client, whose app may
+    run on another loop than the test's."""
+    import threading
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def serve() -> None:
+        async with fake_printer(**options) as printer:
+            holder["printer"] = printer
+            holder["stop"] = asyncio.Event()
+            ready.set()
+            await holder["stop"].wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    ready.wait(5)
+    try:
+        yield holder["printer"]
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(5)
+        loop.close()

@@ -37,7 +37,7 @@ from app.receipts.thermal import escpos_text
 from app.stores.models import Store
 from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
 from tests.integration.pos import add_register
-from tests.integration.receipt_printer import fake_printer
+from tests.integration.receipt_printer import fake_printer, threaded_fake_printer
 from tests.integration.shop import make_shop, place_order
 from tests.integration.test_outbound_email import Inbox, smtp_server
 from workers.context import TillContext
@@ -267,7 +267,7 @@ def _closed_port() -> int:
 
 
 async def test_every_channel_failing_raises_an_alert_on_the_board(
-    world: World, sessions: Sessions, redis: Redis, settings: Settings
+    client: Client, world: World, sessions: Sessions, redis: Redis, settings: Settings
 ) -> None:
     thermal = FakeChannel("thermal", failures=9, permanent=True)
     email = FakeChannel("email", failures=9, permanent=True)
@@ -283,6 +283,11 @@ async def test_every_channel_failing_raises_an_alert_on_the_board(
     assert len(await events_of(sessions, store, "receipt.alert")) == 1
     async with sessions() as session:
         assert [r.id for r in await ReceiptService(session, store.id).stuck()] == [receipt.id]
+    staff = await world.staff(store, Role.CASHIER)
+    await sign_in(client, staff.email)
+    board = await client.get("/staff/board")
+    assert board.status_code == 200 and 'data-testid="receipt-alerts"' in board.text
+    assert f"R-{receipt.number:06d}" in board.text and "Every channel failed" in board.text
 
 
 async def test_three_failed_attempts_raise_the_alert_and_a_success_clears_it(
@@ -621,3 +626,40 @@ async def test_a_counter_sale_its_refund_and_the_shift_close_each_print_once_thr
     assert "Stale croissant" in refund_text
     shift_text = next(t for t in texts if "Shift report" in t)
     assert "Net" in shift_text and "€14.30" in shift_text and "Counted cash" in shift_text
+
+
+async def test_a_manager_sets_up_a_registers_printer_and_prints_a_test_receipt(
+    client: Client, world: World, sessions: Sessions
+) -> None:
+    store = await world.store()
+    register_id = await add_register(sessions, store)
+    manager = await world.staff(store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    registers = await client.get("/staff/registers")
+    assert f'href="/staff/registers/{register_id}/printer"' in registers.text
+    page = await client.get(f"/staff/registers/{register_id}/printer")
+    assert page.status_code == 200
+    token = csrf_from(page.text)
+    bad = await client.post(
+        f"/staff/registers/{register_id}/printer",
+        data={"host": "http://x", "port": "99999", "paper": "70", "_csrf_token": token},
+    )
+    assert bad.status_code == 422
+    assert "A host name or IP address" in bad.text and "A port from 1 to 65535" in bad.text and "58 or 80" in bad.text
+    assert 'value="http://x"' in bad.text  # kept
+    async with sessions() as session:
+        assert await ReceiptService(session, store.id).printer_of(register_id) is None  # nothing written
+    with threaded_fake_printer() as printer:
+        saved = await client.post(
+            f"/staff/registers/{register_id}/printer",
+            data={"host": "127.0.0.1", "port": str(printer.port), "paper": "58", "_csrf_token": token},
+        )
+        assert saved.status_code == 303
+        tested = await client.post(f"/staff/registers/{register_id}/printer/test", data={"_csrf_token": token})
+        assert tested.status_code == 303
+        shown = (await client.get(f"/staff/registers/{register_id}/printer")).text
+        assert "A test receipt was printed." in shown, shown[shown.find("<main") : shown.find("<main") + 600]
+    assert len(printer.jobs) == 1 and "If you can read this" in escpos_text(printer.jobs[0])
+    cashier = await world.staff(store, Role.CASHIER)
+    await sign_in(client, cashier.email)
+    assert (await client.get(f"/staff/registers/{register_id}/printer")).status_code == 403
