@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import time
 import uuid
 from collections import OrderedDict
@@ -40,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 MAX_AGE_S = 1.0  # no entry is served older than this: the stock badges' lag
 REFRESH_AGE_S = 0.5  # from this age one request re-renders while the others still get the entry
-MAX_ENTRIES = 2000  # per web process; least recently used first out
+MAX_ENTRIES = 1000  # per web process (a page is ~5-40 KB); least recently used first out
 CSRF_MARK = "tillcsrf0000mark0000tillcsrf"  # survives HTML escaping; never a real token (those are hex)
 COUNT_MARK = "<!--till:cart-count-->"
 CSRF_INPUT = f'<input type="hidden" name="_csrf_token" value="{CSRF_MARK}" />'
@@ -226,7 +227,8 @@ def serve(entry: Entry, *, csrf_token: str, cart_count: int, if_none_match: str)
         return Served(304, b"", headers)
     body = entry.body
     if entry.page:
-        body = body.replace(CSRF_MARK.encode(), csrf_token.encode()).replace(
+        # escaped as the template would: the token comes from a cookie, which a page must never trust as HTML
+        body = body.replace(CSRF_MARK.encode(), html.escape(csrf_token).encode()).replace(
             COUNT_MARK.encode(), str(cart_count).encode()
         )
     headers += [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]

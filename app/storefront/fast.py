@@ -12,6 +12,7 @@ Redis unreachable) it hands the request to the handler, which renders and files 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 import uuid
@@ -37,6 +38,7 @@ from app.storefront.cache import (
 
 log = structlog.get_logger(__name__)
 CSRF_COOKIE = "till_csrf"
+_TOKEN = re.compile(r"[0-9a-f]{32,256}")
 CART_COOKIE = "till_cart"
 
 
@@ -145,6 +147,8 @@ class StorefrontCacheMiddleware(ASGIMiddleware):
             task.add_done_callback(_refreshes.discard)
         cookies = _cookies(cookie_header) if cookie_header else {}
         token = cookies.get(CSRF_COOKIE, "")
+        if not _TOKEN.fullmatch(token):
+            token = ""  # not one of ours (they are hex): a new one replaces it
         new_token = not token and entry.page  # a fragment carries no token; its page set the cookie
         if new_token:
             token = new_csrf_token(config.secret)

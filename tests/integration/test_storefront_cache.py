@@ -203,3 +203,16 @@ async def test_a_preview_is_never_cached(client: AsyncTestClient[Litestar], worl
     preview = await client.get(f"/s/{store.slug}")
     assert preview.status_code == 200 and 'data-testid="preview-banner"' in preview.text
     assert preview.headers["cache-control"] == "no-store"
+
+
+async def test_a_forged_csrf_cookie_never_reaches_the_page_as_html(
+    shopper: AsyncTestClient[Litestar], world: World
+) -> None:
+    shop = await make_shop(world)
+    page = f"/s/{shop.store.slug}/p/bean-1"
+    forged = {"cookie": "till_csrf=x'><script>alert(1)</script>"}
+    for _ in range(2):  # rendered by the handler, then from the cache's fast lane
+        answer = await shopper.get(page, headers=forged)
+        assert answer.status_code == 200 and "<script>alert" not in answer.text
+    assert re.fullmatch(r"[0-9a-f]{128}", csrf_from(answer.text))  # the fast lane handed out a real token
+    assert "till_csrf=" in answer.headers["set-cookie"]
