@@ -31,6 +31,7 @@ from app.receipts.builders import sale_document
 from app.receipts.channels import ChannelError, Facts, Outgoing, ReceiptChannel
 from app.receipts.channels.registry import default_channels
 from app.receipts.delivery import DeliveryDeferred, ReceiptDeliveries
+from app.receipts.document import ReceiptDocument
 from app.receipts.models import Receipt, ReceiptDelivery
 from app.receipts.services import DELIVERY_QUEUED, NewReceipt, ReceiptService, create_from_event
 from app.receipts.thermal import escpos_text
@@ -663,3 +664,39 @@ async def test_a_manager_sets_up_a_registers_printer_and_prints_a_test_receipt(
     cashier = await world.staff(store, Role.CASHIER)
     await sign_in(client, cashier.email)
     assert (await client.get(f"/staff/registers/{register_id}/printer")).status_code == 403
+
+
+async def test_a_discounted_orders_pdf_thermal_and_email_show_the_same_lines_discounts_taxes_and_tenders(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings, inbox: tuple[Inbox, int], tmp_path: Any
+) -> None:
+    from app.receipts.pdf import render_pdf
+    from app.receipts.thermal import render_escpos
+    from tests.integration.promotions import make_promotion
+
+    box, port = inbox
+    smtp = smtp_settings(settings, port)
+    shop = await make_shop(world)
+    await make_promotion(sessions, shop.store, name="Opening week", code=None, percent_bps=1000)
+    order = await place_order(sessions, shop, redis, settings, lines={"BEAN-1": 2, "MUG-1": 1})
+    assert order.discount_minor == 378 and order.total_minor == 3402
+    channels = default_channels(sessions, smtp)
+    [event] = await events_of(sessions, shop.store, "order.placed")
+    await create_from_event(sessions, event, channels)
+    [receipt] = await receipts_of(sessions, shop.store)
+    assert await ReceiptDeliveries(sessions, smtp, channels).deliver(receipt.deliveries[0].id) == "sent"
+    doc = ReceiptDocument.from_json(receipt.content, number=receipt.number)
+    expected = ["2 × €11.90", "€23.80", "-€2.38", "1 × €14.00", "-€1.40", "Subtotal", "€37.80", "Opening week",
+                "-€3.78", "Total", "€34.02", "incl. tax 7 %", "incl. tax 19 %", "Visa ending 4242"]  # fmt: skip
+    taxes = [doc.fmt(row.amount_minor) for row in doc.tax_lines]
+    assert sum(row.amount_minor for row in doc.tax_lines) == order.tax_minor
+    pdf = pdf_text(render_pdf(doc), tmp_path)
+    thermal = escpos_text(render_escpos(doc, paper_mm=58, qr_url="http://127.0.0.1:8000/r/x"))
+    [(_, _, message)] = box.messages
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    mail = plain.get_content()
+    for text in expected + taxes:
+        assert text in pdf, ("pdf", text)
+        assert text in thermal, ("thermal", text)
+    for text in ["Total: €34.02", "Opening week: -€3.78", "Subtotal: €37.80", *taxes, "Visa ending 4242: €34.02"]:
+        assert text in mail, ("mail", text)
