@@ -27,10 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import audit, pg
 from app.stored_value.ledger import Ledger
-from app.stored_value.loyalty.accrual import order_eligible
-from app.stored_value.loyalty.ledger import EARNED, EXPIRED, KIND, REVERSED
+from app.stored_value.loyalty.ledger import EARNED, EXPIRED, INSTRUMENT, KIND, REVERSED
 from app.stored_value.loyalty.models import LoyaltyAccrual, LoyaltyIntegrityRun, LoyaltyMember
-from app.stored_value.loyalty.program import QUALIFYING_DAYS, earn_points, expiring, reversal_target
+from app.stored_value.loyalty.program import (
+    QUALIFYING_DAYS,
+    earn_points,
+    eligible_minor,
+    expiring,
+    reversal_target,
+)
 from app.stored_value.loyalty.services import LoyaltyProgramService
 
 log = structlog.get_logger(__name__)
@@ -57,6 +62,17 @@ _ORDER_ENTRIES = """
     WHERE store_id = $1 AND order_id IS NOT NULL AND (reason LIKE $2 OR reason LIKE $3)
       AND account_id IN (SELECT id FROM stored_value_accounts WHERE store_id = $1 AND kind = $4)
     GROUP BY account_id, order_id
+"""
+# Every order that earned, with what it earns on today: its lines after discounts, and what points paid of it.
+_ACCRUALS = """
+    SELECT a.order_id, a.account_id, a.currency, a.points_per_unit, a.multiplier_bps, a.points, a.refunded_minor,
+           a.total_minor, a.reversed_points, a.unrecovered_points,
+           (SELECT COALESCE(sum(l.total_minor - l.discount_minor), 0) FROM order_lines l
+            WHERE l.order_id = a.order_id AND l.store_id = $1)::bigint AS lines_minor,
+           (SELECT COALESCE(sum(h.value_minor), 0) FROM stored_value_holds h
+            WHERE h.order_id = a.order_id AND h.store_id = $1 AND h.status = 'captured'
+              AND h.instrument = ANY($2::text[]))::bigint AS points_paid_minor
+    FROM loyalty_accruals a WHERE a.store_id = $1
 """
 _LOTS = """
     SELECT account_id, created_at, delta_minor FROM stored_value_entries
@@ -183,23 +199,18 @@ class LoyaltyMaintenance:
 
         for account_id, row in accounts.items():
             drift(account_id, row["balance_minor"] - row["entries_sum"], "balance differs from the sum of entries")
-        accruals = list(await self.session.scalars(select(LoyaltyAccrual)))
+        accruals = await conn.fetch(_ACCRUALS, self.store_id, [INSTRUMENT, KIND])
         for a in accruals:
-            eligible = await order_eligible(self.session, self.store_id, a.order_id)
-            points = earn_points(eligible, a.currency, a.points_per_unit, a.multiplier_bps)
-            drift(a.account_id, points - a.points, f"order {a.order_id}: the order earns {points}, {a.points} recorded")
-            back = reversal_target(a.points, a.refunded_minor, a.total_minor)
-            drift(
-                a.account_id,
-                back - a.reversed_points - a.unrecovered_points,
-                f"order {a.order_id}: refunds take back {back}, {a.reversed_points + a.unrecovered_points} recorded",
-            )
-            net = ledger_net.pop((a.account_id, a.order_id), 0)
-            drift(
-                a.account_id,
-                net - (a.points - a.reversed_points),
-                f"order {a.order_id}: the ledger holds {net}, {a.points - a.reversed_points} earned",
-            )
+            eligible = max(eligible_minor([(a["lines_minor"], 0)]) - a["points_paid_minor"], 0)
+            order, account, earned = a["order_id"], a["account_id"], a["points"]
+            taken = a["reversed_points"] + a["unrecovered_points"]
+            points = earn_points(eligible, a["currency"], a["points_per_unit"], a["multiplier_bps"])
+            drift(account, points - earned, f"order {order}: the order earns {points}, {earned} recorded")
+            back = reversal_target(earned, a["refunded_minor"], a["total_minor"])
+            drift(account, back - taken, f"order {order}: refunds take back {back}, {taken} recorded")
+            net = ledger_net.pop((account, order), 0)
+            kept = earned - a["reversed_points"]
+            drift(account, net - kept, f"order {order}: the ledger holds {net}, {kept} earned")
         for (account_id, order_id), net in ledger_net.items():  # loyalty entries about an order that never earned
             drift(account_id, net, f"order {order_id}: {net} in the ledger without an accrual")
         report = IntegrityReport(self.store_id, len(accounts), len(accruals), list(drifts.values()))
