@@ -52,6 +52,13 @@ class Settings:
     # (TLS from the start). None: dev/test write .eml files to <data_dir>/outbox; production marks mail failed.
     smtp_url: str | None = field(default=None, repr=False)
     mail_from: str = "Till <till@localhost>"
+    # WhatsApp receipts (app/receipts/channels/whatsapp.py): off unless all four are set. The Cloud API's base
+    # with the phone number id (https://graph.facebook.com/v21.0/<phone number id>), its access token, the app
+    # secret that signs status webhooks, and the approved template's name. Secrets never in a repr.
+    whatsapp_api_url: str | None = None
+    whatsapp_token: str | None = field(default=None, repr=False)
+    whatsapp_app_secret: str | None = field(default=None, repr=False)
+    whatsapp_template: str = "receipt"
     # Media (app/media): None stores files under <data_dir>/media; ``s3://KEY:SECRET@host:port/bucket?region=..``
     # (or ``s3://bucket`` with the AWS default credentials) uses S3-compatible object storage. Never in a repr.
     media_storage_url: str | None = field(default=None, repr=False)
@@ -201,6 +208,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         signup_open=_signup_open(env, env_vars.get("TILL_SIGNUP")),
         smtp_url=normalise_smtp_url(smtp_url) if (smtp_url := env_vars.get("SMTP_URL")) else None,
         mail_from=validate_mail_from(env_vars.get("MAIL_FROM") or "Till <till@localhost>"),
+        whatsapp_api_url=(env_vars.get("WHATSAPP_API_URL") or "").rstrip("/") or None,
+        whatsapp_token=env_vars.get("WHATSAPP_TOKEN") or None,
+        whatsapp_app_secret=env_vars.get("WHATSAPP_APP_SECRET") or None,
+        whatsapp_template=env_vars.get("WHATSAPP_TEMPLATE") or "receipt",
         media_storage_url=_media_storage_url(env_vars.get("MEDIA_STORAGE_URL")),
         media_quota_bytes=_positive_int("MEDIA_QUOTA_BYTES", env_vars.get("MEDIA_QUOTA_BYTES"), 1024**3),
         media_quota_count=_positive_int("MEDIA_QUOTA_COUNT", env_vars.get("MEDIA_QUOTA_COUNT"), 500),

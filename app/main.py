@@ -69,6 +69,7 @@ from app.promotions.api import PromotionsAdminApiController
 from app.promotions.pages import PromotionPagesController
 from app.receipts.controllers import ReceiptLinkController, ReceiptPagesController, ReceiptsApiController
 from app.receipts.printer_pages import PrinterPagesController
+from app.receipts.webhooks import WhatsAppWebhookController
 from app.reconciliation.api import ReconciliationApiController
 from app.reconciliation.pages import (
     KillSwitchPagesController,
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             ReceiptLinkController,
             ReceiptsApiController,
             PrinterPagesController,
+            WhatsAppWebhookController,
             BoardController,
             *WEBHOOK_HANDLERS,
             IngestController,

@@ -267,3 +267,49 @@ class ReceiptDeliveries:
             except DeliveryDeferred:
                 continue
         return sent
+
+    async def provider_status(self, message_id: str, status: str, error: str = "") -> str:
+        """A channel's later word on a sent message (WhatsApp: sent, delivered, read, failed), taken once per
+        (message, status): "recorded", "duplicate" or "unknown". A failure fails the delivery and falls back."""
+        from sqlalchemy.dialects.postgresql import insert
+
+        from app.receipts.channels.whatsapp import STATUS_RANK
+        from app.receipts.models import WhatsAppStatusEvent
+
+        if status not in STATUS_RANK:
+            return "unknown"
+        now = datetime.now(UTC)
+        async with self.sessions() as session, session.begin():
+            system_scope(session)
+            delivery = await session.scalar(
+                select(ReceiptDelivery)
+                .where(ReceiptDelivery.channel == "whatsapp", ReceiptDelivery.external_ref == message_id)
+                .with_for_update()
+            )
+            if delivery is None:
+                return "unknown"
+            inserted = await session.scalar(
+                insert(WhatsAppStatusEvent)
+                .values(
+                    id=uuid.uuid4(),
+                    store_id=delivery.store_id,
+                    message_id=message_id,
+                    status=status,
+                    delivery_id=delivery.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["message_id", "status"])
+                .returning(WhatsAppStatusEvent.id)
+            )
+            if inserted is None:
+                return "duplicate"
+            if STATUS_RANK[status] > STATUS_RANK.get(delivery.provider_status, 0):
+                delivery.provider_status = status  # out of order: "read" is never taken back by a late "delivered"
+            if status == "failed" and delivery.status == "sent":
+                delivery.status, delivery.last_error = "failed", _one_line(error or "WhatsApp could not deliver it.")
+                delivery.updated_at = now
+                receipt = await session.scalar(select(Receipt).where(Receipt.id == delivery.receipt_id))
+                assert receipt is not None
+                await self._fall_back(session, receipt, delivery, delivery.last_error)
+        return "recorded"

@@ -39,6 +39,7 @@ from app.stores.models import Store
 from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
 from tests.integration.pos import add_register
 from tests.integration.receipt_printer import fake_printer, threaded_fake_printer
+from tests.integration.receipt_whatsapp import FakeWhatsApp, fake_whatsapp
 from tests.integration.shop import make_shop, place_order
 from tests.integration.test_outbound_email import Inbox, smtp_server
 from workers.context import TillContext
@@ -163,6 +164,7 @@ async def pos_receipt(
     channels: dict[str, ReceiptChannel],
     *,
     with_printer: int | None = None,
+    phone: str = "",
 ) -> tuple[Store, Receipt, Order]:
     """A paid order's receipt as if it were a counter sale on a register (with a printer on ``with_printer``)."""
     store, order = await paid_order(world, sessions, redis, settings)
@@ -178,7 +180,7 @@ async def pos_receipt(
         assert loaded is not None
         doc = await sale_document(session, found, loaded)
         new = NewReceipt("sale", f"sale:{order.id}", "pos", doc, order_id=order.id, register_id=register_id,
-                         email=order.email)  # fmt: skip
+                         email=order.email, phone=phone)  # fmt: skip
         receipt = await service.create(new, channels, found)
         assert receipt is not None
     return store, await reload(sessions, receipt.id), order
@@ -700,3 +702,107 @@ async def test_a_discounted_orders_pdf_thermal_and_email_show_the_same_lines_dis
         assert text in thermal, ("thermal", text)
     for text in ["Total: €34.02", "Opening week: -€3.78", "Subtotal: €37.80", *taxes, "Visa ending 4242: €34.02"]:
         assert text in mail, ("mail", text)
+
+
+# ---- WhatsApp (a local fake of the Cloud API) -----------------------------------------------------------------
+
+
+WA_SECRET = "wa-app-secret"
+
+
+def whatsapp_settings(settings: Settings, api: FakeWhatsApp) -> Settings:
+    return dataclasses.replace(
+        settings, whatsapp_api_url=api.api_url, whatsapp_token="wa-token", whatsapp_app_secret="wa-app-secret"
+    )
+
+
+def signed_status(message_id: str, status: str, secret: str = WA_SECRET) -> tuple[bytes, dict[str, str]]:
+    import hashlib
+    import hmac
+    import json
+
+    value: dict[str, Any] = {
+        "id": message_id,
+        "status": status,
+        "timestamp": "1764921600",
+        "recipient_id": "4915112345678",
+    }
+    if status == "failed":
+        value["errors"] = [{"code": 131026, "title": "Message undeliverable"}]
+    payload = {"object": "whatsapp_business_account",
+               "entry": [{"id": "1", "changes": [{"field": "messages", "value": {"statuses": [value]}}]}]}  # fmt: skip
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"x-hub-signature-256": signature, "content-type": "application/json"}
+
+
+async def test_whatsapp_sends_the_template_and_takes_signed_statuses_once(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    from app.main import create_app
+
+    async with fake_whatsapp() as api:
+        wa = whatsapp_settings(settings, api)
+        channels = default_channels(sessions, wa)
+        assert "whatsapp" not in default_channels(sessions, settings)  # off unless configured
+        _, receipt, _ = await pos_receipt(world, sessions, redis, settings, channels, phone="+49 151 1234 5678")
+        [queued] = receipt.deliveries
+        assert (queued.channel, queued.target) == ("whatsapp", "4915112345678")
+        assert await ReceiptDeliveries(sessions, wa, channels).deliver(queued.id) == "sent"
+    [(path, headers, body)] = api.requests
+    assert path == "/v21.0/1234567890/messages" and headers["authorization"] == "Bearer wa-token"
+    assert body["to"] == "4915112345678" and body["type"] == "template" and body["template"]["name"] == "receipt"
+    texts = [p["text"] for p in body["template"]["components"][0]["parameters"]]
+    assert texts[1] == f"R-{receipt.number:06d}" and texts[2] == "€37.80" and f"/r/{receipt.id}?exp=" in texts[3]
+    sent = await delivery(sessions, queued.id)
+    assert (sent.status, sent.external_ref) == ("sent", "wamid.TEST1")
+
+    async with AsyncTestClient(app=create_app(wa), base_url="http://testserver.local") as hook:
+        for status, outcome in (("delivered", "recorded"), ("delivered", "duplicate"), ("read", "recorded")):
+            body_bytes, hook_headers = signed_status("wamid.TEST1", status)
+            answer = await hook.post("/webhooks/whatsapp", content=body_bytes, headers=hook_headers)
+            assert answer.status_code == 200 and answer.json() == {"received": [outcome]}
+        late, late_headers = signed_status("wamid.TEST1", "sent")  # out of order: changes nothing shown
+        assert (await hook.post("/webhooks/whatsapp", content=late, headers=late_headers)).status_code == 200
+        forged, forged_headers = signed_status("wamid.TEST1", "failed", secret="not-the-secret")
+        assert (await hook.post("/webhooks/whatsapp", content=forged, headers=forged_headers)).status_code == 401
+        check = await hook.get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wa-app-secret&hub.challenge=42")
+        assert check.status_code == 200 and check.text == "42"
+        assert (
+            await hook.get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")
+        ).status_code == 403
+    read = await delivery(sessions, queued.id)
+    assert (read.status, read.provider_status) == ("sent", "read")
+
+
+async def test_whatsapp_refusals_retry_or_fall_back_and_a_failed_status_falls_back_to_email(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    from app.main import create_app
+
+    async with fake_whatsapp(answers=[503, 400]) as api:
+        wa = whatsapp_settings(settings, api)
+        channels = default_channels(sessions, wa)
+        _, receipt, _ = await pos_receipt(world, sessions, redis, settings, channels, phone="+4915112345678")
+        deliveries = ReceiptDeliveries(sessions, wa, channels)
+        with pytest.raises(DeliveryDeferred):  # 503: tried again later
+            await deliveries.deliver(receipt.deliveries[0].id)
+        assert await deliveries.deliver(receipt.deliveries[0].id) == "failed"  # 400: refused for good
+        after = await reload(sessions, receipt.id)
+        assert [(d.channel, d.status) for d in after.deliveries] == [("whatsapp", "failed"), ("email", "pending")]
+        assert "not in allowed list" in after.deliveries[0].last_error
+
+        second = await pos_receipt(world, sessions, redis, settings, channels, phone="+4915112345678")
+        assert await deliveries.deliver(second[1].deliveries[0].id) == "sent"
+    ref = (await delivery(sessions, second[1].deliveries[0].id)).external_ref
+    async with AsyncTestClient(app=create_app(wa), base_url="http://testserver.local") as hook:
+        failed, failed_headers = signed_status(ref, "failed")
+        assert (await hook.post("/webhooks/whatsapp", content=failed, headers=failed_headers)).json() == {
+            "received": ["recorded"]
+        }
+    moved = await reload(sessions, second[1].id)
+    assert [(d.channel, d.status, d.provider_status) for d in moved.deliveries] == [
+        ("whatsapp", "failed", "failed"),
+        ("email", "pending", ""),
+    ]
+    assert moved.deliveries[0].last_error == "Message undeliverable"
