@@ -26,7 +26,7 @@ from app.receipts.document import ReceiptDocument
 from app.receipts.models import Receipt
 from app.receipts.pdf import render_pdf
 from app.receipts.schemas import ReceiptOut, ReceiptRequestIn
-from app.receipts.services import ReceiptService
+from app.receipts.services import ReceiptService, ensure_sale_receipt
 
 DbSession = NamedDependency[AsyncSession]
 FormData = URLEncodedBody[dict[str, str]]
@@ -108,6 +108,29 @@ class ReceiptPagesController(Controller):
             await db_session.rollback()
             flash(request, next(iter(exc.fields.values()), exc.detail) if exc.fields else exc.detail, category="error")
         return Redirect(f"/staff/orders/{order_id}#receipts", status_code=303)
+
+    @post("/orders/{order_id:uuid}/receipts/send", status_code=202)
+    async def send_after_sale(
+        self,
+        request: Request[Any, Any, Any],
+        order_id: FromPath[uuid.UUID],
+        data: JSONBody[ReceiptRequestIn],
+        db_session: DbSession,
+    ) -> dict[str, Any]:
+        """The till after a sale: print it (once: a print already queued for it is not repeated) or e-mail it."""
+        me = principal_of(request)
+        await OrderService(db_session, me.store_id).get(order_id)
+        channels = _channels(request)
+        receipt = await ensure_sale_receipt(db_session, me.store_id, order_id, channels)
+        if receipt is None:
+            raise NotFound("This order has no receipt: it is not paid.")
+        queued = [d for d in receipt.deliveries if d.channel == data.channel]
+        if data.channel == "thermal" and queued:
+            return {"number": f"R-{receipt.number:06d}", "channel": "thermal", "status": queued[-1].status}
+        delivery = await ReceiptService(db_session, me.store_id).request(
+            receipt.id, data.channel, channels, requested_by=_requested_by(me), target=data.target
+        )
+        return {"number": f"R-{receipt.number:06d}", "channel": delivery.channel, "status": delivery.status}
 
     @get("/receipts/{receipt_id:uuid}/pdf")
     async def staff_pdf(

@@ -300,3 +300,27 @@ async def create_from_event(
         for new in await receipts_for_event(session, event):
             made += await service.create(new, channels, store) is not None
     return made
+
+
+async def ensure_sale_receipt(
+    session: AsyncSession, store_id: uuid.UUID, order_id: uuid.UUID, channels: Mapping[str, ReceiptChannel]
+) -> Receipt | None:
+    """The order's sale receipt, made now if its job has not run yet (the same unique source key: made once)."""
+    service = ReceiptService(session, store_id)
+    existing = [r for r in await service.for_order(order_id) if r.kind == "sale"]
+    if existing:
+        return existing[0]
+    event = {
+        "type": "order.placed",
+        "store_id": str(store_id),
+        "aggregate_type": "order",
+        "aggregate_id": str(order_id),
+    }
+    store = await session.get(Store, store_id)
+    if store is None:
+        return None
+    for new in await receipts_for_event(session, event):
+        await service.create(new, channels, store)
+    await session.flush()
+    made = [r for r in await service.for_order(order_id) if r.kind == "sale"]
+    return made[0] if made else None

@@ -471,6 +471,7 @@ async function complete(t) {
         finishTicket(t, {
           change: reply?.change_minor ?? changeOf(sale.tenders),
           message: `Order #${reply.order_number} · ${money(reply.total_minor ?? sale.total_minor)}`,
+          orderId: reply.order_id, // receipt buttons (app/receipts)
         });
         return;
       } catch (error) {

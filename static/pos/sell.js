@@ -425,13 +425,36 @@ export function locked(t) {
   return false;
 }
 
-function showLastSale({ change, message }) {
+function showLastSale({ change, message, orderId }) {
   const box = $("[data-testid=last-sale]");
   box.replaceChildren(
     h("strong", { class: "change", "data-testid": "change-due" }, change ? `Change ${money(change)}` : "No change"),
     h("span", { "data-testid": "last-sale-text" }, message),
+    orderId ? receiptActions(orderId) : null,
   );
   box.hidden = false;
+}
+
+// After an online sale: print its receipt, or e-mail it (app/receipts; the answer says what was queued).
+function receiptActions(orderId) {
+  const said = h("span", { class: "muted", "data-testid": "receipt-status", role: "status" });
+  const email = h("input", { type: "email", name: "receipt_email", placeholder: "Customer's e-mail", "aria-label": "Customer's e-mail", "data-testid": "receipt-email" });
+  async function send(channel) {
+    said.textContent = "";
+    try {
+      const body = channel === "email" ? { channel, target: email.value.trim() } : { channel };
+      const reply = await api("POST", `/staff/orders/${orderId}/receipts/send`, body);
+      said.textContent = `Receipt ${reply.number}: ${channel === "email" ? "e-mail queued" : "printing"} (${reply.status}).`;
+    } catch (error) {
+      said.textContent = error instanceof NetworkError ? "Offline: send the receipt from the order page later." : error.message;
+    }
+  }
+  return h("div", { class: "receipt-actions", "data-testid": "receipt-actions" },
+    h("button", { type: "button", class: "button ghost", "data-testid": "receipt-print", onclick: () => send("thermal") }, "Print receipt"),
+    email,
+    h("button", { type: "button", class: "button ghost", "data-testid": "receipt-send", onclick: () => send("email") }, "E-mail receipt"),
+    said,
+  );
 }
 
 export function hideLastSale() {

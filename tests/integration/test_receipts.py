@@ -806,3 +806,27 @@ async def test_whatsapp_refusals_retry_or_fall_back_and_a_failed_status_falls_ba
         ("email", "pending", ""),
     ]
     assert moved.deliveries[0].last_error == "Message undeliverable"
+
+
+async def test_the_till_prints_or_emails_the_receipt_right_after_a_sale(
+    client: Client, world: World, sessions: Sessions
+) -> None:
+    from tests.integration.pos import API, open_till, sale_body
+
+    till = await open_till(client, world, sessions)
+    made = await client.post(f"{API}/sales", json=sale_body(till, {"CRO-1": 1}), headers=till.headers)
+    assert made.status_code == 201, made.text
+    order_id = made.json()["order_id"]
+    url = f"/staff/orders/{order_id}/receipts/send"
+    no_printer = await client.post(url, json={"channel": "thermal"}, headers=till.headers)
+    assert no_printer.status_code == 422, no_printer.text
+    assert "No receipt printer is set up for this register." in no_printer.text
+    bad = await client.post(url, json={"channel": "email", "target": "nope"}, headers=till.headers)
+    assert bad.status_code == 422 and "Enter a valid e-mail address." in bad.text
+    sent = await client.post(url, json={"channel": "email", "target": "kim@example.com"}, headers=till.headers)
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["channel"] == "email" and sent.json()["status"] == "pending"
+    again = await client.post(url, json={"channel": "email", "target": "kim@example.com"}, headers=till.headers)
+    assert again.json()["number"] == sent.json()["number"]  # one receipt, made once
+    [receipt] = await receipts_of(sessions, till.store)
+    assert [(d.channel, d.target) for d in receipt.deliveries] == [("email", "kim@example.com")] * 2
