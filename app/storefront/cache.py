@@ -61,6 +61,43 @@ async def catalog_version(redis: Redis, store_id: uuid.UUID | str) -> int:
     return int(raw) if raw else 0
 
 
+class VersionReads:
+    """Catalog version reads shared by the requests that arrive together: the first request of a batch schedules
+    one ``GET``; every request that arrives before that ``GET`` is sent joins it. The ``GET`` is sent after each
+    of them arrived, so each sees a version at least as new as any commit before its arrival (the guarantee a
+    ``GET`` of its own gives), at one Redis round trip per batch instead of per request."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, asyncio.Future[int]] = {}
+        self.reading: set[asyncio.Task[None]] = set()  # a reference keeps each read alive
+
+    async def get(self, redis: Redis, store_id: uuid.UUID | str) -> int:
+        key = version_key(store_id)
+        batch = self.batches.get(key)
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self.batches[key] = loop.create_future()
+            batch.add_done_callback(_retrieved)
+            task = loop.create_task(self._read(redis, key, batch))
+            self.reading.add(task)
+            task.add_done_callback(self.reading.discard)
+        return await asyncio.shield(batch)
+
+    async def _read(self, redis: Redis, key: str, batch: asyncio.Future[int]) -> None:
+        del self.batches[key]  # before the GET goes out: later arrivals start the next batch
+        try:
+            raw = await redis.get(key)
+        except Exception as exc:
+            batch.set_exception(exc)
+        else:
+            batch.set_result(int(raw) if raw else 0)
+
+
+def _retrieved(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed read is each waiter's to handle; none left is not an error
+
+
 async def bump(redis: Redis, store_ids: Iterable[uuid.UUID | str]) -> None:
     pipe = redis.pipeline(transaction=False)
     for store_id in store_ids:
@@ -160,6 +197,7 @@ class PageCache:
         self.entries: OrderedDict[tuple[str, bytes, str], Entry] = OrderedDict()
         # A render under way per key: requests that find no usable entry wait for it instead of rendering too.
         self.rendering: dict[tuple[str, bytes, str], asyncio.Future[Entry | None]] = {}
+        self.versions = VersionReads()
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0

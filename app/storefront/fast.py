@@ -29,7 +29,6 @@ from app.storefront.cache import (
     PAGE_OPT,
     REFRESH_SCOPE_KEY,
     PageCache,
-    catalog_version,
     new_csrf_token,
     serve,
     usable,
@@ -131,7 +130,7 @@ class StorefrontCacheMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send)
             return
         try:
-            version = await catalog_version(app.state.redis, entry.store_id)
+            version = await cache.versions.get(app.state.redis, entry.store_id)
         except Exception:  # Redis away: the handler decides (it renders without caching)
             await next_app(scope, receive, send)
             return

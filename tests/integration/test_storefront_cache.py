@@ -3,8 +3,10 @@ filled in per request, conditional requests, stock badges within a second, pages
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,7 +20,7 @@ from app.core.rbac import Role
 from app.inventory.services import InventoryService
 from app.main import create_app
 from app.storefront import jobs
-from app.storefront.cache import MAX_AGE_S, PageCache, catalog_version
+from app.storefront.cache import MAX_AGE_S, PageCache, VersionReads, bump, catalog_version
 from app.stores.models import Store
 from tests.integration.conftest import World, csrf_from, sign_in
 from tests.integration.shop import Shop, make_shop
@@ -216,3 +218,16 @@ async def test_a_forged_csrf_cookie_never_reaches_the_page_as_html(
         assert answer.status_code == 200 and "<script>alert" not in answer.text
     assert re.fullmatch(r"[0-9a-f]{128}", csrf_from(answer.text))  # the fast lane handed out a real token
     assert "till_csrf=" in answer.headers["set-cookie"]
+
+
+async def test_a_version_read_that_starts_after_a_bump_sees_it(redis: Redis) -> None:
+    """Reads are shared by requests arriving together, never by one that arrives after the bump."""
+    reads = VersionReads()
+    store_id = uuid.uuid4()
+    for _ in range(20):
+        before = asyncio.ensure_future(reads.get(redis, store_id))  # a batch under way (or not yet sent)
+        await bump(redis, [store_id])
+        after = await reads.get(redis, store_id)
+        assert after == await catalog_version(redis, store_id) and after >= await before
+    together = await asyncio.gather(*(reads.get(redis, store_id) for _ in range(50)))
+    assert set(together) == {20}

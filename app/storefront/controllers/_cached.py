@@ -27,7 +27,6 @@ from app.storefront.cache import (
     CountMark,
     Entry,
     PageCache,
-    catalog_version,
     serve,
     usable,
 )
@@ -94,12 +93,12 @@ async def cached_page(
         return Template(template, context=context, headers={"cache-control": "no-store"})
     redis = request.app.state.redis
     version: int | None
+    cache = PageCache.of(request.app.state)
     try:
-        version = await catalog_version(redis, store.id)  # before reading the catalog (see cache.py)
+        version = await cache.versions.get(redis, store.id)  # before reading the catalog (see cache.py)
     except Exception:
         log.warning("storefront.version_unreadable", store_id=str(store.id), exc_info=True)
         version = None
-    cache = PageCache.of(request.app.state)
     key = page_key(
         request.scope["path"], request.scope["query_string"], is_htmx(request), request.headers.get("hx-target") or ""
     )
