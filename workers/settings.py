@@ -50,6 +50,7 @@ FUNCTIONS: list[Function[TillContext]] = [
     loyalty_jobs.loyalty_nightly,
     loyalty_jobs.loyalty_integrity,
     stored_value_jobs.return_stored_value,
+    stored_value_jobs.activate_gift_cards,
     storefront_jobs.storefront_catalog_changed,
     media_jobs.process_media,
     media_jobs.process_media_asset,

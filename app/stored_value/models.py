@@ -24,7 +24,7 @@ import uuid
 from datetime import datetime
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import UUIDv7AuditBase
@@ -61,6 +61,11 @@ class StoredValueAccount(TenantMixin, UUIDv7AuditBase):
         ),
         Index("ix_stored_value_accounts_store_kind", "store_id", "kind", "created_at"),
         Index("ix_stored_value_accounts_last4", "store_id", "code_last4"),
+        Index(
+            "ix_stored_value_accounts_source_order",
+            "source_order_id",
+            postgresql_where=text("source_order_id IS NOT NULL"),
+        ),
         CheckConstraint("balance_minor >= 0", name="balance_not_negative"),
         CheckConstraint("held_minor >= 0 AND held_minor <= balance_minor", name="held_within_balance"),
         CheckConstraint("kind IN ('gift_card', 'store_credit', 'loyalty_points')", name="kind_known"),
@@ -82,6 +87,9 @@ class StoredValueAccount(TenantMixin, UUIDv7AuditBase):
     note: Mapped[str] = mapped_column(String(200), default="")
     # A gift card sold on the storefront or the POS: the order / sale that bought it (activated on payment).
     source_order_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # A card bought in an order: its code encrypted under the keyring (bound to this account) until the buyer's
+    # order page shows it once; then None. Never the code in clear.
+    reveal_ciphertext: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class StoredValueEntry(TenantMixin, UUIDv7AuditBase):

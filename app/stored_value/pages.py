@@ -28,6 +28,7 @@ from app.core.errors import TillError, ValidationFailed
 from app.core.money import parse_amount
 from app.core.rbac import Principal, Role, principal_of, require_role
 from app.stored_value.ledger import Ledger
+from app.stored_value.purchases import gift_card_products, product_choices, set_gift_card_products
 from app.stored_value.refunds import refund_to, set_refund_to
 from app.stored_value.services import GiftCardService, IssuedCard, StoreCreditService
 from app.stores.models import Store
@@ -88,6 +89,7 @@ class StoredValuePagesController(Controller):
         cards = await GiftCardService(db_session, me.store_id).search(q)
         context = {"me": me, "cards": cards, "q": q, "values": {"count": "1"}, "errors": {}}
         context["refund_to"] = await _refund_to(db_session, me.store_id)
+        context |= await _products(db_session, me.store_id)
         partial = request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "card-rows"
         return Template("stored_value/_card_rows.html" if partial else "stored_value/gift_cards.html", context=context)
 
@@ -96,6 +98,14 @@ class StoredValuePagesController(Controller):
         me = principal_of(request)
         await set_refund_to(db_session, me.store_id, data.get("refund_to", ""), principal=me)
         flash(request, "Refund setting saved.", category="success")
+        return Redirect(BASE, status_code=303)
+
+    @post(f"{BASE}/products", status_code=303)
+    async def save_products(self, request: Request[Any, Any, Any], db_session: DbSession) -> Redirect:
+        me = principal_of(request)
+        form = await request.form()
+        await set_gift_card_products(db_session, me.store_id, form.getall("product_id", []), principal=me)
+        flash(request, "Gift card products saved.", category="success")
         return Redirect(BASE, status_code=303)
 
     @post(f"{BASE}/issue", status_code=200, media_type=MediaType.HTML)
@@ -119,6 +129,7 @@ class StoredValuePagesController(Controller):
         except ValidationFailed as exc:
             context = {"me": me, "cards": await service.search(), "q": "", "values": data, "errors": _errors(exc)}
             context["refund_to"] = await _refund_to(db_session, me.store_id)
+            context |= await _products(db_session, me.store_id)
             return Template("stored_value/gift_cards.html", context=context, status_code=422)
         csv_text = codes_csv(cards, me.currency)
         context = {
@@ -189,6 +200,14 @@ class StoredValuePagesController(Controller):
 async def _refund_to(db_session: AsyncSession, store_id: uuid.UUID) -> str:
     store = await db_session.get(Store, store_id)
     return refund_to(store.settings if store else None)
+
+
+async def _products(db_session: AsyncSession, store_id: uuid.UUID) -> dict[str, Any]:
+    store = await db_session.get(Store, store_id)
+    return {
+        "products": await product_choices(db_session, store_id),
+        "gift_products": gift_card_products(store.settings if store else None),
+    }
 
 
 async def _card_page(

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("issued_minor", sa.BigInteger(), nullable=False),
         sa.Column("note", sa.String(length=200), nullable=False),
         sa.Column("source_order_id", GUID(length=16), nullable=True),
+        sa.Column("reveal_ciphertext", sa.Text(), nullable=True),
         *_tenant_columns("stored_value_accounts"),
         sa.CheckConstraint("balance_minor >= 0", name=op.f("ck_stored_value_accounts_balance_not_negative")),
         sa.CheckConstraint(
@@ -82,6 +83,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_stored_value_accounts_store_kind", "stored_value_accounts", ["store_id", "kind", "created_at"])
     op.create_index("ix_stored_value_accounts_last4", "stored_value_accounts", ["store_id", "code_last4"])
+    op.create_index(
+        "ix_stored_value_accounts_source_order",
+        "stored_value_accounts",
+        ["source_order_id"],
+        postgresql_where=sa.text("source_order_id IS NOT NULL"),
+    )
     op.create_table(
         "stored_value_holds",
         sa.Column("id", GUID(length=16), nullable=False),

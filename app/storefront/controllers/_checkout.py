@@ -36,6 +36,7 @@ from app.promotions.engine import normalise_code
 from app.receipts.controllers import shopper_receipt
 from app.shipping.providers import BuiltinShipping
 from app.stored_value.loyalty.points import shopper_points
+from app.stored_value.purchases import buys_cards, reveal
 from app.stored_value.shop import paid_with, shopper_credit, tenders_from_form
 from app.storefront.controllers._common import (
     TOO_MANY_CODES,
@@ -419,6 +420,10 @@ class CheckoutPagesController(Controller):
         context["pickup"] = _pickup_label(order.shipping, store)
         context["receipt_info"] = await shopper_receipt(db_session, request.app.state.settings, store.id, order.id)
         context["paid_with"] = await paid_with(db_session, store.id, order.id)  # gift card / store credit / points
+        context["buys_cards"] = await buys_cards(db_session, store, order.id)  # gift cards bought: codes shown once
+        context["bought_cards"] = await reveal(db_session, store.id, order.id) if context["buys_cards"] else []
+        if any(card.code for card in context["bought_cards"]):  # codes shown once: no copy in any cache
+            return Template("storefront/order.html", context=context, headers={"cache-control": "no-store"})
         return Template("storefront/order.html", context=context)
 
     @get("/s/{slug:str}/orders/{order_id:uuid}/events")
