@@ -9,6 +9,7 @@ the printer would print.
 from __future__ import annotations
 
 import io
+import textwrap
 from dataclasses import dataclass
 
 from escpos.printer import Dummy
@@ -63,7 +64,9 @@ def render_escpos(
     p.set(align="center", bold=True)
     p.text(_safe(f"{doc.title} {doc.display_number}") + "\n")
     p.set(align="center", bold=False)
-    p.text(_safe(f"{doc.reference} - {doc.issued_at[:16].replace('T', ' ')} UTC") + "\n")
+    p.text(_safe(doc.reference[: layout.columns]) + "\n")
+    if doc.issued_at:
+        p.text(_safe(f"{doc.issued_at[:16].replace('T', ' ')} UTC") + "\n")
     p.set(align="left")
     rule = "-" * layout.columns + "\n"
     if doc.lines:
@@ -91,7 +94,7 @@ def render_escpos(
         for row in doc.loyalty:
             _row(p, doc, layout, row)
     for note in doc.notes:
-        p.text(_safe(note[: layout.columns * 2]) + "\n")
+        p.text(_safe(_wrap(note, layout.columns)))
     if qr_url:
         p.text("\n")
         p.set(align="center")
@@ -99,9 +102,13 @@ def render_escpos(
         p.text("Your receipt online\n")
     if doc.footer:
         p.set(align="center")
-        p.text(_safe(doc.footer[: layout.columns * 2]) + "\n")
+        p.text(_safe(_wrap(doc.footer, layout.columns)))
     p.cut()
     return bytes(p.output)
+
+
+def _wrap(text: str, columns: int) -> str:
+    return "".join(line + "\n" for line in textwrap.wrap(text, columns)[:4])
 
 
 def _row(p: Dummy, doc: ReceiptDocument, layout: Layout, row: Row) -> None:
