@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from app.seed import DEMO_ACCOUNTS
-from tests.e2e.conftest import screenshot, sign_in
+from tests.e2e.conftest import TABLET, screenshot, sign_in
 
 
 def _buy(page: Page) -> str:
@@ -53,3 +53,52 @@ def test_the_shopper_sees_where_the_receipt_went_and_opens_its_pdf(phone: Page, 
     expect(receipts).to_contain_text("receipt@example.com")
     receipts.scroll_into_view_if_needed()
     screenshot(tablet, "receipt-staff-order-tablet")
+
+
+def test_the_till_prints_each_sale_once_and_emails_it_on_request(
+    tablet: Page, browser: Browser, live_server: str
+) -> None:
+    import time
+
+    from tests.integration.receipt_printer import threaded_fake_printer
+
+    register = "Receipt counter"
+    with threaded_fake_printer() as printer:
+        sign_in(tablet, DEMO_ACCOUNTS[1].email)  # the manager sets up the register and its printer
+        tablet.goto("/staff/registers")
+        tablet.get_by_label("Name", exact=True).fill(register)
+        tablet.get_by_role("button", name="Add register").click()
+        row = tablet.get_by_test_id("registers").locator(f'tr[data-register="{register}"]')
+        row.get_by_test_id("printer-link").click()
+        tablet.get_by_label("Host or IP address").fill("127.0.0.1")
+        tablet.get_by_label("Port").fill(str(printer.port))
+        tablet.get_by_label("58 mm").check()
+        tablet.get_by_role("button", name="Save").click()
+        expect(tablet.get_by_text("Receipt printer saved.")).to_be_visible()
+        screenshot(tablet, "receipt-printer-tablet")
+
+        context = browser.new_context(viewport=TABLET, base_url=live_server, has_touch=True)
+        till = context.new_page()
+        sign_in(till, DEMO_ACCOUNTS[3].email)
+        till.goto("/pos")
+        expect(till.locator("body")).to_have_attribute("data-ready", "true")
+        till.get_by_test_id("registers").get_by_role("button", name=re.compile(register)).click()
+        till.get_by_test_id("float").fill("100")
+        till.get_by_role("button", name="Open shift").click()
+        expect(till.get_by_test_id("register-name")).to_contain_text(register)
+        till.get_by_test_id("products").get_by_role("button", name="Butter Croissant").click()
+        till.get_by_test_id("pay-cash").click()
+        till.get_by_test_id("quick-cash").get_by_role("button", name=re.compile("^Exact")).click()
+        expect(till.get_by_test_id("last-sale-text")).to_contain_text(re.compile(r"Order #\d+"))
+        deadline = time.monotonic() + 20
+        while not printer.jobs and time.monotonic() < deadline:  # the worker prints it by itself
+            till.wait_for_timeout(200)
+        till.get_by_test_id("receipt-print").click()
+        expect(till.get_by_test_id("receipt-status")).to_contain_text(re.compile(r"Receipt R-\d{6}: printing \(sent\)"))
+        till.get_by_test_id("receipt-email").fill("counter@example.com")
+        till.get_by_test_id("receipt-send").click()
+        expect(till.get_by_test_id("receipt-status")).to_contain_text("e-mail queued")
+        screenshot(till, "receipt-till-tablet")
+        till.wait_for_timeout(500)
+        context.close()
+    assert len(printer.jobs) == 1  # printed by the worker; the tap did not print it again
