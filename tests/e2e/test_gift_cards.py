@@ -146,3 +146,39 @@ def test_owner_issues_a_card_a_shopper_pays_part_with_it_and_a_cashier_takes_one
     owner.get_by_test_id("gift-cards").get_by_role("link", name=f"•••• {small[-4:]}").click()
     expect(owner.get_by_test_id("card-balance")).to_have_text("€0.00")
     expect(owner.get_by_test_id("ledger")).to_contain_text("POS sale")
+
+
+def test_a_shopper_buys_a_gift_card_and_sees_its_code_once(contexts: dict[str, BrowserContext]) -> None:
+    owner = contexts["owner"].new_page()
+    sign_in(owner, OWNER)
+    owner.goto("/staff/gift-cards")
+    products = owner.get_by_test_id("gift-card-products")
+    products.get_by_label("Butter Croissant").check()
+    products.get_by_role("button", name="Save").click()
+    expect(owner.get_by_test_id("gift-products-now")).to_have_text("Butter Croissant")
+    screenshot(owner, "gift-card-products-tablet")
+
+    shopper = contexts["shopper"].new_page()
+    _add(shopper, "Butter Croissant")
+    shopper.get_by_test_id("cart-link").click()
+    shopper.get_by_role("link", name="Checkout").click()
+    shopper.get_by_label("E-mail").fill("buyer@example.com")
+    shopper.get_by_role("button", name="Continue to payment").click()
+    shopper.get_by_label("Card number").fill("4242 4242 4242 4242")
+    shopper.get_by_label("Expiry (MM/YY)").fill("12/34")
+    shopper.get_by_label("Security code").fill("123")
+    shopper.get_by_test_id("pay").click()
+    expect(shopper.get_by_test_id("order-number")).to_have_text(re.compile(r"Order #\d+"))
+    expect(shopper.get_by_test_id("bought-cards")).to_be_visible()
+    codes = shopper.get_by_test_id("bought-code")
+    for _ in range(60):  # the worker activates it from the order's event: reload until it has
+        if codes.count():
+            break
+        shopper.wait_for_timeout(500)
+        shopper.reload()
+    expect(codes).to_have_count(1)
+    assert CODE.match(codes.first.inner_text())
+    screenshot(shopper, "gift-card-bought-phone")
+    shopper.reload()
+    expect(shopper.get_by_test_id("bought-cards")).to_contain_text("its code was shown before")
+    expect(shopper.get_by_test_id("bought-code")).to_have_count(0)
