@@ -76,6 +76,8 @@ async def activate(session: AsyncSession, store_id: uuid.UUID, order_id: uuid.UU
     store = await session.get(Store, store_id)
     if order is None or store is None or order.payment_status not in PAID:
         return 0
+    if order.channel != "web":  # only the web order page can show the code; a POS sale is an ordinary sale
+        return 0
     products = gift_card_products(store.settings)
     if not products:
         return 0
