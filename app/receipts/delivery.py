@@ -16,7 +16,6 @@ sweep sends them after the release.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.core import kill_switches
 from app.core.outbox import emit
 from app.core.tenancy import bind_store, system_scope
 from app.receipts.channels import ChannelError, Outgoing, ReceiptChannel
@@ -55,15 +55,8 @@ def _one_line(text: str, limit: int = 500) -> str:
 
 
 async def receipts_paused(session: AsyncSession, store_id: uuid.UUID) -> bool:
-    """The RECEIPTS_PAUSED kill switch (app/core/kill_switches.py, when that module exists)."""
-    try:
-        switches: Any = importlib.import_module("app.core.kill_switches")
-    except ModuleNotFoundError:
-        return False
-    switch = getattr(switches.Switch, "RECEIPTS_PAUSED", None)
-    if switch is None:
-        return False
-    return bool(await switches.is_engaged(session, switch, store_id))
+    """The RECEIPTS_PAUSED kill switch, for this store or every store (app/core/kill_switches.py)."""
+    return await kill_switches.is_engaged(session, kill_switches.Switch.RECEIPTS_PAUSED, store_id)
 
 
 class ReceiptDeliveries:
