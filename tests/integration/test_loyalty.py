@@ -5,7 +5,10 @@ twice), tier multipliers, proportional reversal on refunds, the nightly tiers an
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.core.jobs import enqueue
 from app.core.outbox import OutboxEvent
 from app.core.rbac import Role
 from app.core.tenancy import bind_store, system_scope
@@ -39,6 +43,7 @@ from app.stores.models import Store
 from tests.integration.conftest import World
 from tests.integration.pos import API, Till, batch, entry, open_till, sale_body
 from tests.integration.shop import Shop, make_shop, place_order
+from workers.settings import build_worker
 
 Sessions = async_sessionmaker[AsyncSession]
 Client = AsyncTestClient[Litestar]
@@ -114,6 +119,14 @@ async def _accruals(sessions: Sessions, store: Store) -> list[LoyaltyAccrual]:
 async def _integrity(sessions: Sessions, store: Store) -> Any:
     async with sessions() as session, session.begin():
         return await LoyaltyMaintenance(session, store.id).check_integrity()
+
+
+async def _until(check: Callable[[], Awaitable[Any]], within: float = 30.0) -> None:
+    """Poll ``check`` until it answers something true, with a deadline (no sleep-and-assert)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.1)
 
 
 async def _paid(
@@ -335,3 +348,29 @@ async def test_a_refund_to_store_credit_takes_back_the_points_of_that_money(
     assert await _deliver(engine, sessions, events * 2) == ["earned 0, reversed 14", "skipped"]
     assert await _points(sessions, shop.store, customer_id) == (14, 14)
     assert (await _integrity(sessions, shop.store)).drifts == []
+
+
+async def test_a_real_worker_earns_once_and_a_second_delivery_of_the_same_event_adds_nothing(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    """The relay in a running worker hands order.placed to the loyalty_points job; then the same event is delivered
+    again as a relay that crashed before its commit would (a new job for the same outbox id): points once."""
+    shop, order, customer_id = await _paid(world, sessions, redis, settings, {"MUG-1": 2})
+    worker = build_worker(settings, concurrency=2, run_webhooks=False)
+    running = asyncio.create_task(worker.start())
+    try:
+        await _until(lambda: _accruals(sessions, shop.store))
+        assert await _points(sessions, shop.store, customer_id) == (28, 28)
+        [placed] = await _events(sessions, shop.store)
+        again = await enqueue(worker.queue, "loyalty_points", key=f"redelivered:{placed['id']}", event=placed)
+        assert again is not None
+        await again.refresh(until_complete=30)
+        assert (again.status, again.result) == ("complete", "skipped")
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.stop()
+    assert await _points(sessions, shop.store, customer_id) == (28, 28)
+    assert len(await _accruals(sessions, shop.store)) == 1
+    assert order.total_minor == 2800
