@@ -830,3 +830,37 @@ async def test_the_till_prints_or_emails_the_receipt_right_after_a_sale(
     assert again.json()["number"] == sent.json()["number"]  # one receipt, made once
     [receipt] = await receipts_of(sessions, till.store)
     assert [(d.channel, d.target) for d in receipt.deliveries] == [("email", "kim@example.com")] * 2
+
+
+async def test_a_web_refund_gets_a_receipt_saying_what_went_back_and_how_once(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings, tmp_path: Any
+) -> None:
+    from app.orders.services import Actor
+    from app.payments.models import PaymentIntent
+    from app.payments.operations import PaymentOperations
+    from app.payments.registry import provider_for
+    from app.receipts.pdf import render_pdf
+
+    shop = await make_shop(world)
+    order = await place_order(sessions, shop, redis, settings, lines={"MUG-1": 2})
+    async with sessions() as session:
+        system_scope(session)
+        intent = await session.scalar(select(PaymentIntent).where(PaymentIntent.order_id == order.id))
+    assert intent is not None
+    operations = PaymentOperations(sessions, shop.store.id, provider_for(shop.store, redis, settings))
+    await operations.refund(order.id, intent.id, amount_minor=700, reason="One arrived chipped",
+                            actor=Actor(Role.MANAGER, "Mia", "staff"))  # fmt: skip
+    channels = default_channels(sessions, settings)
+    events = await events_of(sessions, shop.store, "order.placed", "order.payment_changed")
+    for event in events + events:  # every event twice (the relay is at-least-once): each receipt once
+        await create_from_event(sessions, event, channels)
+    receipts = await receipts_of(sessions, shop.store)
+    assert sorted(r.kind for r in receipts) == ["refund", "sale"]
+    refund = next(r for r in receipts if r.kind == "refund")
+    doc = ReceiptDocument.from_json(refund.content, number=refund.number)
+    assert doc.total_minor == 700 and [(t.label, t.amount_minor) for t in doc.tenders] == [("To Visa ending 4242", 700)]
+    text = pdf_text(render_pdf(doc), tmp_path)
+    for expected in ("Refund receipt", "Refunded", "€7.00", "Given back", "To Visa ending 4242",
+                     "Reason: One arrived chipped", f"Order #{order.number}"):  # fmt: skip
+        assert expected in text, expected
+    assert [(d.channel, d.target) for d in refund.deliveries] == [("email", "ann@example.com")]
