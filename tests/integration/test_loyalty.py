@@ -197,12 +197,14 @@ async def test_a_tier_multiplies_what_its_members_earn_and_tiers_follow_the_last
         world, sessions, redis, settings, {"MUG-1": 3}
     )  # €42.00 → 42 points, Silver from 40
     await _deliver(engine, sessions, await _events(sessions, shop.store))
-    async with sessions() as session, session.begin():
-        assert await LoyaltyMaintenance(session, shop.store.id).recompute_tiers() == 1
-    async with sessions() as session:
+    async with sessions() as session:  # the order earned at the first tier and moved the member up at once
         bind_store(session, shop.store.id)
         member = await session.scalar(select(LoyaltyMember))
         assert member is not None and (member.tier, member.qualifying_points) == ("Silver", 42)
+        [accrual] = list(await session.scalars(select(LoyaltyAccrual)))
+        assert (accrual.tier, accrual.points) == ("Member", 42)
+    async with sessions() as session, session.begin():  # the nightly run agrees: nothing to change
+        assert await LoyaltyMaintenance(session, shop.store.id).recompute_tiers() == 0
     seen = (await _events(sessions, shop.store))[-1]["id"]
     await place_order(sessions, shop, redis, settings, {"CRO-1": 5})  # €12.00 × 2 (Silver)
     assert await _deliver(engine, sessions, await _events(sessions, shop.store, seen)) == ["earned 24, reversed 0"]

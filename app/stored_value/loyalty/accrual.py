@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import pg
+from app.core import audit, pg
 from app.orders.models import Order, OrderLine
 from app.stored_value.ledger import Ledger, Refs
 from app.stored_value.loyalty.ledger import EARNED, INSTRUMENT, KIND, REVERSED, points_account
@@ -181,6 +181,13 @@ class LoyaltyAccruals:
                 account.id, "issue", points, reason=f"{EARNED} #{order.number}", actor=ACTOR, refs=Refs(order_id)
             )
             member.qualifying_points += points
+            reached = program.tier_for(member.qualifying_points)
+            if reached.threshold > tier.threshold:  # an upgrade shows at once; the nightly run also moves down
+                audit.record(
+                    self.session, None, "loyalty.tier_changed", target_type="customer", target_id=order.customer_id,
+                    details={"from": tier.name, "to": reached.name, "qualifying_points": member.qualifying_points},
+                )  # fmt: skip
+                member.tier = reached.name
         log.info("loyalty.earned", order_id=str(order_id), customer_id=str(order.customer_id), points=points)
         return points
 
