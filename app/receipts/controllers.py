@@ -27,6 +27,7 @@ from app.receipts.models import Receipt
 from app.receipts.pdf import render_pdf
 from app.receipts.schemas import ReceiptOut, ReceiptRequestIn
 from app.receipts.services import ReceiptService, ensure_sale_receipt
+from app.stores.models import StoreLogo
 
 DbSession = NamedDependency[AsyncSession]
 FormData = URLEncodedBody[dict[str, str]]
@@ -41,11 +42,12 @@ def signed_url(settings: Settings, receipt_id: uuid.UUID) -> str:
     return links.signed_path(settings.secret_key, receipt_id)
 
 
-def pdf_response(receipt: Receipt, *, download: bool = True) -> Response[bytes]:
+async def pdf_response(session: AsyncSession, receipt: Receipt, *, download: bool = True) -> Response[bytes]:
     doc = ReceiptDocument.from_json(receipt.content, number=receipt.number)
     disposition = "attachment" if download else "inline"
+    logo = await session.scalar(select(StoreLogo.data).where(StoreLogo.store_id == receipt.store_id))
     return Response(
-        render_pdf(doc),
+        render_pdf(doc, logo_png=logo),
         media_type="application/pdf",
         headers={"content-disposition": f'{disposition}; filename="receipt-{doc.display_number}.pdf"'},
     )
@@ -137,7 +139,7 @@ class ReceiptPagesController(Controller):
         self, request: Request[Any, Any, Any], receipt_id: FromPath[uuid.UUID], db_session: DbSession
     ) -> Response[bytes]:
         me = principal_of(request)
-        return pdf_response(await ReceiptService(db_session, me.store_id).get(receipt_id))
+        return await pdf_response(db_session, await ReceiptService(db_session, me.store_id).get(receipt_id))
 
 
 class ReceiptLinkController(Controller):
@@ -171,7 +173,7 @@ class ReceiptLinkController(Controller):
         receipt = await db_session.scalar(select(Receipt).where(Receipt.id == receipt_id))
         if receipt is None:
             raise NotFound("We could not find that receipt.")
-        return pdf_response(receipt, download=False)
+        return await pdf_response(db_session, receipt, download=False)
 
 
 class ReceiptsApiController(Controller):

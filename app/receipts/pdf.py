@@ -12,6 +12,7 @@ from pathlib import Path
 import reportlab
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -61,13 +62,19 @@ class _Page:
         self.down()
 
 
-def render_pdf(doc: ReceiptDocument) -> bytes:
+def render_pdf(doc: ReceiptDocument, *, logo_png: bytes | None = None) -> bytes:
     _register_fonts()
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=A4, pageCompression=1, invariant=True)
     canvas.setTitle(f"{doc.title} {doc.display_number} · {doc.store_name}")
     canvas.setAuthor(doc.store_name)
     page = _Page(canvas, doc)
+    if logo_png:  # the store's logo (stored as PNG, at most 512 px), top left, 16 mm high
+        logo = ImageReader(io.BytesIO(logo_png))
+        width, height = logo.getSize()
+        side = 16 * mm
+        canvas.drawImage(logo, LEFT, TOP - side + 5 * mm, side * width / max(height, 1), side, mask="auto")
+        page.y -= side + 2 * mm
     page.text(LEFT, doc.store_name, size=16, bold=True)
     page.text(RIGHT, doc.title, size=14, bold=True, right=True)
     page.down(6 * mm)
@@ -89,7 +96,7 @@ def render_pdf(doc: ReceiptDocument) -> bytes:
         page.rule()
         for item in doc.lines:
             page.need(11 * mm)
-            page.text(COLUMNS[0], _fit(item.name, 52))
+            page.text(COLUMNS[0], _fit_width(item.name, COLUMNS[1] - COLUMNS[0] - 3 * mm))
             page.text(COLUMNS[1], f"{item.quantity} × {doc.fmt(item.unit_minor)}")
             page.text(COLUMNS[3], doc.fmt(item.quantity * item.unit_minor), right=True)
             page.down()
@@ -134,6 +141,15 @@ def render_pdf(doc: ReceiptDocument) -> bytes:
     canvas.showPage()
     canvas.save()
     return buffer.getvalue()
+
+
+def _fit_width(text: str, width: float, size: float = 10) -> str:
+    """The text, cut with an ellipsis so that it fits ``width`` points in the regular font."""
+    if pdfmetrics.stringWidth(text, FONT, size) <= width:
+        return text
+    while text and pdfmetrics.stringWidth(text + "…", FONT, size) > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 def _fit(text: str, limit: int) -> str:
