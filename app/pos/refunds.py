@@ -43,6 +43,8 @@ from app.payments.provider import PaymentProvider
 from app.pos.models import PosRefund, PosSale, PosTender, Register, Shift
 from app.pos.pins import PinService
 from app.pos.schemas import RefundIn
+from app.stored_value.ledger import Ledger
+from app.stored_value.refunds import StoredValueRefunds
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store, User
 
@@ -172,10 +174,20 @@ class PosRefunds:
             if amount <= 0:
                 raise ValidationFailed("Nothing to refund.", fields={"amount_minor": "More than zero."})
             approved_by = await self._approval(session, amount, body.manager_pin)
-            cards = await self._card_part(session, order, sale, earlier, amount, body.to)
+            # Gift cards / store credit / points first (app/stored_value: given back when the refund is applied),
+            # then the cards, then cash.
+            stored = await _stored_value_part(session, self.store.id, order.id, amount, body.to)
+            stored_minor = sum(back for _, back in stored)
+            cards = await self._card_part(session, order, sale, earlier, amount - stored_minor, body.to)
             card_minor = sum(back for _, back in cards)
-            parts = [{"kind": "card", "amount_minor": back, "intent_id": str(intent)} for intent, back in cards] + (
-                [{"kind": "cash", "amount_minor": amount - card_minor}] if amount > card_minor else []
+            parts = (
+                [{"kind": kind, "amount_minor": back} for kind, back in stored]
+                + [{"kind": "card", "amount_minor": back, "intent_id": str(intent)} for intent, back in cards]
+                + (
+                    [{"kind": "cash", "amount_minor": amount - stored_minor - card_minor}]
+                    if amount > stored_minor + card_minor
+                    else []
+                )
             )
             refund = PosRefund(
                 order_id=order.id,
@@ -354,6 +366,11 @@ class PosRefunds:
         """The refund done: its negative tenders in the shift, the goods back on the shelf, the audit row, and
         the order's payment status."""
         refund.status = "done"
+        stored = sum(int(p["amount_minor"]) for p in refund.parts if p.get("kind") not in ("card", "cash"))
+        if stored:  # back to the gift cards / store credit / points that paid (never more than they paid)
+            await StoredValueRefunds(session, self.store.id).refund(
+                order.id, stored, refund.reason or "POS refund", principal=self.principal, destination="original"
+            )
         for part in refund.parts:
             session.add(
                 PosTender(refund_id=refund.id, order_id=order.id, shift_id=refund.shift_id, kind=part["kind"],
@@ -476,3 +493,22 @@ async def resume_stale_refund(
 
 async def _no_provider() -> PaymentProvider:
     raise AssertionError("finishing a refund never calls the provider")
+
+
+async def _stored_value_part(
+    session: AsyncSession, store_id: uuid.UUID, order_id: uuid.UUID, amount: int, to: str
+) -> list[tuple[str, int]]:
+    """What goes back to the sale's gift cards / store credit / points (refund to the original tenders): each spend
+    at most what it paid and has not had back, in the order they paid: [(kind, amount)]."""
+    if to != "original":
+        return []
+    parts: list[tuple[str, int]] = []
+    for hold in await Ledger(session, store_id).holds_of_order(order_id):
+        if amount <= 0 or hold.status != "captured" or hold.captured_minor <= 0:
+            continue
+        left = hold.value_minor * (hold.captured_minor - hold.refunded_minor) // hold.captured_minor
+        back = min(amount, left)
+        if back > 0:
+            parts.append((hold.instrument, back))
+            amount -= back
+    return parts

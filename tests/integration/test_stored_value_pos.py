@@ -136,3 +136,28 @@ async def test_offline_spends_are_captured_on_sync_once_and_an_overspend_goes_to
     stored = {str(s.client_sale_id): s for s in await sales_of(sessions, till.store)}
     kinds = [c["kind"] for c in stored[second["client_sale_id"]].conflicts]
     assert "stored_value_short" in kinds and stored[second["client_sale_id"]].review_status == "open"
+
+
+async def test_a_pos_refund_to_the_original_tenders_gives_the_gift_card_back_first(
+    client: Client, world: World, sessions: Sessions
+) -> None:
+    till = await open_till(client, world, sessions)
+    account_id, code = await _card(sessions, till, 1000)
+    sale = sale_body(till, {"MUG-1": 1}, tenders=[
+        {"kind": "gift_card", "amount_minor": 1000, "code": code},
+        {"kind": "cash", "amount_minor": 400},
+    ])  # fmt: skip
+    sold = await client.post(f"{API}/sales", json=sale, headers=till.headers)
+    assert sold.status_code == 201, sold.text
+    refund = {"order_number": sold.json()["order_number"], "register_id": str(till.register_id),
+              "shift_id": str(till.shift_id), "reason": "broken", "to": "original"}  # fmt: skip
+    answered = await client.post(f"{API}/refunds", json=refund, headers=till.headers)
+    assert answered.status_code in (200, 201), answered.text
+    state = await _state(sessions, till, account_id)
+    assert (state["balance_minor"], state["drift"]) == (1000, 0)
+    assert state["entries"][0] == "refund"
+    async with sessions() as session:
+        bind_store(session, till.store.id)
+        back = sorted((t.kind, t.amount_minor) for t in await session.scalars(
+            select(PosTender).where(PosTender.amount_minor < 0)))  # fmt: skip
+    assert back == [("cash", -400), ("gift_card", -1000)]
