@@ -17,7 +17,7 @@ from app.reconciliation.stripe_source import StripeLedger
 from tests.integration.conftest import World
 from tests.providers.test_stripe_provider import FixtureHTTPClient
 
-R1, R2, R3, R4 = (f"pi_3QxRecon000000000000000{n}" for n in (1, 2, 3, 4))
+R1, R2, R3, R4, R5, R6 = (f"pi_3QxRecon000000000000000{n}" for n in (1, 2, 3, 4, 5, 6))
 PAYOUT = "po_1QxRecon0000000001"
 WINDOW = services.DayWindow(datetime(2026, 12, 5, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC))
 
@@ -29,7 +29,8 @@ async def test_stripe_lists_are_paged_and_each_drift_is_found(
     at = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
     async with sessions() as session, session.begin():
         bind_store(session, store.id)
-        for ref, amount, fee in ((R1, 5000, 100), (R2, 3000, 70), (R4, 1500, 48)):
+        # R5: Stripe captured 25.00 of 26.00, Till recorded all of it; R6: Stripe charged 0.80, Till fixed 0.52.
+        for ref, amount, fee in ((R1, 5000, 100), (R2, 3000, 70), (R4, 1500, 48), (R5, 2600, 64), (R6, 1800, 52)):
             session.add(
                 PaymentIntent(
                     provider="stripe",
@@ -60,6 +61,8 @@ async def test_stripe_lists_are_paged_and_each_drift_is_found(
         "missing_locally": 1,
         "missing_at_provider": 1,
         "refund_missing_locally": 1,
+        "amount_mismatch": 1,
+        "fee_mismatch": 1,
         "payout_mismatch": 1,
     }
     async with sessions() as session:
@@ -69,6 +72,8 @@ async def test_stripe_lists_are_paged_and_each_drift_is_found(
         "missing_locally": (R3, "", 2000),
         "missing_at_provider": (R4, "", -1500),
         "refund_missing_locally": (R2, "", 1000),
+        "amount_mismatch": (R5, "", -100),
+        "fee_mismatch": (R6, "", 80 - 52),
         "payout_mismatch": ("", PAYOUT, 7000 - (4900 + 2930)),
     }
 
