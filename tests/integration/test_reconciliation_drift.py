@@ -202,3 +202,30 @@ async def test_a_payout_carrying_a_payment_till_does_not_know_is_unexplained(
     assert _nonzero(run.totals) == {"matched": 1, "missing_locally": 1, "payout_unexplained": 1}
     [unexplained] = [d for d in await _drifts(sessions, shop.store.id, run.id) if d.kind == "payout_unexplained"]
     assert (unexplained.provider_ref, unexplained.payout_ref) == (stray.provider_ref, payout)
+
+
+async def test_the_nightly_job_reconciles_every_store_and_the_poller_job_rebuilds_the_switch_mirror(
+    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+) -> None:
+    from app.core import kill_switches
+    from app.reconciliation import jobs
+
+    shop = await make_shop(world)
+    await _paid_refs(sessions, shop, redis, settings, 2)
+    other = await world.store()
+    # "Tonight" is tomorrow's 02:15: yesterday is today.
+    done = await jobs.reconcile_stores(sessions, redis, settings, now=datetime.now(UTC) + timedelta(days=1))
+    assert done >= 2
+    for store_id, matched in ((shop.store.id, 2), (other.id, 0)):
+        async with sessions() as session:
+            bind_store(session, store_id)
+            run = await services.latest_run(session)
+        assert run is not None and run.status == "succeeded" and run.trigger == "nightly"
+        assert _nonzero(run.totals) == ({"matched": matched} if matched else {})
+
+    async with sessions() as session, session.begin():
+        await kill_switches.engage(session, kill_switches.Switch.WEBHOOKS_PAUSED, None, principal=None)
+    assert not await kill_switches.engaged_fast(redis, kill_switches.Switch.WEBHOOKS_PAUSED, shop.store.id)
+    # The poller job rebuilds the mirror from the database first, then sits out (webhook processing is paused).
+    assert await jobs.poll(sessions, redis, settings) == []
+    assert await kill_switches.engaged_fast(redis, kill_switches.Switch.WEBHOOKS_PAUSED, shop.store.id)
