@@ -26,6 +26,12 @@ class PaymentIntent(TenantMixin, UUIDv7AuditBase):
             # (no snapshot), each an intent of its own.
             postgresql_where=text("status NOT IN ('declined', 'failed', 'voided') AND snapshot_id IS NOT NULL"),
         ),
+        # The status poller's read (app/reconciliation/poller.py): the few payments still waiting, oldest first.
+        Index(
+            "ix_payment_intents_unsettled",
+            "updated_at",
+            postgresql_where=text("status IN ('pending', 'requires_action')"),
+        ),
         CheckConstraint("captured_minor <= amount_minor", name="captured_within_authorized"),
         CheckConstraint("refunded_minor <= captured_minor", name="refunded_within_captured"),
     )

@@ -115,9 +115,17 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_reconciliation_drifts_store_run", "reconciliation_drifts", ["store_id", "run_id", "kind"])
+    # The status poller's read: payments still waiting for their outcome (app/reconciliation/poller.py).
+    op.create_index(
+        "ix_payment_intents_unsettled",
+        "payment_intents",
+        ["updated_at"],
+        postgresql_where=sa.text("status IN ('pending', 'requires_action')"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payment_intents_unsettled", table_name="payment_intents")
     op.drop_table("reconciliation_drifts")
     op.drop_table("reconciliation_runs")
     op.drop_table("provider_calls")
