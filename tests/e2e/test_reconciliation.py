@@ -83,3 +83,26 @@ def test_manager_engages_and_releases_a_kill_switch_from_settings(tablet: Page) 
     expect(tablet.get_by_test_id("notice")).to_have_text("Switch released.")
     expect(tablet.get_by_test_id("switch-receipts_paused").get_by_test_id("state")).to_have_text("off")
     expect(tablet.get_by_test_id("switch-history")).to_contain_text("Printer paper jam")
+
+
+def test_provider_off_checkout_says_so_on_the_phone_and_works_after_release(phone: Page, tablet: Page) -> None:
+    sign_in(tablet, DEMO_ACCOUNTS[1].email)
+    tablet.goto("/staff/settings/switches")
+    row = tablet.get_by_test_id("switch-provider_off")
+    row.get_by_label("Why online card payments off").fill("Provider incident")
+    row.get_by_test_id("engage").click()
+    expect(tablet.get_by_test_id("switch-provider_off").get_by_test_id("state")).to_have_text("on")
+
+    _add(phone, "Butter Croissant")
+    phone.get_by_test_id("cart-link").click()
+    phone.get_by_role("link", name="Checkout").click()
+    phone.get_by_label("E-mail").fill("guest@example.com")
+    phone.get_by_role("button", name="Continue to payment").click()
+    expect(phone.get_by_test_id("payments-off")).to_contain_text("Card payments are switched off")
+    expect(phone.get_by_test_id("pay-form")).to_have_count(0)
+    screenshot(phone, "checkout-payments-off-phone")
+
+    tablet.get_by_test_id("switch-provider_off").get_by_test_id("release").click()
+    expect(tablet.get_by_test_id("switch-provider_off").get_by_test_id("state")).to_have_text("off")
+    phone.reload()
+    expect(phone.get_by_test_id("pay-form")).to_be_visible()
