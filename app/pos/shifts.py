@@ -171,7 +171,8 @@ class ShiftService:
             "over_short_minor": shift.over_short_minor,
         }
         audit.record(self.session, actor, "pos.shift_closed", target_type="shift", target_id=shift.id, details=details)
-        emit(self.session, "pos.shift_closed", aggregate_type="shift", aggregate_id=shift.id, payload=details)  # receipts
+        # The closed shift's receipt (app/receipts) is made from this event.
+        emit(self.session, "pos.shift_closed", aggregate_type="shift", aggregate_id=shift.id, payload=details)
         return await shift_report(self.session, shift)
 
     async def report(self, shift_id: uuid.UUID) -> ShiftReport:
