@@ -70,9 +70,7 @@ def upgrade() -> None:
             ["store_id"], ["stores.id"], name=op.f("fk_pos_voids_store_id_stores"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pos_voids")),
-        sa.UniqueConstraint(
-            "store_id", "register_id", "client_void_id", name=op.f("uq_pos_voids_store_id_register_id_client_void_id")
-        ),
+        sa.UniqueConstraint("store_id", "register_id", "client_void_id", name=op.f("uq_pos_voids_store_id")),
     )
     op.create_index("ix_pos_voids_shift", "pos_voids", ["shift_id"], unique=False)
 
