@@ -261,16 +261,17 @@ class ReceiptDeliveries:
                 continue
         return sent
 
-    async def provider_status(self, message_id: str, status: str, error: str = "") -> str:
+    async def provider_status(self, message_id: str, status: str, error: str = "") -> tuple[str, uuid.UUID | None]:
         """A channel's later word on a sent message (WhatsApp: sent, delivered, read, failed), taken once per
-        (message, status): "recorded", "duplicate" or "unknown". A failure fails the delivery and falls back."""
+        (message, status): "recorded", "duplicate", "unknown status" or "unknown message", with the delivery's
+        store (None when unknown). A failure fails the delivery and falls back."""
         from sqlalchemy.dialects.postgresql import insert
 
         from app.receipts.channels.whatsapp import STATUS_RANK
         from app.receipts.models import WhatsAppStatusEvent
 
         if status not in STATUS_RANK:
-            return "unknown"
+            return "unknown status", None
         now = datetime.now(UTC)
         async with self.sessions() as session, session.begin():
             system_scope(session)
@@ -280,7 +281,7 @@ class ReceiptDeliveries:
                 .with_for_update()
             )
             if delivery is None:
-                return "unknown"
+                return "unknown message", None
             inserted = await session.scalar(
                 insert(WhatsAppStatusEvent)
                 .values(
@@ -296,7 +297,7 @@ class ReceiptDeliveries:
                 .returning(WhatsAppStatusEvent.id)
             )
             if inserted is None:
-                return "duplicate"
+                return "duplicate", delivery.store_id
             if STATUS_RANK[status] > STATUS_RANK.get(delivery.provider_status, 0):
                 delivery.provider_status = status  # out of order: "read" is never taken back by a late "delivered"
             if status == "failed" and delivery.status == "sent":
@@ -305,4 +306,5 @@ class ReceiptDeliveries:
                 receipt = await session.scalar(select(Receipt).where(Receipt.id == delivery.receipt_id))
                 assert receipt is not None
                 await self._fall_back(session, receipt, delivery, delivery.last_error)
-        return "recorded"
+            store_id = delivery.store_id
+        return "recorded", store_id

@@ -224,6 +224,11 @@ async def process_event(deps: Deps, row_id: uuid.UUID) -> str:
 async def handle(deps: Deps, event: Claimed) -> str:
     """Apply one event; returns a one-line outcome. Sets ``event.found_store`` as soon as the store is known."""
     event.found_store = event.store_id
+    if event.provider == "whatsapp":  # a receipt message's status (app/receipts/webhooks.py stored it)
+        from app.receipts.webhooks import process_status
+
+        outcome, event.found_store = await process_status(deps.sessions, deps.settings, event.payload, event.attempts)
+        return outcome
     if event.type in PAYMENT_INTENT_EVENTS or event.type in CHARGE_EVENTS:
         return await _payment(deps, event)
     if event.type in DISPUTE_EVENTS:

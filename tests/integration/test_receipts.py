@@ -19,7 +19,8 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from saq import Worker
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text as sql
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.core.outbox import OutboxEvent
@@ -32,10 +33,11 @@ from app.receipts.channels import ChannelError, Facts, Outgoing, ReceiptChannel
 from app.receipts.channels.registry import default_channels
 from app.receipts.delivery import DeliveryDeferred, ReceiptDeliveries
 from app.receipts.document import ReceiptDocument
-from app.receipts.models import Receipt, ReceiptDelivery
+from app.receipts.models import Receipt, ReceiptDelivery, WhatsAppStatusEvent
 from app.receipts.services import DELIVERY_QUEUED, NewReceipt, ReceiptService, create_from_event
 from app.receipts.thermal import escpos_text
 from app.stores.models import Store
+from app.webhooks.processing import Deps, WebhookProcessor, process_event
 from tests.integration.conftest import World, bearer, csrf_from, issue_token, sign_in
 from tests.integration.pos import add_register
 from tests.integration.receipt_printer import fake_printer, threaded_fake_printer
@@ -736,8 +738,16 @@ def signed_status(message_id: str, status: str, secret: str = WA_SECRET) -> tupl
     return body, {"x-hub-signature-256": signature, "content-type": "application/json"}
 
 
+async def whatsapp_events(engine: AsyncEngine) -> list[tuple[str, str, str]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sql("SELECT event_id, status, outcome FROM webhook_events WHERE provider = 'whatsapp' ORDER BY received_at")
+        )
+        return [(r.event_id, r.status, r.outcome) for r in rows]
+
+
 async def test_whatsapp_sends_the_template_and_takes_signed_statuses_once(
-    world: World, sessions: Sessions, redis: Redis, settings: Settings
+    world: World, sessions: Sessions, redis: Redis, settings: Settings, engine: AsyncEngine
 ) -> None:
     from app.main import create_app
 
@@ -757,26 +767,79 @@ async def test_whatsapp_sends_the_template_and_takes_signed_statuses_once(
     sent = await delivery(sessions, queued.id)
     assert (sent.status, sent.external_ref) == ("sent", "wamid.TEST1")
 
+    deps = Deps(engine=engine, sessions=sessions, redis=redis, settings=wa)
     async with AsyncTestClient(app=create_app(wa), base_url="http://testserver.local") as hook:
-        for status, outcome in (("delivered", "recorded"), ("delivered", "duplicate"), ("read", "recorded")):
-            body_bytes, hook_headers = signed_status("wamid.TEST1", status)
+        # Stored and acknowledged, not processed: the request changes no delivery.
+        body_bytes, hook_headers = signed_status("wamid.TEST1", "delivered")
+        for duplicates in (0, 1):  # delivered twice: stored once
             answer = await hook.post("/webhooks/whatsapp", content=body_bytes, headers=hook_headers)
-            assert answer.status_code == 200 and answer.json() == {"received": [outcome]}
+            assert answer.status_code == 200 and answer.json() == {"stored": 1 - duplicates, "duplicates": duplicates}
+        assert await whatsapp_events(engine) == [("wamid.TEST1:delivered", "received", "")]
+        assert (await delivery(sessions, queued.id)).provider_status == ""
+        assert await WebhookProcessor(deps).drain() == 1  # the worker's processor: once
+        assert await WebhookProcessor(deps).drain() == 0
+        assert (await delivery(sessions, queued.id)).provider_status == "delivered"
+        read, read_headers = signed_status("wamid.TEST1", "read")
+        assert (await hook.post("/webhooks/whatsapp", content=read, headers=read_headers)).status_code == 200
         late, late_headers = signed_status("wamid.TEST1", "sent")  # out of order: changes nothing shown
         assert (await hook.post("/webhooks/whatsapp", content=late, headers=late_headers)).status_code == 200
+        assert await WebhookProcessor(deps).drain() == 2
         forged, forged_headers = signed_status("wamid.TEST1", "failed", secret="not-the-secret")
-        assert (await hook.post("/webhooks/whatsapp", content=forged, headers=forged_headers)).status_code == 401
+        refused = await hook.post("/webhooks/whatsapp", content=forged, headers=forged_headers)
+        assert refused.status_code == 400 and refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["fields"] == {"signature": "bad signature"}
+        unsigned = await hook.post("/webhooks/whatsapp", content=forged)
+        assert unsigned.status_code == 400
         check = await hook.get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wa-app-secret&hub.challenge=42")
         assert check.status_code == 200 and check.text == "42"
         assert (
             await hook.get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")
         ).status_code == 403
-    read = await delivery(sessions, queued.id)
-    assert (read.status, read.provider_status) == ("sent", "read")
+    assert await whatsapp_events(engine) == [  # the forged "failed" stored nothing
+        ("wamid.TEST1:delivered", "processed", "delivered: recorded"),
+        ("wamid.TEST1:read", "processed", "read: recorded"),
+        ("wamid.TEST1:sent", "processed", "sent: recorded"),
+    ]
+    read_now = await delivery(sessions, queued.id)
+    assert (read_now.status, read_now.provider_status) == ("sent", "read")
+    async with sessions() as session:
+        system_scope(session)
+        kept = await session.scalars(
+            select(WhatsAppStatusEvent.status).where(WhatsAppStatusEvent.message_id == "wamid.TEST1")
+        )
+        assert sorted(kept) == ["delivered", "read", "sent"]
+    # A replay (the admin's, or the processor's retry of a row it already applied) changes nothing.
+    async with engine.begin() as conn:
+        await conn.execute(sql("UPDATE webhook_events SET status = 'received' WHERE provider = 'whatsapp'"))
+    assert await WebhookProcessor(deps).drain() == 3
+    assert [outcome for _, _, outcome in await whatsapp_events(engine)] == [
+        "delivered: duplicate",
+        "read: duplicate",
+        "sent: duplicate",
+    ]
+    assert (await delivery(sessions, queued.id)).provider_status == "read"
+
+
+async def test_a_whatsapp_status_for_a_message_not_recorded_yet_is_retried_then_ignored(
+    sessions: Sessions, redis: Redis, settings: Settings, engine: AsyncEngine
+) -> None:
+    from app.main import create_app
+
+    async with fake_whatsapp() as api:
+        wa = whatsapp_settings(settings, api)
+    deps = Deps(engine=engine, sessions=sessions, redis=redis, settings=wa)
+    async with AsyncTestClient(app=create_app(wa), base_url="http://testserver.local") as hook:
+        body_bytes, hook_headers = signed_status("wamid.NOT-OURS", "delivered")
+        assert (await hook.post("/webhooks/whatsapp", content=body_bytes, headers=hook_headers)).status_code == 200
+    async with engine.connect() as conn:
+        row_id = (await conn.execute(sql("SELECT id FROM webhook_events WHERE provider = 'whatsapp'"))).scalar_one()
+    assert await process_event(deps, row_id) == "failed"  # the send may not be recorded yet: tried again
+    assert await process_event(deps, row_id) == "failed"
+    assert await process_event(deps, row_id) == "ignored: no WhatsApp receipt message wamid.NOT-OURS"
 
 
 async def test_whatsapp_refusals_retry_or_fall_back_and_a_failed_status_falls_back_to_email(
-    world: World, sessions: Sessions, redis: Redis, settings: Settings
+    world: World, sessions: Sessions, redis: Redis, settings: Settings, engine: AsyncEngine
 ) -> None:
     from app.main import create_app
 
@@ -798,8 +861,11 @@ async def test_whatsapp_refusals_retry_or_fall_back_and_a_failed_status_falls_ba
     async with AsyncTestClient(app=create_app(wa), base_url="http://testserver.local") as hook:
         failed, failed_headers = signed_status(ref, "failed")
         assert (await hook.post("/webhooks/whatsapp", content=failed, headers=failed_headers)).json() == {
-            "received": ["recorded"]
+            "stored": 1,
+            "duplicates": 0,
         }
+    assert await WebhookProcessor(Deps(engine=engine, sessions=sessions, redis=redis, settings=wa)).drain() == 1
+    assert (await whatsapp_events(engine))[-1] == (f"{ref}:failed", "processed", "failed: recorded")
     moved = await reload(sessions, second[1].id)
     assert [(d.channel, d.status, d.provider_status) for d in moved.deliveries] == [
         ("whatsapp", "failed", "failed"),
