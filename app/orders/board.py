@@ -28,6 +28,8 @@ from app.core.tenancy import bind_store
 from app.orders.models import Order
 from app.orders.services import OrderFilter, OrderService
 from app.orders.states import Axis, next_statuses
+from app.receipts.board import TEMPLATE as RECEIPT_ALERTS_TEMPLATE
+from app.receipts.board import BoardReceiptAlerts
 from app.receipts.services import ReceiptService
 from app.stores.commerce import CommerceSettings
 from app.stores.hours import format_pickup, pickup_at_of
@@ -84,13 +86,24 @@ class BoardController(Controller):
         state = request.app.state
         template = request.app.template_engine.get_template("orders/_card.html")  # type: ignore[union-attr]
         cards = BoardCards(state.sessions, me.store_id, template.render, delay, me.timezone)
-
-        async def message_for(event: PublishedEvent) -> bytes | None:
-            return await cards.message(event) if event.aggregate_type == "order" else None
-
+        alerts_template = request.app.template_engine.get_template(RECEIPT_ALERTS_TEMPLATE)  # type: ignore[union-attr]
+        alerts = BoardReceiptAlerts(state.sessions, me.store_id, alerts_template.render)
         start = live.resume_point(request.headers.get("last-event-id"), after)
         hub: live.Hub = state.live
-        return live.response(hub.stream(state.sessions, me.store_id, start, "board", message_for))
+        return live.response(hub.stream(state.sessions, me.store_id, start, "board", board_messages(cards, alerts)))
+
+
+def board_messages(cards: BoardCards, alerts: BoardReceiptAlerts) -> live.MessageFor:
+    """What an event is on the board: an order's card, or the receipt alerts panel (app/receipts/board.py)."""
+
+    async def message_for(event: PublishedEvent) -> bytes | None:
+        if event.aggregate_type == "order":
+            return await cards.message(event)
+        if alerts.shows(event):
+            return await alerts.message(event)
+        return None
+
+    return message_for
 
 
 async def _board_delay(session: AsyncSession, store_id: uuid.UUID) -> timedelta:

@@ -18,7 +18,7 @@ from app.receipts.document import Line, ReceiptDocument, Row, tax_label, tender_
 from app.stores.details import Profile
 from app.stores.models import Store
 
-# Loyalty (another issue) adds what an order earned: ``async def (session, order) -> list[Row]``.
+# Loyalty adds what an order earned (app/receipts/loyalty.py): ``async def (session, order) -> list[Row]``.
 LoyaltySource = Callable[[AsyncSession, Order], Awaitable[list[Row]]]
 _loyalty_sources: list[LoyaltySource] = []
 
@@ -26,6 +26,15 @@ _loyalty_sources: list[LoyaltySource] = []
 def register_loyalty_source(source: LoyaltySource) -> None:
     if source not in _loyalty_sources:
         _loyalty_sources.append(source)
+
+
+def _register_loyalty() -> None:
+    from app.receipts.loyalty import loyalty_rows
+
+    register_loyalty_source(loyalty_rows)
+
+
+_register_loyalty()
 
 
 def store_lines(store: Store) -> list[str]:

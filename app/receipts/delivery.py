@@ -33,7 +33,14 @@ from app.receipts.channels import ChannelError, Outgoing, ReceiptChannel
 from app.receipts.document import ReceiptDocument
 from app.receipts.links import signed_path
 from app.receipts.models import Receipt, ReceiptAttempt, ReceiptDelivery
-from app.receipts.services import RECEIPT_ALERT, ReceiptService, facts_of, fallback_order, first_channel
+from app.receipts.services import (
+    RECEIPT_ALERT,
+    RECEIPT_ALERT_CLEARED,
+    ReceiptService,
+    facts_of,
+    fallback_order,
+    first_channel,
+)
 from app.stores.models import Store
 
 log = structlog.get_logger(__name__)
@@ -189,6 +196,9 @@ class ReceiptDeliveries:
             receipt = await session.scalar(select(Receipt).where(Receipt.id == delivery.receipt_id))
             assert receipt is not None
             if status == "sent":
+                if receipt.alerted_at is not None:  # the board takes it off (live, app/receipts/board.py)
+                    emit(session, RECEIPT_ALERT_CLEARED, aggregate_type="receipt", aggregate_id=receipt.id,
+                         store_id=receipt.store_id, payload={"number": receipt.number})  # fmt: skip
                 receipt.alerted_at, receipt.alert_reason = None, ""
                 return
             label = self._label(delivery.channel)

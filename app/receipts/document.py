@@ -11,6 +11,8 @@ from typing import Any
 
 from app.core.money import Money
 
+POINTS = "points"  # Row.unit of a count of loyalty points
+
 
 def money(amount_minor: int, currency: str) -> str:
     return Money(amount_minor, currency).format()
@@ -28,11 +30,12 @@ class Line:
 
 @dataclass(frozen=True)
 class Row:
-    """A labelled amount: a total, a tax line, a tender, the change."""
+    """A labelled amount: a total, a tax line, a tender, the change (money), or a count of points."""
 
     label: str
-    amount_minor: int
+    amount_minor: int  # minor units of the document's currency; with ``unit == "points"`` a number of points
     strong: bool = False
+    unit: str = ""  # "" money | "points"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class ReceiptDocument:
     tax_lines: list[Row] = field(default_factory=list)
     tenders: list[Row] = field(default_factory=list)  # how it was paid (a refund: how it was given back)
     change_minor: int = 0
-    loyalty: list[Row] = field(default_factory=list)  # points earned / balance (app/receipts/hooks.py)
+    loyalty: list[Row] = field(default_factory=list)  # points earned / balance (app/receipts/loyalty.py)
     notes: list[str] = field(default_factory=list)  # a refund's reason, ...
     footer: str = "Thank you for your visit."
     number: int = 0  # the receipt's number, set once the row exists
@@ -65,6 +68,10 @@ class ReceiptDocument:
 
     def fmt(self, amount_minor: int) -> str:
         return money(amount_minor, self.currency)
+
+    def value(self, row: Row) -> str:
+        """A row's amount as every channel prints it: money, or points as a plain number ("1,240")."""
+        return f"{row.amount_minor:,}" if row.unit == POINTS else self.fmt(row.amount_minor)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -58,7 +58,7 @@ class _Page:
     def row(self, row: Row, *, indent: float = 0) -> None:
         self.need(6 * mm)
         self.text(COLUMNS[2] - 25 * mm + indent, row.label, bold=row.strong, size=11 if row.strong else 10)
-        self.text(RIGHT, self.doc.fmt(row.amount_minor), bold=row.strong, right=True, size=11 if row.strong else 10)
+        self.text(RIGHT, self.doc.value(row), bold=row.strong, right=True, size=11 if row.strong else 10)
         self.down()
 
 

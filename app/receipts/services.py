@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 DELIVERY_QUEUED = "receipt.delivery_queued"  # consumed by the deliver_receipt job (workers/tasks.py)
 RECEIPT_ALERT = "receipt.alert"  # a receipt stuck: the board shows it
+RECEIPT_ALERT_CLEARED = "receipt.alert_cleared"  # delivered after all: off the board
 PAID = frozenset({"paid", "authorized", "partially_paid"})
 UNPAID = frozenset({"unpaid", "voided"})
 DEFAULT_FALLBACK = {"pos": ("thermal", "whatsapp", "email"), "web": ("email",)}

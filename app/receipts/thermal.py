@@ -114,7 +114,7 @@ def _wrap(text: str, columns: int) -> str:
 def _row(p: Dummy, doc: ReceiptDocument, layout: Layout, row: Row) -> None:
     if row.strong:
         p.set(bold=True)
-    p.text(_safe(layout.pair(row.label, doc.fmt(row.amount_minor))))
+    p.text(_safe(layout.pair(row.label, doc.value(row))))
     if row.strong:
         p.set(bold=False)
 

@@ -63,6 +63,11 @@
     source.onopen = () => show("Live", true);
     source.onerror = () => show("Reconnecting…", false);
     source.addEventListener("order", place);
+    source.addEventListener("receipts", (message) => {
+      // Receipt alerts (app/receipts/board.py): the panel as it is now, empty once none is left.
+      lastId = message.lastEventId || lastId;
+      document.getElementById("receipt-alerts").innerHTML = JSON.parse(message.data).html;
+    });
   };
 
   // A card that sits in one status longer than the store allows gets its "delayed" badge, even

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import re
 import socket
 import uuid
@@ -313,6 +314,74 @@ async def test_three_failed_attempts_raise_the_alert_and_a_success_clears_it(
     assert await deliveries.deliver(receipt.deliveries[0].id) == "sent"
     assert (await reload(sessions, receipt.id)).alerted_at is None
     assert len(email.sent) == 1 and email.sent[0].attempt == 4
+
+
+async def test_receipt_alerts_arrive_on_the_boards_stream_and_clear_when_the_receipt_is_delivered(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings, app: Litestar
+) -> None:
+    from litestar.channels import ChannelsPlugin
+    from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+    from saq import Queue
+
+    from app.core import live
+    from app.core.outbox import OutboxRelay
+    from app.orders.board import BoardCards, board_messages
+    from app.receipts.board import TEMPLATE, BoardReceiptAlerts
+    from tests.integration.test_live_stream import Frame
+
+    relay = OutboxRelay(sessions, RedisChannelsPubSubBackend(redis=redis), Queue.from_url(settings.redis_url or ""))
+    email = FakeChannel("email", failures=3)
+    channels: dict[str, ReceiptChannel] = {"email": email}
+    store, _order = await paid_order(world, sessions, redis, settings)
+    [event] = await events_of(sessions, store, "order.placed")
+    await create_from_event(sessions, event, channels)
+    [receipt] = await receipts_of(sessions, store)
+    await relay.drain()
+    async with sessions() as session:
+        bind_store(session, store.id)
+        rendered_at = await live.last_seq(session, store.id)  # the board page was rendered now: no alert yet
+    engine = app.template_engine
+    assert engine is not None
+    cards = BoardCards(sessions, store.id, engine.get_template("orders/_card.html").render, timedelta(minutes=10))
+    alerts = BoardReceiptAlerts(sessions, store.id, engine.get_template(TEMPLATE).render)
+    plugin = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=redis), arbitrary_channels_allowed=True)
+    async with plugin:
+        hub = live.Hub(plugin)
+        stream = hub.stream(sessions, store.id, rendered_at, "board", board_messages(cards, alerts))
+        try:
+
+            async def next_receipts_frame() -> Frame:
+                deadline = asyncio.get_running_loop().time() + 10
+                while True:
+                    left = deadline - asyncio.get_running_loop().time()
+                    assert left > 0, "no receipts frame on the board's stream"
+                    frame = Frame.parse(await asyncio.wait_for(anext(stream), timeout=left))
+                    if frame.event == "receipts":
+                        return frame
+
+            assert Frame.parse(await asyncio.wait_for(anext(stream), timeout=5)).comment == "connected"
+            deliveries = ReceiptDeliveries(sessions, settings, channels)
+            for _ in range(3):  # the 3rd failed attempt raises the alert
+                with pytest.raises(DeliveryDeferred):
+                    await deliveries.deliver(receipt.deliveries[0].id)
+            await relay.drain()
+            raised = await next_receipts_frame()
+            data = json.loads(raised.data)
+            assert (data["type"], data["count"]) == ("receipt.alert", 1)
+            assert 'data-testid="receipt-alerts"' in data["html"] and f"R-{receipt.number:06d}" in data["html"]
+            assert "3 attempts failed" in data["html"] and int(raised.id) > rendered_at
+
+            assert await deliveries.deliver(receipt.deliveries[0].id) == "sent"  # delivered after all
+            await relay.drain()
+            cleared = await next_receipts_frame()
+            data = json.loads(cleared.data)
+            assert (data["type"], data["count"]) == ("receipt.alert_cleared", 0)
+            assert "Receipts not delivered" not in data["html"] and f"R-{receipt.number:06d}" not in data["html"]
+            assert int(cleared.id) > int(raised.id)
+        finally:
+            await stream.aclose()
+            await hub.close()
+    assert len(await events_of(sessions, store, "receipt.alert_cleared")) == 1
 
 
 async def test_a_retry_racing_a_slow_print_does_not_print_twice(
@@ -704,6 +773,89 @@ async def test_a_discounted_orders_pdf_thermal_and_email_show_the_same_lines_dis
         assert text in thermal, ("thermal", text)
     for text in ["Total: €34.02", "Opening week: -€3.78", "Subtotal: €37.80", *taxes, "Visa ending 4242: €34.02"]:
         assert text in mail, ("mail", text)
+
+
+async def test_points_an_order_earned_print_as_points_on_the_pdf_the_paper_and_the_email(
+    world: World,
+    sessions: Sessions,
+    redis: Redis,
+    settings: Settings,
+    engine: AsyncEngine,
+    inbox: tuple[Inbox, int],
+    tmp_path: Any,
+) -> None:
+    from app.receipts.pdf import render_pdf
+    from app.receipts.thermal import render_escpos
+    from app.stored_value.loyalty.jobs import loyalty_points
+    from app.stored_value.loyalty.models import LoyaltyAccrual
+    from app.stored_value.loyalty.program import Program, Tier
+    from app.stored_value.loyalty.services import LoyaltyProgramService
+
+    box, port = inbox
+    smtp = smtp_settings(settings, port)
+    shop = await make_shop(world)
+    program = Program(
+        enabled=True, points_per_unit=1, tiers=(Tier("Member", 0, 10_000),), expiry_days=None,
+        redeem_points=100, redeem_value_minor=100, min_redeem_points=10,
+    )  # fmt: skip
+    async with sessions() as session, session.begin():
+        await LoyaltyProgramService(session, shop.store.id).save(program.as_dict(), actor=None)
+    ctx = {"engine": engine, "sessions": sessions}
+    first = await place_order(sessions, shop, redis, settings, lines={"MUG-1": 2}, email="ann@example.com")
+    [placed] = await events_of(sessions, shop.store, "order.placed")
+    assert await loyalty_points(ctx, event=placed) == "earned 28, reversed 0"  # ann has 28 points
+    order = await place_order(sessions, shop, redis, settings, lines={"MUG-1": 1, "BEAN-1": 1}, email="ann@example.com")
+    event = (await events_of(sessions, shop.store, "order.placed"))[-1]
+    assert event["aggregate_id"] == str(order.id) and first.id != order.id
+    channels = default_channels(sessions, smtp)
+    # The receipt is made before the loyalty consumer has seen the event: the points are worked out as it will.
+    await create_from_event(sessions, event, channels)
+    [receipt] = await receipts_of(sessions, shop.store)
+    doc = ReceiptDocument.from_json(receipt.content, number=receipt.number)
+    assert [(r.label, r.amount_minor, r.unit) for r in doc.loyalty] == [
+        ("Points earned", 25, "points"),  # €25.90 of goods, 1 point per euro
+        ("Points balance", 53, "points"),
+    ]
+    assert await loyalty_points(ctx, event=event) == "earned 25, reversed 0"  # the same as the receipt said
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        accrual = await session.scalar(select(LoyaltyAccrual).where(LoyaltyAccrual.order_id == order.id))
+    assert accrual is not None and accrual.points == 25
+
+    assert await ReceiptDeliveries(sessions, smtp, channels).deliver(receipt.deliveries[0].id) == "sent"
+    pdf = pdf_text(render_pdf(doc), tmp_path)
+    thermal = escpos_text(render_escpos(doc, paper_mm=58, qr_url="http://127.0.0.1:8000/r/x"))
+    [(_, _, message)] = box.messages
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and html is not None
+    mail, mail_html = plain.get_content(), html.get_content()
+    for name, rendered in (("pdf", pdf), ("thermal", thermal)):
+        assert re.search(r"Points earned\s+25\n", rendered), (name, rendered)
+        assert re.search(r"Points balance\s+53\n", rendered), (name, rendered)
+        assert "€0.25" not in rendered and "€0.53" not in rendered, name  # never as money
+    assert "Points earned: 25" in mail and "Points balance: 53" in mail
+    assert re.search(r"<td>Points earned</td><td[^>]*>25</td>", mail_html)
+    assert re.search(r"<td>Points balance</td><td[^>]*>53</td>", mail_html)
+    assert "€0.25" not in mail + mail_html
+
+    # Once the accrual is recorded a receipt made again (a reprint's document) reads it: same numbers.
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        fresh = await session.scalar(select(Order).where(Order.id == order.id))
+        assert fresh is not None
+        again = await sale_document(session, shop.store, fresh)
+    assert [(r.label, r.amount_minor) for r in again.loyalty] == [("Points earned", 25), ("Points balance", 53)]
+
+
+async def test_an_order_without_a_customer_or_a_program_has_no_points_rows(
+    world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    store, order = await paid_order(world, sessions, redis, settings)  # the shop has no loyalty program
+    async with sessions() as session:
+        bind_store(session, store.id)
+        fresh = await session.scalar(select(Order).where(Order.id == order.id))
+        assert fresh is not None
+        assert (await sale_document(session, store, fresh)).loyalty == []
 
 
 # ---- WhatsApp (a local fake of the Cloud API) -----------------------------------------------------------------
