@@ -86,6 +86,7 @@ from app.stored_value.loyalty.api import LoyaltyAdminApiController
 from app.stored_value.loyalty.pages import LoyaltyPagesController
 from app.stored_value.loyalty.pos import LoyaltyPosApiController
 from app.stored_value.loyalty.shop import LoyaltyShopController
+from app.stored_value.order_panel import StoredValueOrderPanelController
 from app.stored_value.pages import StoredValuePagesController
 from app.stored_value.pos import GiftCardPosApiController
 from app.stored_value.shop import GiftCardShopController
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             LoyaltyAdminApiController,
             LoyaltyPosApiController,
             StoredValuePagesController,
+            StoredValueOrderPanelController,
             GiftCardShopController,
             GiftCardPosApiController,
             StoredValueRefundsApiController,

@@ -36,6 +36,7 @@ from app.payments.order_payments import order_payments
 from app.payments.registry import provider_of
 from app.receipts.channels.registry import default_channels
 from app.receipts.controllers import order_receipts
+from app.stored_value.order_panel import panel_context as stored_value_panel
 from app.stores.commerce import CommerceSettings
 from app.stores.hours import format_pickup, pickup_at_of
 from app.stores.models import Store
@@ -214,6 +215,7 @@ class OrderPagesController(Controller):
             and order.channel != "pos"  # a counter sale is refunded at the till (its drawer, its shift report)
             and order.status not in (CANCELLED, "completed")
             and order.fulfilment_status == "unfulfilled",
+            **await stored_value_panel(db_session, me, order),  # app/stored_value: what gift cards etc. paid
         }
         return Template("orders/detail.html", context=context)
 

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import actor_label, record
@@ -22,7 +23,9 @@ from app.core.outbox import emit
 from app.core.rbac import Principal
 from app.core.tenancy import bind_store
 from app.orders.models import Order
-from app.stored_value.ledger import Ledger, Refs
+from app.payments.models import PaymentIntent
+from app.stored_value.ledger import Hold, Ledger, Refs
+from app.stored_value.models import StoredValueAccount, StoredValueEntry
 from app.stored_value.services import StoreCreditService
 from app.stores.services import StoreService
 
@@ -43,6 +46,38 @@ class RefundResult:
     parts: list[tuple[str, int]]  # (instrument, money) per spend refunded
 
 
+@dataclass(frozen=True)
+class Spend:
+    """One stored-value spend of an order, for the staff order page."""
+
+    instrument: str
+    label: str  # "Gift card ••••7K2Q", "Store credit", "Points (1,200)"
+    paid_minor: int  # the money it paid
+    back_minor: int  # the money given back to it so far
+
+
+@dataclass(frozen=True)
+class OrderStoredValue:
+    """What stored value paid on an order and what can still go back (the order page's panel)."""
+
+    currency: str
+    customer_id: uuid.UUID | None
+    spends: list[Spend]
+    refundable_minor: int  # back to the original instruments
+    credited_minor: int  # already given to store credit as a refund of this order
+    given_back_minor: int  # card refunds + stored value given back + store credit given, so far
+    total_minor: int
+
+    @property
+    def paid_minor(self) -> int:
+        return sum(s.paid_minor for s in self.spends)
+
+    @property
+    def creditable_minor(self) -> int:
+        """At most what may still go to store credit: the order's total less everything given back already."""
+        return max(0, self.total_minor - self.given_back_minor)
+
+
 class StoredValueRefunds:
     def __init__(self, session: AsyncSession, store_id: uuid.UUID) -> None:
         self.session = session
@@ -55,6 +90,56 @@ class StoredValueRefunds:
         holds = await self.ledger.holds_of_order(order_id)
         return sum(_value_left(h) for h in holds if h.status == "captured")
 
+    async def of_order(self, order_id: uuid.UUID) -> OrderStoredValue:
+        order = await self.session.get(Order, order_id)
+        if order is None or order.store_id != self.store_id:
+            raise NotFound("No such order.")
+        holds = [h for h in await self.ledger.holds_of_order(order_id) if h.status == "captured"]
+        spends = [await self._spend(h) for h in holds]
+        credited = int(
+            await self.session.scalar(
+                select(func.coalesce(func.sum(StoredValueEntry.delta_minor), 0))
+                .join(StoredValueAccount, StoredValueAccount.id == StoredValueEntry.account_id)
+                .where(
+                    StoredValueEntry.store_id == self.store_id,
+                    StoredValueEntry.order_id == order_id,
+                    StoredValueEntry.kind == "issue",
+                    StoredValueAccount.kind == "store_credit",
+                )
+            )
+            or 0
+        )
+        card_back = int(
+            await self.session.scalar(
+                select(func.coalesce(func.sum(PaymentIntent.refunded_minor), 0)).where(
+                    PaymentIntent.store_id == self.store_id, PaymentIntent.order_id == order_id
+                )
+            )
+            or 0
+        )
+        back = sum(s.back_minor for s in spends)
+        return OrderStoredValue(
+            currency=order.currency,
+            customer_id=order.customer_id,
+            spends=spends,
+            refundable_minor=sum(_value_left(h) for h in holds),
+            credited_minor=credited,
+            given_back_minor=card_back + back + credited,
+            total_minor=order.total_minor,
+        )
+
+    async def _spend(self, hold: Hold) -> Spend:
+        account = await self.ledger.account(hold.account_id)
+        if hold.instrument == "gift_card":
+            label = f"Gift card ••••{account.code_last4}"
+        elif hold.instrument == "store_credit":
+            label = "Store credit"
+        elif account.is_points:
+            label = f"Points ({hold.captured_minor:,})"
+        else:
+            label = hold.instrument.replace("_", " ").capitalize()
+        return Spend(hold.instrument, label, hold.value_minor, hold.value_minor - _value_left(hold))
+
     async def refund(
         self,
         order_id: uuid.UUID,
@@ -64,14 +149,20 @@ class StoredValueRefunds:
         principal: Principal | None,
         destination: Destination | None = None,
         settings: dict[str, Any] | None = None,
+        whole: bool = False,
     ) -> RefundResult:
+        """``whole``: refuse (422, nothing written) when the original instruments cannot take all of the amount,
+        instead of answering the rest as ``left_minor`` (the order page asks for exactly what goes back)."""
         if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
             raise ValidationFailed("Enter an amount above zero.", fields={"amount_minor": "More than zero."})
         reason = " ".join(reason.split())[:200]
         if not reason:
             raise ValidationFailed("Say why.", fields={"reason": "A reason is required."})
-        order = await self.session.get(Order, order_id)
-        if order is None or order.store_id != self.store_id:
+        # one refund of an order at a time: the caps below read what was given back already
+        order = await self.session.scalar(
+            select(Order).where(Order.id == order_id, Order.store_id == self.store_id).with_for_update()
+        )
+        if order is None:
             raise NotFound("No such order.")
         if amount_minor > order.total_minor:
             raise ValidationFailed(
@@ -86,6 +177,21 @@ class StoredValueRefunds:
                 raise ValidationFailed(
                     "This order has no customer to credit.", fields={"destination": "Refund to the original instead."}
                 )
+            room = (await self.of_order(order_id)).creditable_minor
+            if amount_minor > room:
+                raise ValidationFailed(
+                    "More than is left of the order after what was given back already.",
+                    fields={"amount_minor": f"At most {room}."},
+                )
+        elif whole:
+            room = await self.refundable(order_id)
+            if amount_minor > room:
+                raise ValidationFailed(
+                    "More than the gift cards, store credit and points paid and have not had back.",
+                    fields={"amount_minor": f"At most {room}."},
+                )
+        if chosen == "store_credit":
+            assert order.customer_id is not None
             await StoreCreditService(self.session, self.store_id).issue(
                 order.customer_id, amount_minor, order.currency, f"Refund of order #{order.number}: {reason}",
                 principal=principal, refs=Refs(order_id=order_id),
@@ -140,4 +246,12 @@ def _value_left(hold: Any) -> int:
     return int(hold.value_minor * (hold.captured_minor - hold.refunded_minor) // hold.captured_minor)
 
 
-__all__ = ["DESTINATIONS", "RefundResult", "StoredValueRefunds", "refund_to", "set_refund_to"]
+__all__ = [
+    "DESTINATIONS",
+    "OrderStoredValue",
+    "RefundResult",
+    "Spend",
+    "StoredValueRefunds",
+    "refund_to",
+    "set_refund_to",
+]
