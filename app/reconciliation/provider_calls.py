@@ -1,5 +1,6 @@
-"""The provider call audit: every authorise, capture, void, refund and status read sent to a payment provider is
-recorded with its operation, idempotency key, latency, outcome, correlation id and a redacted request and response.
+"""The provider call audit: every authorise, capture, void, refund and status read sent to a payment provider, and
+its Connect, customer and dispute evidence calls (card readers: ``reader_calls.py``), is recorded with its
+operation, idempotency key, latency, outcome, correlation id and a redacted request and response.
 
 How, without a SQL statement on the checkout's path (ADR 0003's budget): the store's provider is built as a
 recording subclass (:func:`recorded_sandbox`, :func:`recorded_stripe`; ``app.payments.registry`` does it), which
@@ -11,7 +12,9 @@ cannot fill Redis.
 
 Redaction: a request keeps amounts, currency, capture flag, the card's brand and last 4 (never the number or the
 CVC), a token's kind (``pm_…``), metadata and the idempotency key; a response keeps the provider's already-redacted
-``raw`` (no client secret, no card data) and the outcome. Nothing else of the provider's answer is kept.
+``raw`` (no client secret, no card data) and the outcome. Nothing else of the provider's answer is kept. Connect
+keeps no e-mail and no onboarding URL (a bearer link), customers no e-mail or name, dispute evidence only the
+names of the fields sent and their length (the text is the cardholder's personal data).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
@@ -30,6 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core import pg
 from app.core.logging import current_correlation_id
+from app.core.money import Money
+from app.payments.capabilities import (
+    ConnectedAccount,
+    DisputeEvidence,
+    DisputeSubmission,
+    OnboardingLink,
+    Payout,
+    Transfer,
+)
 from app.payments.provider import (
     AuthorizeRequest,
     CaptureRequest,
@@ -49,8 +62,28 @@ BUFFER_KEY = "till:provider_calls"
 MAX_BUFFERED = 200_000
 FLUSH_BATCH = 1000
 RETENTION = timedelta(days=90)
-OPERATIONS = ("authorize", "capture", "void", "refund", "get_transaction")
+PAYMENT_OPERATIONS = ("authorize", "capture", "void", "refund", "get_transaction")
+CONNECT_OPERATIONS = (
+    "connect.create_account",
+    "connect.onboarding_link",
+    "connect.get_account",
+    "connect.create_transfer",
+    "connect.list_payouts",
+    "customer.ensure",
+)
+DISPUTE_OPERATIONS = ("dispute.submit_evidence",)
+READER_OPERATIONS = (
+    "terminal.register",
+    "terminal.start_payment",
+    "terminal.payment_status",
+    "terminal.cancel_payment",
+    "terminal.connection_token",
+)
+OPERATIONS = PAYMENT_OPERATIONS + CONNECT_OPERATIONS + DISPUTE_OPERATIONS + READER_OPERATIONS
 OUTCOMES = ("ok", "declined", "refused", "timeout", "error")
+
+T = TypeVar("T")
+Answer = tuple[dict[str, Any], str, str]  # (redacted response, provider ref or "", decline code or "")
 
 
 def _request(op: str, request: Any) -> tuple[dict[str, Any], str, str]:
@@ -99,11 +132,31 @@ class CallRecorder:
         self.redis, self.store_id, self.provider = redis, store_id, provider
 
     async def call(self, op: str, request: Any, send: Any) -> ProviderResult:
-        started = time.perf_counter()
+        """One of the five payment calls: ``send(request)``, its request and result redacted as above."""
         body, key, ref = _request(op, request)
+
+        def answer(result: ProviderResult) -> Answer:
+            declined = result.decline_code or result.status.value in ("declined", "failed")
+            return _response(result), result.provider_ref, (result.decline_code or "declined") if declined else ""
+
+        return await self.run(op, lambda: send(request), request=body, key=key, ref=ref, answer=answer)
+
+    async def run(
+        self,
+        op: str,
+        send: Callable[[], Awaitable[T]],
+        *,
+        request: dict[str, Any],
+        key: str = "",
+        ref: str = "",
+        answer: Callable[[T], Answer],
+    ) -> T:
+        """Time ``send()`` and record it. ``request`` is already redacted; ``answer(result)`` gives the redacted
+        response, the provider's reference (or "") and a decline code when the provider said no ("" otherwise)."""
+        started = time.perf_counter()
         outcome, error_code, response = "ok", "", {}
         try:
-            result: ProviderResult = await send(request)
+            result = await send()
         except ProviderTimeout as exc:
             outcome, error_code, ref = "timeout", exc.code, exc.provider_ref or ref
             raise
@@ -115,10 +168,10 @@ class CallRecorder:
             outcome, error_code = "error", type(exc).__name__
             raise
         else:
-            response = _response(result)
-            ref = result.provider_ref or ref
-            if result.decline_code or result.status.value in ("declined", "failed"):
-                outcome, error_code = "declined", result.decline_code
+            response, answered_ref, declined = answer(result)
+            ref = answered_ref or ref
+            if declined:
+                outcome, error_code = "declined", declined if declined != "declined" else ""
             return result
         finally:
             entry = {
@@ -131,7 +184,7 @@ class CallRecorder:
                 "error_code": error_code[:60],
                 "latency_ms": round((time.perf_counter() - started) * 1000),
                 "correlation_id": current_correlation_id(),
-                "request": body,
+                "request": request,
                 "response": response,
                 "called_at": datetime.now(UTC).isoformat(),
             }
@@ -144,8 +197,20 @@ class CallRecorder:
                 log.warning("provider_calls.not_recorded", operation=op, provider_ref=ref)
 
 
+def _account(account: ConnectedAccount) -> Answer:
+    response = {
+        "account": account.id,
+        "status": account.status,
+        "charges_enabled": account.charges_enabled,
+        "payouts_enabled": account.payouts_enabled,
+        "requirements_due": list(account.requirements_due)[:20],
+    }
+    return response, account.id, ""
+
+
 class _Recorded:
-    """Mixed in before a provider class: its five interface calls go through :class:`CallRecorder`."""
+    """Mixed in before a provider class: its payment calls, its Connect calls (accounts, onboarding links,
+    transfers, payouts), customers and dispute evidence go through :class:`CallRecorder`."""
 
     calls: CallRecorder
 
@@ -163,6 +228,103 @@ class _Recorded:
 
     async def get_transaction(self, provider_ref: str) -> ProviderResult:
         return await self.calls.call("get_transaction", provider_ref, super().get_transaction)  # type: ignore[misc]
+
+    # -- Connect (the e-mail is not kept; an onboarding link is a bearer link: only its expiry is) ----------------
+
+    async def create_account(self, *, email: str, country: str, idempotency_key: str) -> ConnectedAccount:
+        parent = super()
+        return await self.calls.run(
+            "connect.create_account",
+            lambda: parent.create_account(email=email, country=country, idempotency_key=idempotency_key),  # type: ignore[attr-defined]
+            request={"country": country},
+            key=idempotency_key,
+            answer=_account,
+        )
+
+    async def onboarding_link(self, account_id: str, *, refresh_url: str, return_url: str) -> OnboardingLink:
+        parent = super()
+        return await self.calls.run(
+            "connect.onboarding_link",
+            lambda: parent.onboarding_link(account_id, refresh_url=refresh_url, return_url=return_url),  # type: ignore[attr-defined]
+            request={"account": account_id},
+            ref=account_id,
+            answer=lambda link: ({"expires_at": link.expires_at}, "", ""),
+        )
+
+    async def get_account(self, account_id: str) -> ConnectedAccount:
+        parent = super()
+        return await self.calls.run(
+            "connect.get_account",
+            lambda: parent.get_account(account_id),  # type: ignore[attr-defined]
+            request={"account": account_id},
+            ref=account_id,
+            answer=_account,
+        )
+
+    async def create_transfer(
+        self, *, amount: Money, destination: str, transfer_group: str, idempotency_key: str, source_ref: str = ""
+    ) -> Transfer:
+        parent = super()
+        return await self.calls.run(
+            "connect.create_transfer",
+            lambda: parent.create_transfer(  # type: ignore[attr-defined]
+                amount=amount,
+                destination=destination,
+                transfer_group=transfer_group,
+                idempotency_key=idempotency_key,
+                source_ref=source_ref,
+            ),
+            request={
+                "amount_minor": amount.amount_minor,
+                "currency": amount.currency,
+                "destination": destination,
+                "transfer_group": transfer_group,
+                "source": source_ref,
+            },
+            key=idempotency_key,
+            answer=lambda transfer: (
+                {"transfer": transfer.id, "amount_minor": transfer.amount.amount_minor},
+                transfer.id,
+                "",
+            ),
+        )
+
+    async def list_payouts(self, account_id: str, *, limit: int = 20) -> list[Payout]:
+        parent = super()
+        return await self.calls.run(
+            "connect.list_payouts",
+            lambda: parent.list_payouts(account_id, limit=limit),  # type: ignore[attr-defined]
+            request={"account": account_id, "limit": limit},
+            ref=account_id,
+            answer=lambda payouts: ({"count": len(payouts), "payouts": [p.id for p in payouts][:20]}, "", ""),
+        )
+
+    async def ensure_customer(self, *, email: str, name: str, existing_ref: str, idempotency_key: str) -> str:
+        parent = super()  # the e-mail and the name are personal data: not kept
+        return await self.calls.run(
+            "customer.ensure",
+            lambda: parent.ensure_customer(  # type: ignore[attr-defined]
+                email=email, name=name, existing_ref=existing_ref, idempotency_key=idempotency_key
+            ),
+            request={"existing": existing_ref},
+            key=idempotency_key,
+            answer=lambda customer: ({"customer": customer}, customer, ""),
+        )
+
+    # -- disputes (the evidence's text is the customer's personal data: only which fields were sent) -----------
+
+    async def submit_dispute_evidence(
+        self, dispute_id: str, evidence: DisputeEvidence, submit: bool = True
+    ) -> DisputeSubmission:
+        parent = super()
+        fields = evidence.fields()
+        return await self.calls.run(
+            "dispute.submit_evidence",
+            lambda: parent.submit_dispute_evidence(dispute_id, evidence, submit),  # type: ignore[attr-defined]
+            request={"fields": sorted(fields), "chars": sum(len(v) for v in fields.values()), "submit": submit},
+            ref=dispute_id,
+            answer=lambda sent: ({"status": sent.status, "submitted": sent.submitted}, sent.dispute_id, ""),
+        )
 
 
 class RecordedSandbox(_Recorded, SandboxProvider):

@@ -61,11 +61,13 @@ def clock_of(state: Mapping[str, Any]) -> Clock:
 
 
 def reader_for(provider: PaymentProvider, redis: Redis, *, clock: Clock = utcnow) -> CardReader:
-    """The reader kind of a store's payment provider."""
+    """The reader kind of a store's payment provider (its calls recorded in the provider call audit)."""
+    from app.reconciliation.reader_calls import sandbox_reader, stripe_terminal_reader
+
     if isinstance(provider, SandboxProvider):
-        return SandboxReader(redis, provider, clock=clock)
+        return sandbox_reader(redis, provider, clock=clock)
     if isinstance(provider, StripeProvider):
-        return StripeTerminalReader(provider)
+        return stripe_terminal_reader(provider)
     raise ReadersNotAvailable(f"Card readers need the sandbox or Stripe; this store pays through {provider.name}.")
 
 
