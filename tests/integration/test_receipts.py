@@ -739,6 +739,45 @@ async def test_a_manager_sets_up_a_registers_printer_and_prints_a_test_receipt(
     assert (await client.get(f"/staff/registers/{register_id}/printer")).status_code == 403
 
 
+async def test_the_test_print_holds_no_database_connection_during_the_printer_call(
+    client: Client, app: Litestar, world: World, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.receipts import printer_pages
+
+    store = await world.store()
+    register_id = await add_register(sessions, store)
+    manager = await world.staff(store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    token = csrf_from((await client.get(f"/staff/registers/{register_id}/printer")).text)
+    held: list[int] = []
+    real_print = printer_pages.print_bytes
+
+    async def watched_print(host: str, port: int, data: bytes) -> None:
+        held.append(app.state.engine.pool.checkedout())  # the page's connections out of the pool right now
+        await real_print(host, port, data)
+
+    monkeypatch.setattr(printer_pages, "print_bytes", watched_print)
+    with threaded_fake_printer(delay=0.2) as printer:
+        saved = await client.post(
+            f"/staff/registers/{register_id}/printer",
+            data={"host": "127.0.0.1", "port": str(printer.port), "paper": "80", "_csrf_token": token},
+        )
+        assert saved.status_code == 303
+        tested = await client.post(f"/staff/registers/{register_id}/printer/test", data={"_csrf_token": token})
+        assert tested.status_code == 303
+        assert "A test receipt was printed." in (await client.get(f"/staff/registers/{register_id}/printer")).text
+    assert len(printer.jobs) == 1
+    refused_port = _closed_port()
+    await client.post(
+        f"/staff/registers/{register_id}/printer",
+        data={"host": "127.0.0.1", "port": str(refused_port), "paper": "80", "_csrf_token": token},
+    )
+    await client.post(f"/staff/registers/{register_id}/printer/test", data={"_csrf_token": token})
+    shown = (await client.get(f"/staff/registers/{register_id}/printer")).text
+    assert f"127.0.0.1:{refused_port} refused the connection" in shown
+    assert held == [0, 0]  # the session was given back before each network call
+
+
 async def test_a_discounted_orders_pdf_thermal_and_email_show_the_same_lines_discounts_taxes_and_tenders(
     world: World, sessions: Sessions, redis: Redis, settings: Settings, inbox: tuple[Inbox, int], tmp_path: Any
 ) -> None:
