@@ -743,6 +743,7 @@ async def test_the_test_print_holds_no_database_connection_during_the_printer_ca
     client: Client, app: Litestar, world: World, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.receipts import printer_pages
+    from app.receipts.channels.thermal import print_bytes
 
     store = await world.store()
     register_id = await add_register(sessions, store)
@@ -750,7 +751,7 @@ async def test_the_test_print_holds_no_database_connection_during_the_printer_ca
     await sign_in(client, manager.email)
     token = csrf_from((await client.get(f"/staff/registers/{register_id}/printer")).text)
     held: list[int] = []
-    real_print = printer_pages.print_bytes
+    real_print = print_bytes
 
     async def watched_print(host: str, port: int, data: bytes) -> None:
         held.append(app.state.engine.pool.checkedout())  # the page's connections out of the pool right now
