@@ -102,3 +102,56 @@ def test_the_till_prints_each_sale_once_and_emails_it_on_request(
         till.wait_for_timeout(500)
         context.close()
     assert len(printer.jobs) == 1  # printed by the worker; the tap did not print it again
+
+
+def test_a_stuck_receipt_appears_on_the_board_live_and_goes_when_it_is_printed(
+    tablet: Page, browser: Browser, live_server: str
+) -> None:
+    """A counter sale whose printer is out of paper: the worker's 3rd failed attempt puts the receipt on the open
+    board (no reload); paper back in, the next attempt prints it and the board takes the alert off."""
+    from tests.integration.receipt_printer import threaded_fake_printer
+
+    register = "Alert counter"
+    live_within = 45_000  # SAQ retries with exponential backoff (1, 2, 4, 8 s, with jitter)
+    with threaded_fake_printer(paper=False) as printer:
+        sign_in(tablet, DEMO_ACCOUNTS[1].email)  # the manager: a register whose printer has no paper
+        tablet.goto("/staff/registers")
+        tablet.get_by_label("Name", exact=True).fill(register)
+        tablet.get_by_role("button", name="Add register").click()
+        row = tablet.get_by_test_id("registers").locator(f'tr[data-register="{register}"]')
+        row.get_by_test_id("printer-link").click()
+        tablet.get_by_label("Host or IP address").fill("127.0.0.1")
+        tablet.get_by_label("Port").fill(str(printer.port))
+        tablet.get_by_label("80 mm").check()
+        tablet.get_by_role("button", name="Save").click()
+        expect(tablet.get_by_text("Receipt printer saved.")).to_be_visible()
+        tablet.goto("/staff/board")  # the board, open before anything goes wrong
+        expect(tablet.get_by_test_id("connection")).to_have_text("Live", timeout=10_000)
+        expect(tablet.get_by_test_id("receipt-alerts")).to_have_count(0)
+
+        context = browser.new_context(viewport=TABLET, base_url=live_server, has_touch=True)
+        till = context.new_page()
+        sign_in(till, DEMO_ACCOUNTS[2].email)
+        till.goto("/pos")
+        expect(till.locator("body")).to_have_attribute("data-ready", "true")
+        till.get_by_test_id("registers").get_by_role("button", name=re.compile(register)).click()
+        till.get_by_test_id("float").fill("100")
+        till.get_by_role("button", name="Open shift").click()
+        expect(till.get_by_test_id("register-name")).to_contain_text(register)
+        till.get_by_test_id("products").get_by_role("button", name="Butter Croissant").click()
+        till.get_by_test_id("pay-cash").click()
+        till.get_by_test_id("quick-cash").get_by_role("button", name=re.compile("^Exact")).click()
+        expect(till.get_by_test_id("last-sale-text")).to_contain_text(re.compile(r"Order #\d+"))
+        context.close()
+
+        alerts = tablet.get_by_test_id("receipt-alerts")
+        expect(alerts).to_contain_text("Receipts not delivered", timeout=live_within)  # live: no reload
+        expect(alerts).to_contain_text(re.compile(r"R-\d{6} \(sale\): Receipt printer: 3 attempts failed"))
+        expect(alerts).to_contain_text("out of paper")
+        alerts.scroll_into_view_if_needed()
+        screenshot(tablet, "board-receipt-alert-tablet")
+        assert not printer.jobs
+        printer.paper = True  # paper back in: the next attempt prints
+        expect(alerts).to_have_count(0, timeout=live_within)
+        expect(tablet.get_by_test_id("connection")).to_have_text("Live")
+    assert len(printer.jobs) == 1
