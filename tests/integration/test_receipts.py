@@ -947,7 +947,7 @@ async def test_whatsapp_sends_the_template_and_takes_signed_statuses_once(
         wa = whatsapp_settings(settings, api)
         channels = default_channels(sessions, wa)
         assert "whatsapp" not in default_channels(sessions, settings)  # off unless configured
-        _, receipt, _ = await pos_receipt(world, sessions, redis, settings, channels, phone="+49 151 1234 5678")
+        store, receipt, _ = await pos_receipt(world, sessions, redis, settings, channels, phone="+49 151 1234 5678")
         [queued] = receipt.deliveries
         assert (queued.channel, queued.target) == ("whatsapp", "4915112345678")
         assert await ReceiptDeliveries(sessions, wa, channels).deliver(queued.id) == "sent"
@@ -1010,6 +1010,12 @@ async def test_whatsapp_sends_the_template_and_takes_signed_statuses_once(
         "sent: duplicate",
     ]
     assert (await delivery(sessions, queued.id)).provider_status == "read"
+    async with AsyncTestClient(app=create_app(wa), base_url="http://testserver.local") as staff_client:
+        staff_client.follow_redirects = False
+        await sign_in(staff_client, (await world.staff(store, Role.OWNER)).email)
+        listed = await staff_client.get("/staff/webhooks", params={"type": "whatsapp."})
+        assert listed.status_code == 200  # tied to the store once processed: on its webhook page, replayable
+        assert "wamid.TEST1:delivered" in listed.text and "wamid.TEST1:read" in listed.text
 
 
 async def test_a_whatsapp_status_for_a_message_not_recorded_yet_is_retried_then_ignored(
