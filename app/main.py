@@ -10,7 +10,6 @@ from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.plugins.flash import FlashConfig, FlashPlugin
@@ -40,6 +39,7 @@ from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.live import Hub
 from app.core.logging import CorrelationIdMiddleware, configure_logging
 from app.core.security_headers import SecurityHeadersMiddleware
+from app.core.sessions import LazySessionConfig
 from app.core.templating import make_template_config
 from app.disputes.pages import DisputePagesController
 from app.ingestion.controllers import IngestController, IngestionPagesController
@@ -94,6 +94,7 @@ from app.storefront import cache as storefront_cache
 from app.storefront.controllers import AccountController, CheckoutPagesController, StorefrontController
 from app.storefront.controllers._common import StoreNotOpen, opening_soon_handler
 from app.storefront.fast import StorefrontCacheMiddleware
+from app.stores import token_cache
 from app.stores.access import AccessMiddleware
 from app.stores.controllers import SignInController, StaffController, StoreApiController
 from app.stores.hours_pages import HoursSettingsController
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     channels = ChannelsPlugin(backend=RedisChannelsPubSubBackend(redis=redis), arbitrary_channels_allowed=True)
     live = Hub(channels)
     template_config = make_template_config()
-    session_config = ServerSideSessionConfig(
+    session_config = LazySessionConfig(  # an empty session is stored nowhere (app/core/sessions.py)
         store="sessions",
         key="till_session",
         max_age=12 * 3600,
@@ -144,11 +145,13 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
                 raise ConfigError(problem)
         await queue.connect()
         storefront_cache.register(engine, redis)  # catalog commits bump the shop pages' version
+        token_cache.register(redis)  # token revocations and store changes bump the API access version
 
     async def on_shutdown(app: Litestar) -> None:
         await live.close()
         await queue.disconnect()
         storefront_cache.unregister(engine, redis)
+        token_cache.unregister(redis)
         await redis.aclose()
         await dispose(engine)
 
@@ -272,6 +275,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
                 "channels": channels,
                 "idempotency": IdempotencyStore(engine),
                 "live": live,
+                "token_cache": token_cache.TokenCache(),
             }
         ),
         on_startup=[on_startup],
