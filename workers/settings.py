@@ -25,6 +25,7 @@ from app.stored_value import jobs as stored_value_jobs
 from app.stored_value.loyalty import jobs as loyalty_jobs
 from app.storefront import cache as storefront_cache
 from app.storefront import jobs as storefront_jobs
+from app.stores import token_cache
 from app.webhooks.processing import Deps, WebhookProcessor
 from workers import tasks
 from workers.context import TillContext
@@ -55,6 +56,7 @@ FUNCTIONS: list[Function[TillContext]] = [
     media_jobs.process_media,
     media_jobs.process_media_asset,
     media_jobs.resume_media,
+    media_jobs.delete_media_files,
     reconciliation_jobs.poll_payment_statuses,
     reconciliation_jobs.reconcile_yesterday,
     reconciliation_jobs.flush_provider_calls,
@@ -110,6 +112,7 @@ def build_worker(
         redis = Redis.from_url(settings.redis_url or "")
         ctx["engine"], ctx["sessions"], ctx["redis"] = engine, sessions, redis
         storefront_cache.register(engine, redis)  # its catalog commits bump the shop pages' version too
+        token_cache.register(redis)  # its token and store commits bump the API access version too
         ctx["idempotency"] = IdempotencyStore(engine)
         ctx["settings"] = settings
         listen_dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -129,6 +132,7 @@ def build_worker(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         storefront_cache.unregister(ctx["engine"], ctx["redis"])
+        token_cache.unregister(ctx["redis"])
         await ctx["redis"].aclose()
         await dispose(ctx["engine"])
 

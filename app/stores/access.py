@@ -14,6 +14,7 @@ from app.core.hot_path import HOT_PATH
 from app.core.rbac import Principal
 from app.stores.models import Store
 from app.stores.services import StaffAccessService, caller_for_token
+from app.stores.token_cache import TokenCache
 
 SESSION_USER = "user_id"
 SESSION_STORE = "store_id"
@@ -67,8 +68,13 @@ class AccessMiddleware(ASGIMiddleware):
             raw = _bearer(scope)
             if raw is None:
                 return None
-            async with pg.connection(scope["app"].state.engine) as conn:
-                caller = await caller_for_token(conn, raw)
+            state = scope["app"].state
+            tokens: TokenCache | None = state.get("token_cache")
+            if tokens is not None:  # a verified token kept for a few seconds, revocations honoured (token_cache)
+                caller = await tokens.caller(state.engine, state.redis, raw)
+            else:
+                async with pg.connection(state.engine) as conn:
+                    caller = await caller_for_token(conn, raw)
             if caller is None:
                 return None
             scope.setdefault("state", {})[CALLER_STORE] = caller.store

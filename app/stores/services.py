@@ -162,7 +162,14 @@ class BearerCaller:
 
 
 async def caller_for_token(conn: pg.Connection, raw_token: str) -> BearerCaller | None:
-    """The caller behind a bearer token and its store (one raw statement: every /api request pays for it)."""
+    """The caller behind a bearer token and its store (one raw statement: every /api request pays for it, unless
+    app.stores.token_cache kept it)."""
+    row = await bearer_row(conn, raw_token)
+    return caller_from_row(row) if row is not None else None
+
+
+async def bearer_row(conn: pg.Connection, raw_token: str) -> dict[str, Any] | None:
+    """The row of an unrevoked token with its store's columns; stamps ``last_used_at`` at most once a minute."""
     if not raw_token.startswith(TOKEN_PREFIX):
         return None
     row = await conn.fetchrow(_BEARER_CALLER_SQL, token_hash(raw_token))
@@ -171,6 +178,11 @@ async def caller_for_token(conn: pg.Connection, raw_token: str) -> BearerCaller 
     now = datetime.now(UTC)
     if row["last_used_at"] is None or now - row["last_used_at"] > TOKEN_TOUCH_INTERVAL:
         await conn.execute(_BEARER_MARK_USED_SQL, row["token_id"], now, row["id"])
+    return dict(row)
+
+
+def caller_from_row(row: dict[str, Any]) -> BearerCaller:
+    """A fresh caller (its own detached Store) from :func:`bearer_row`'s row."""
     store = Store(**{column: row[column] for column in _STORE_COLUMNS})
     principal = Principal(
         kind="token",
