@@ -23,6 +23,7 @@ from app.pos.promotions import ticket_promotions
 from app.pos.sales import load_variants
 from app.pos.schemas import PriceIn
 from app.pos.settings import PosSettings
+from app.stored_value.purchases import gift_card_products
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 from app.tax.providers import DEFAULT_TAX_RULES, BuiltinTax
@@ -39,6 +40,7 @@ async def catalog_snapshot(session: AsyncSession, store: Store, principal: Princ
     catalog = CatalogService(session, store.id)
     categories = [{"slug": c.slug, "name": c.name} for c in await catalog.categories()]
     products = []
+    gift_cards = gift_card_products(store.settings)  # activated when sold online (app/stored_value/purchases.py)
     for view in await catalog.browse():
         product = view.product
         products.append(
@@ -47,6 +49,7 @@ async def catalog_snapshot(session: AsyncSession, store: Store, principal: Princ
                 "name": product.name,
                 "category": product.category.slug if product.category else None,
                 "image": product.image,
+                "gift_card": str(product.id) in gift_cards,
                 "variants": [
                     {
                         "id": str(v.variant.id),

@@ -18,7 +18,7 @@ from app.pos.pins import PinService
 from app.pos.registers import RegisterService
 from app.pos.reports import report_csv
 from app.pos.review import ReviewService
-from app.pos.settings import TENDER_CHOICES, PosSettings, form_values, parse_form
+from app.pos.settings import TENDER_CHOICES, TENDER_NAMES, PosSettings, form_values, parse_form
 from app.pos.shifts import ShiftService
 from app.stores.controllers import DbSession, FormData
 from app.stores.services import StoreService
@@ -58,6 +58,7 @@ class RegisterPagesController(Controller):
             "till": till_values or form_values(PosSettings.of(store.settings), store.currency),
             "till_errors": till_errors or {},
             "tender_choices": TENDER_CHOICES,
+            "tender_names": TENDER_NAMES,
         }
         return Template("pos/registers.html", context=context, status_code=status_code)
 

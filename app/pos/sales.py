@@ -19,6 +19,7 @@ reserved: each line takes what is free and the shortfall is recorded for a stock
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import secrets
@@ -68,6 +69,7 @@ from app.stored_value.fragments import (
 )
 from app.stored_value.fragments import short_message as sv_short_message
 from app.stored_value.pos import pos_tenders
+from app.stored_value.purchases import activate_pos_sale, gift_card_products, gift_card_variants
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 from app.tax.providers import BuiltinTax
@@ -156,10 +158,12 @@ class SaleAnswer:
     total_minor: int
     change_minor: int
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    gift_cards: list[dict[str, Any]] = field(default_factory=list)  # sold gift cards: code once, then "" (issue 15)
 
     def body(self) -> dict[str, Any]:
-        """The contract's answer to ``POST /pos/api/sales`` (the same for the first call and every repeat)."""
-        return {
+        """The contract's answer to ``POST /pos/api/sales`` (the same for the first call and every repeat, but a
+        sold gift card's ``code``, which only the first answer carries)."""
+        body: dict[str, Any] = {
             "sale_id": str(self.sale_id),
             "order_id": str(self.order_id),
             "order_number": self.order_number,
@@ -167,6 +171,9 @@ class SaleAnswer:
             "change_minor": self.change_minor,
             "status": "created",
         }
+        if self.gift_cards:
+            body["gift_cards"] = self.gift_cards
+        return body
 
     @classmethod
     def of(cls, stored: StoredSale, status: Literal["created", "existing", "review"]) -> SaleAnswer:
@@ -303,6 +310,10 @@ def describe(conflict: Mapping[str, Any], currency: str) -> str:
     if kind == "promotion_changed":
         sold, priced = money(conflict["sold_minor"]), money(conflict["priced_minor"])
         return f"The code {conflict['code']} took off {sold}; today it takes off {priced}."
+    if kind == "gift_card_offline":
+        return (f"{conflict['quantity']} × {name} sold offline: no gift card was activated. Issue "
+                f"{conflict['quantity']} of {money(conflict['amount_minor'])} on the Gift cards page and give the "
+                "customer the code.")  # fmt: skip
     if kind == "stored_value_short" and conflict.get("instrument") == "loyalty":  # available: points
         return (f"Points paid {money(int(conflict['wanted_minor']))} offline but the customer had "
                 f"{int(conflict['available_minor'])} points free: only those were taken.")  # fmt: skip
@@ -505,7 +516,7 @@ class PosSales:
             till = await load_till(conn, self.store, sale.register_id, sale.shift_id)
             repeat = await self._repeat(conn, till, sale, fingerprint)
             if repeat is not None:
-                return 200, repeat
+                return 200, await self._gift_cards(repeat)
             if till.shift_closed:
                 raise ValidationFailed("This shift is closed; open a new one.", fields={"shift_id": "Closed."})
             if not till.register_active:
@@ -515,7 +526,18 @@ class PosSales:
         answer = await self.place(till, prepared, offline=False)
         if answer is None:
             raise ValidationFailed("This shift was closed just now; open a new one.", fields={"shift_id": "Closed."})
-        return (200 if answer.status == "existing" else 201), answer
+        return (200 if answer.status == "existing" else 201), await self._gift_cards(answer)
+
+    async def _gift_cards(self, answer: SaleAnswer) -> SaleAnswer:
+        """The gift cards the sale sold, activated now (once; a repeat answers them without codes)."""
+        if not gift_card_products(self.store.settings):
+            return answer
+        async with self.sessions() as session, session.begin():
+            cards = await activate_pos_sale(session, self.store, answer.order_id)
+        if not cards:
+            return answer
+        sold = [{"last4": c.last4, "amount_minor": c.amount_minor, "code": c.code} for c in cards]
+        return dataclasses.replace(answer, gift_cards=sold)
 
     async def _repeat(self, conn: pg.Connection, till: Till, sale: SaleIn, fingerprint: str) -> SaleAnswer | None:
         stored = (await stored_sales(conn, self.store.id, till.register_id, [sale.client_sale_id])).get(
@@ -567,6 +589,8 @@ class PosSales:
                 )  # fmt: skip
         if unknown:
             raise ValidationFailed("Some lines are not products of this store; nothing was written.", fields=unknown)
+        if mode is Mode.SYNC:  # made offline: Till could not activate a gift card then; the tablet refuses these
+            await self._offline_gift_cards(sale, variants, problems)
         customer = await self._customer(conn, sale, problems)
         promotions = await self._promotions(conn, till, sale, customer, problems)
         charged = [
@@ -632,6 +656,19 @@ class PosSales:
             discounts=promotions,
             stored_value=stored_value,
         )
+
+    async def _offline_gift_cards(
+        self, sale: SaleIn, variants: Mapping[uuid.UUID, VariantInfo], problems: _Problems
+    ) -> None:
+        if not gift_card_products(self.store.settings):
+            return
+        async with self.sessions() as session:
+            gift = await gift_card_variants(session, self.store, [line.variant_id for line in sale.lines])
+        for i, line in enumerate(sale.lines):
+            if line.variant_id in gift:
+                problems.conflict(f"lines.{i}.variant_id", "", kind="gift_card_offline", line=i,
+                                  name=variants[line.variant_id].name, quantity=line.quantity,
+                                  amount_minor=line.unit_price_minor)  # fmt: skip
 
     async def _promotions(
         self,

@@ -3,7 +3,9 @@
 - ``cashier_discount_limit_bps`` (1000 = 10 %): the largest discount a cashier or staff member gives on their own,
   as a share of what it is taken from (a line's price, or the ticket after its line discounts); managers and
   owners have no limit, and a manager's PIN approves more.
-- ``offline_tenders`` (["cash"]): the tenders a sale made offline may use.
+- ``offline_tenders`` (["cash"]): the tenders a sale made offline may use (cash, card, gift_card, store_credit). A
+  gift card or store credit taken offline is still spent at sync from what its balance has left (a shortfall goes
+  to review, app/stored_value/fragments.py); listing it here only stops the sale being flagged ``offline_tender``.
 - ``max_offline_sale_minor`` (20000), ``max_offline_total_minor`` (100000): the most one offline sale, and all the
   offline sales a register made in a row, may come to; ``max_offline_hours`` (24): how old an offline sale may be
   when it reaches the server. A sale past a limit is still sold, and goes to the managers' review list.
@@ -79,7 +81,8 @@ def _limit(pos: Mapping[str, Any], name: str, default: int | None) -> int | None
 
 _PERCENT = re.compile(r"^\s*(\d{1,3})(?:[.,](\d{1,2}))?\s*%?\s*$")
 _HOURS = re.compile(r"^\s*(\d{1,4})\s*$")
-TENDER_CHOICES = ("cash", "card")
+TENDER_CHOICES = ("cash", "card", "gift_card", "store_credit")
+TENDER_NAMES = {"cash": "Cash", "card": "Card", "gift_card": "Gift card", "store_credit": "Store credit"}
 
 
 def form_values(pos: PosSettings, currency: str) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def parse_form(text: Mapping[str, str], tenders: list[str], currency: str) -> di
     if not 0 <= bps <= 10_000:
         fields["discount_limit_percent"] = "A share from 0 to 100, like 10 or 12.5."
     if any(t not in TENDER_CHOICES for t in tenders):
-        fields["offline_tenders"] = "Cash, card or neither."
+        fields["offline_tenders"] = "Cash, card, gift card, store credit, or none."
     limits: dict[str, int | None] = {}
     for name in ("max_offline_sale", "max_offline_total"):
         raw = text.get(name, "").strip()

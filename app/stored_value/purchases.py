@@ -120,6 +120,62 @@ class BoughtCard:
     code: str  # "" once shown
 
 
+async def gift_card_variants(session: AsyncSession, store: Store, variant_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these variants are gift cards (no query unless the store sells gift cards)."""
+    products = gift_card_products(store.settings)
+    ids = list(variant_ids)
+    if not products or not ids:
+        return set()
+    bind_store(session, store.id)
+    rows = await session.scalars(
+        select(Variant.id).where(Variant.id.in_(ids), Variant.product_id.in_([uuid.UUID(p) for p in products]))
+    )
+    return set(rows)
+
+
+async def activate_pos_sale(session: AsyncSession, store: Store, order_id: uuid.UUID) -> list[BoughtCard]:
+    """A till sale's gift cards, made once (issue 15): the first call issues one active card per gift-card unit sold
+    (of its unit price) and answers their codes for the tablet to show once; every later call (a repeat of the same
+    sale) answers the same cards with ``code`` "" — the code is never kept, in clear or encrypted. Only online
+    sales: a sale made offline is recorded with a ``gift_card_offline`` conflict instead (app/pos/sales.py)."""
+    products = gift_card_products(store.settings)
+    if not products:
+        return []
+    bind_store(session, store.id)
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"giftcards:{order_id}"})
+    made = list(
+        await session.scalars(
+            select(StoredValueAccount)
+            .where(StoredValueAccount.source_order_id == order_id)
+            .order_by(StoredValueAccount.created_at)
+        )
+    )
+    if made:
+        return [BoughtCard(a.code_last4, a.issued_minor, "") for a in made]
+    order = await session.get(Order, order_id)
+    if order is None or order.channel != "pos" or order.payment_status not in PAID:
+        return []
+    lines = (
+        await session.execute(
+            select(OrderLine.quantity, OrderLine.unit_price_minor)
+            .join(Variant, Variant.id == OrderLine.variant_id)
+            .where(OrderLine.order_id == order_id, Variant.product_id.in_([uuid.UUID(p) for p in products]))
+            .order_by(OrderLine.position)
+        )
+    ).all()
+    service = GiftCardService(session, store.id)
+    out: list[BoughtCard] = []
+    for quantity, unit_price in lines:
+        if unit_price <= 0:
+            continue
+        cards = await service.issue(
+            unit_price, order.currency, principal=None, count=quantity, source_order_id=order_id,
+            note=f"Sold at the till, order #{order.number}",
+        )  # fmt: skip
+        out += [BoughtCard(c.account.code_last4, unit_price, c.code) for c in cards]
+    return out
+
+
 async def buys_cards(session: AsyncSession, store: Store, order_id: uuid.UUID) -> int:
     """How many gift cards the order's lines buy (0 for most orders: one indexed read only when the store sells any)."""
     products = gift_card_products(store.settings)
@@ -156,4 +212,13 @@ async def reveal(session: AsyncSession, store_id: uuid.UUID, order_id: uuid.UUID
     return out
 
 
-__all__ = ["BoughtCard", "activate", "buys_cards", "gift_card_products", "reveal", "set_gift_card_products"]
+__all__ = [
+    "BoughtCard",
+    "activate",
+    "activate_pos_sale",
+    "buys_cards",
+    "gift_card_products",
+    "gift_card_variants",
+    "reveal",
+    "set_gift_card_products",
+]

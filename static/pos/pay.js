@@ -437,6 +437,16 @@ async function buildSale(t) {
   };
 }
 
+// The ticket's gift cards (products the store sells as gift cards): Till activates them when the sale reaches it.
+function giftCardLines(t) {
+  const gift = new Set(
+    (state.catalog?.products ?? []).filter((p) => p.gift_card).flatMap((p) => p.variants.map((v) => v.id)),
+  );
+  return t.lines.filter((l) => gift.has(l.variant_id));
+}
+
+const GIFT_CARD_ONLINE = "A gift card is activated by Till when it is sold, so it needs the network: sell it when the network is back.";
+
 // Why an offline sale may not be taken now (the store's limits), or null.
 async function offlineProblem(sale) {
   const { max_offline_sale_minor: perSale, max_offline_total_minor: allQueued, max_offline_hours: hours } = limits();
@@ -472,6 +482,7 @@ async function complete(t) {
           change: reply?.change_minor ?? changeOf(sale.tenders),
           message: `Order #${reply.order_number} · ${money(reply.total_minor ?? sale.total_minor)}`,
           orderId: reply.order_id, // receipt buttons (app/receipts)
+          giftCards: reply.gift_cards ?? [], // their codes, shown this once
         });
         return;
       } catch (error) {
@@ -496,7 +507,12 @@ async function complete(t) {
     }
     // A code is priced and claimed by the server: a sale that never reached it does not take one offline (one
     // that may have reached it goes in the queue as sent, and sync settles it).
-    const problem = sale.promotion_code && !sentOnce ? NEEDS_NETWORK : await offlineProblem(sale);
+    const problem =
+      sale.promotion_code && !sentOnce
+        ? NEEDS_NETWORK
+        : giftCardLines(t).length && !sentOnce
+          ? GIFT_CARD_ONLINE
+          : await offlineProblem(sale);
     if (problem) {
       if (!sentOnce) t.frozen = null; // it never left the tablet: it may change, and go online later
       saveTickets();

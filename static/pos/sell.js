@@ -425,14 +425,32 @@ export function locked(t) {
   return false;
 }
 
-function showLastSale({ change, message, orderId }) {
+function showLastSale({ change, message, orderId, giftCards = [] }) {
   const box = $("[data-testid=last-sale]");
   box.replaceChildren(
     h("strong", { class: "change", "data-testid": "change-due" }, change ? `Change ${money(change)}` : "No change"),
     h("span", { "data-testid": "last-sale-text" }, message),
+    giftCards.length ? soldGiftCards(giftCards) : null,
     orderId ? receiptActions(orderId) : null,
   );
   box.hidden = false;
+}
+
+// Gift cards sold on this sale: each code is shown here once (Till keeps no copy of it, and no receipt prints it).
+function soldGiftCards(cards) {
+  return h(
+    "div",
+    { class: "sold-gift-cards", "data-testid": "sold-gift-cards", role: "status" },
+    h("strong", {}, cards.some((c) => c.code) ? "Gift card code — give it to the customer now, it is shown only once:" : "Gift cards sold:"),
+    ...cards.map((c) =>
+      h(
+        "p",
+        { "data-testid": "sold-gift-card" },
+        c.code ? h("code", { "data-testid": "gift-card-code" }, c.code) : `•••• ${c.last4} (its code was shown already)`,
+        ` ${money(c.amount_minor)}`,
+      ),
+    ),
+  );
 }
 
 // After an online sale: print its receipt, or e-mail it (app/receipts; the answer says what was queued).

@@ -182,3 +182,9 @@ def test_a_shopper_buys_a_gift_card_and_sees_its_code_once(contexts: dict[str, B
     shopper.reload()
     expect(shopper.get_by_test_id("bought-cards")).to_contain_text("its code was shown before")
     expect(shopper.get_by_test_id("bought-code")).to_have_count(0)
+    owner.goto("/staff/gift-cards")  # leave the demo store as it was: the POS tests sell croissants offline
+    products = owner.get_by_test_id("gift-card-products")
+    products.get_by_text("Choose the products").click()
+    products.get_by_label("Butter Croissant").uncheck()
+    products.get_by_role("button", name="Save").click()
+    expect(owner.get_by_test_id("gift-products-now")).to_have_text("none")
