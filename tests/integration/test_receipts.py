@@ -982,6 +982,13 @@ async def test_whatsapp_sends_the_template_and_takes_signed_statuses_once(
         assert refused.json()["fields"] == {"signature": "bad signature"}
         unsigned = await hook.post("/webhooks/whatsapp", content=forged)
         assert unsigned.status_code == 400
+        import hashlib
+        import hmac
+
+        for garbage in (b"not json", b"[1, 2]"):  # signed, but not a webhook payload
+            signature = "sha256=" + hmac.new(WA_SECRET.encode(), garbage, hashlib.sha256).hexdigest()
+            refused = await hook.post("/webhooks/whatsapp", content=garbage, headers={"x-hub-signature-256": signature})
+            assert refused.status_code == 400 and refused.json()["fields"] == {"signature": "malformed payload"}
         check = await hook.get("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wa-app-secret&hub.challenge=42")
         assert check.status_code == 200 and check.text == "42"
         assert (
