@@ -224,6 +224,18 @@ class CatalogService:
         )
         return product
 
+    async def delete_product(self, product_id: uuid.UUID) -> None:
+        """Delete a product with its variants, stock and media rows (cascades; order lines keep their snapshot).
+        Its media files are deleted by the worker once this commits (``app.media.services.release_product_media``)."""
+        from app.media.services import release_product_media  # media builds on the catalog, not the other way
+
+        product = (await self.product(product_id)).product
+        await release_product_media(self.session, self.store_id, product.id)
+        slug = product.slug
+        await self.session.delete(product)
+        await self.session.flush()
+        emit(self.session, "product.deleted", aggregate_type="product", aggregate_id=product_id, payload={"slug": slug})
+
     async def _validate(
         self, data: ProductInput, product_id: uuid.UUID | None, tax_classes: Collection[str]
     ) -> dict[str, str]:

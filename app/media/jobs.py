@@ -10,7 +10,7 @@ import structlog
 from app.core.jobs import enqueue
 from app.core.outbox import register_consumer
 from app.media.processing import MediaProcessor
-from app.media.services import MEDIA_UPLOADED
+from app.media.services import MEDIA_RELEASED, MEDIA_UPLOADED
 from app.media.storage import storage_for
 from app.webhooks.receipts import exactly_once
 
@@ -57,4 +57,17 @@ async def resume_media(ctx: Any) -> int:
     return len(waiting)
 
 
+async def delete_media_files(ctx: Any, *, event: dict[str, Any]) -> int:
+    """media.released (a deleted product): delete the stored files of its assets, local or S3. Deleting what is
+    already gone is a no-op, so a retry or a second delivery is harmless; a storage error raises (SAQ retries)."""
+    storage = storage_for(ctx["settings"])
+    store_id = uuid.UUID(str(event["store_id"]))
+    asset_ids = [uuid.UUID(a) for a in event["payload"].get("asset_ids", [])]
+    for asset_id in asset_ids:
+        await storage.delete_prefix(f"{store_id}/{asset_id}/")
+    log.info("media.files_deleted", store_id=str(store_id), assets=len(asset_ids))
+    return len(asset_ids)
+
+
 register_consumer(MEDIA_UPLOADED, "process_media")
+register_consumer(MEDIA_RELEASED, "delete_media_files")

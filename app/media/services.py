@@ -30,6 +30,7 @@ from app.media.validation import (
 )
 
 MEDIA_UPLOADED = "media.uploaded"
+MEDIA_RELEASED = "media.released"  # assets whose rows are going (a deleted product): the worker deletes their files
 PRODUCT_SAVED = "product.saved"  # the catalog's change event: the storefront's cached pages refresh on it
 PENDING_TTL = timedelta(seconds=signing.UPLOAD_TTL + 60)  # a negotiation never completed stops counting after this
 MAX_ALT = 300
@@ -72,6 +73,23 @@ async def emit_product_changed(session: AsyncSession, store_id: uuid.UUID, produ
             payload={"slug": slug, "media": True},
             store_id=store_id,
         )
+
+
+async def release_product_media(session: AsyncSession, store_id: uuid.UUID, product_id: uuid.UUID) -> list[uuid.UUID]:
+    """Before a product is deleted (its asset rows go with it, by cascade): one ``media.released`` event naming its
+    assets, in the caller's transaction, so the worker's ``delete_media_files`` deletes their stored files (local
+    or S3) once the deletion is committed, and only then (a rolled-back deletion keeps its files)."""
+    asset_ids = list(await session.scalars(select(MediaAsset.id).where(MediaAsset.product_id == product_id)))
+    if asset_ids:
+        emit(
+            session,
+            MEDIA_RELEASED,
+            aggregate_type="product",
+            aggregate_id=product_id,
+            payload={"asset_ids": [str(a) for a in asset_ids]},
+            store_id=store_id,
+        )
+    return asset_ids
 
 
 async def usage_of(session: AsyncSession, store_id: uuid.UUID, settings: Settings) -> Usage:

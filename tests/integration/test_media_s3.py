@@ -1,6 +1,7 @@
 """The S3 backend against a real S3-compatible server on loopback (moto's server mode, ADR 0009 addendum): the
 browser's presigned POST upload, complete, the processing job reading and writing the bucket, delivery's 302 to a
-presigned GET, and the stored objects without GPS; a body larger than announced refused and deleted."""
+presigned GET, and the stored objects without GPS; a body larger than announced refused and deleted;
+a deleted product's objects deleted from the bucket by the worker."""
 
 from __future__ import annotations
 
@@ -20,14 +21,17 @@ from moto.server import ThreadedMotoServer
 from PIL import ExifTags, Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.catalog.services import CatalogService
 from app.config import Settings
 from app.core.rbac import Role
 from app.main import create_app
+from app.media import jobs
 from app.media.processing import MediaProcessor
 from app.media.storage import S3Storage, storage_for
 from tests.integration.conftest import World, bearer, issue_token
 from tests.integration.shop import make_shop
 from tests.integration.test_media import asset_row, product_id
+from tests.integration.test_media_product_delete import released_events
 from tests.unit.test_media_validation import phone_photo
 
 
@@ -194,3 +198,39 @@ async def test_a_body_larger_than_announced_is_refused_at_complete_and_deleted_f
     assert "larger than announced" in done.text
     assert s3.keys() == []  # the refused file is deleted with its record
     assert await asset_row(sessions, target["asset_id"]) is None
+
+
+async def test_deleting_a_product_deletes_its_objects_from_the_bucket(
+    s3_client: AsyncTestClient[Litestar],
+    s3_settings: Settings,
+    s3: S3Server,
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    shop = await make_shop(world)
+    headers = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    mug, beans = await product_id(world, shop.store.id, "mug-1"), await product_id(world, shop.store.id, "bean-1")
+    assets: dict[uuid.UUID, str] = {}
+    async with httpx.AsyncClient() as browser:
+        for pid in (mug, beans):
+            photo = phone_photo(400, 300)
+            target = await negotiate(s3_client, headers, pid, len(photo))
+            sent = await browser.post(
+                target["upload_url"], data=target["fields"], files={"file": ("p.jpg", photo, "image/jpeg")}
+            )
+            assert sent.status_code == 204
+            assert (await s3_client.post(target["complete_url"], headers=headers)).status_code == 202
+            outcome = await MediaProcessor(sessions, s3_settings, storage_for(s3_settings)).process(
+                shop.store.id, uuid.UUID(target["asset_id"])
+            )
+            assert outcome.status == "ready"
+            assets[pid] = target["asset_id"]
+    mug_prefix, beans_prefix = (f"{shop.store.id}/{assets[p]}/" for p in (mug, beans))
+    assert len(s3.keys(mug_prefix)) == 6 and len(s3.keys(beans_prefix)) == 6
+
+    async with sessions() as session, session.begin():
+        await CatalogService(session, shop.store.id).delete_product(mug)
+    (event,) = await released_events(sessions, mug)
+    assert len(s3.keys(mug_prefix)) == 6  # until the worker runs, after the commit
+    assert await jobs.delete_media_files({"settings": s3_settings}, event=event) == 1
+    assert s3.keys(mug_prefix) == [] and len(s3.keys(beans_prefix)) == 6
