@@ -17,6 +17,7 @@ pages in front of completion (the checkout page, the quote) check the database i
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -161,10 +162,41 @@ async def is_engaged(session: AsyncSession, switch: Switch, store_id: uuid.UUID 
 
 
 async def engaged_fast(redis: Redis, switch: Switch, store_id: uuid.UUID | None) -> bool:
-    """The Redis mirror's answer (no SQL): for hot paths only; see the module docstring."""
-    members = [_member(switch, None)] + ([_member(switch, store_id)] if store_id is not None else [])
-    found = await redis.smismember(MIRROR_KEY, members)  # type: ignore[misc]
-    return any(found)
+    """The Redis mirror's answer (no SQL): for hot paths only; see the module docstring.
+
+    Requests that ask the same question together share one ``SMISMEMBER`` (issue 20): the first schedules it and
+    every request arriving before it is sent joins it, so each still sees the mirror as it was after its own
+    arrival (what a read of its own gives), at one round trip per batch under a crowd of checkouts."""
+    members = (_member(switch, None),) + ((_member(switch, store_id),) if store_id is not None else ())
+    loop = asyncio.get_running_loop()
+    key = (id(loop), id(redis), members)
+    batch = _mirror_reads.get(key)
+    if batch is None:
+        batch = _mirror_reads[key] = loop.create_future()
+        batch.add_done_callback(_retrieved)
+        task = loop.create_task(_read_mirror(redis, key, batch))
+        _mirror_reading.add(task)
+        task.add_done_callback(_mirror_reading.discard)
+    return await asyncio.shield(batch)
+
+
+_mirror_reads: dict[tuple[int, int, tuple[str, ...]], asyncio.Future[bool]] = {}
+_mirror_reading: set[asyncio.Task[None]] = set()  # a reference keeps each read alive
+
+
+async def _read_mirror(redis: Redis, key: tuple[int, int, tuple[str, ...]], batch: asyncio.Future[bool]) -> None:
+    del _mirror_reads[key]  # before the read goes out: later arrivals start the next batch
+    try:
+        found = await redis.smismember(MIRROR_KEY, list(key[2]))  # type: ignore[misc]
+    except Exception as exc:
+        batch.set_exception(exc)
+    else:
+        batch.set_result(any(found))
+
+
+def _retrieved(future: asyncio.Future[bool]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed read is each waiter's to handle; none left is not an error
 
 
 @dataclass(frozen=True)

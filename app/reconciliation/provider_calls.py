@@ -19,6 +19,7 @@ names of the fields sent and their length (the text is the cardholder's personal
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -189,12 +190,48 @@ class CallRecorder:
                 "called_at": datetime.now(UTC).isoformat(),
             }
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.lpush(BUFFER_KEY, json.dumps(entry, default=str))
-                    pipe.ltrim(BUFFER_KEY, 0, MAX_BUFFERED - 1)
-                    await pipe.execute()
+                await _buffer(self.redis, json.dumps(entry, default=str))
             except Exception:  # the audit must never fail a payment
                 log.warning("provider_calls.not_recorded", operation=op, provider_ref=ref)
+
+
+# Entries recorded together go out in one LPUSH (issue 20: a crowd of checkouts paid one Redis round trip each):
+# the first entry schedules the push, every entry recorded before it is sent joins it, and each caller waits for
+# the push its entry went out in, as it waited for its own before.
+_pending: dict[tuple[int, int], tuple[list[str], asyncio.Future[None]]] = {}
+_pushing: set[asyncio.Task[None]] = set()  # a reference keeps each push alive
+
+
+async def _buffer(redis: Redis, entry: str) -> None:
+    loop = asyncio.get_running_loop()
+    key = (id(loop), id(redis))
+    batch = _pending.get(key)
+    if batch is None:
+        batch = _pending[key] = ([], loop.create_future())
+        batch[1].add_done_callback(_pushed)
+        task = loop.create_task(_push(redis, key))
+        _pushing.add(task)
+        task.add_done_callback(_pushing.discard)
+    batch[0].append(entry)
+    await asyncio.shield(batch[1])
+
+
+async def _push(redis: Redis, key: tuple[int, int]) -> None:
+    entries, done = _pending.pop(key)  # before the push goes out: later entries start the next batch
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(BUFFER_KEY, *entries)
+            pipe.ltrim(BUFFER_KEY, 0, MAX_BUFFERED - 1)
+            await pipe.execute()
+    except Exception as exc:
+        done.set_exception(exc)
+    else:
+        done.set_result(None)
+
+
+def _pushed(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed push is each caller's to log; none left is not an error
 
 
 def _account(account: ConnectedAccount) -> Answer:
