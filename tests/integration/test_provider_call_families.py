@@ -8,12 +8,15 @@ import json
 from typing import cast
 
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.core.money import Money
+from app.core.rbac import Role
 from app.core.tenancy import bind_store
 from app.payments.capabilities import DisputeEvidence
 from app.payments.connect import ConnectService
@@ -27,7 +30,7 @@ from app.pos.readers.stripe_terminal import StripeTerminalReader
 from app.reconciliation import provider_calls
 from app.reconciliation.models import ProviderCall
 from app.reconciliation.provider_calls import recorded_stripe
-from tests.integration.conftest import World
+from tests.integration.conftest import World, sign_in
 from tests.integration.shop import make_shop
 from tests.providers.test_stripe_provider import FixtureHTTPClient
 
@@ -43,7 +46,11 @@ async def _rows(sessions: async_sessionmaker[AsyncSession], redis: Redis, store_
 
 
 async def test_connect_dispute_and_reader_calls_are_recorded_redacted(
-    world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis, settings: Settings
+    client: AsyncTestClient[Litestar],
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
 ) -> None:
     shop = await make_shop(world)
     store = shop.store
@@ -121,27 +128,48 @@ async def test_connect_dispute_and_reader_calls_are_recorded_redacted(
     for secret in (EMAIL, EVIDENCE_TEXT, link.url, code.code, "Jane"):
         assert secret not in stored
 
+    # Managers find them on the Provider calls page: by the dispute, and by operation.
+    manager = await world.staff(store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    page = await client.get("/staff/payments/provider-calls", params={"q": dispute_id})
+    assert page.status_code == 200
+    assert page.text.count('data-testid="call-row"') == 2 and "invalid_state" in page.text
+    readers = await client.get("/staff/payments/provider-calls", params={"operation": "terminal.start_payment"})
+    assert readers.text.count('data-testid="call-row"') == 1 and "<summary>waiting</summary>" in readers.text
 
-async def test_stripe_terminal_calls_are_recorded_without_the_token(
+
+async def test_stripe_connect_dispute_and_terminal_calls_are_recorded_redacted(
     world: World, sessions: async_sessionmaker[AsyncSession], redis: Redis
 ) -> None:
+    """The same recorder on Stripe (recorded Stripe answers through the SDK's HTTP client seam)."""
     store = await world.store()
     http = FixtureHTTPClient()
+    http.route("POST", "/v1/accounts", "account")
+    http.route("POST", "/v1/disputes/dp_1QxDispute0000000001", "dispute_under_review")
     http.route("POST", "/v1/terminal/connection_tokens", "terminal_connection_token")
     http.route("POST", "/v1/terminal/readers", "terminal_reader")
     provider = recorded_stripe(
         redis, store.id, "sk_test_fixture", webhook_secret="whsec_fixture", http_client=http, max_network_retries=0
     )
+    account = await provider.create_account(email=EMAIL, country="de", idempotency_key=f"connect:{store.id}")
+    evidence = DisputeEvidence(customer_email_address=EMAIL, uncategorized_text=EVIDENCE_TEXT)
+    submitted = await provider.submit_dispute_evidence("dp_1QxDispute0000000001", evidence)
     reader = reader_for(provider, redis)
     assert isinstance(reader, StripeTerminalReader)
     secret = await reader.connection_token()
     device = await reader.register(RegisterReaderRequest("simulated-wpe", "Counter 1", "pair:c1", location="tml_1"))
+    assert any(sent.params.get("email") == EMAIL for sent in http.sent)  # it did reach "Stripe"…
 
     rows = await _rows(sessions, redis, store.id)
     assert [(r.provider, r.operation, r.outcome) for r in rows] == [
+        ("stripe", "connect.create_account", "ok"),
+        ("stripe", "dispute.submit_evidence", "ok"),
         ("stripe", "terminal.connection_token", "ok"),
         ("stripe", "terminal.register", "ok"),
     ]
-    assert rows[0].response == {} and rows[1].response["reader"] == device.reader_ref
-    stored = json.dumps([[r.request, r.response] for r in rows])
-    assert secret not in stored and "simulated-wpe" not in stored and "sk_test_fixture" not in stored
+    assert rows[0].provider_ref == account.id and rows[0].idempotency_key == f"connect:{store.id}"
+    assert rows[1].provider_ref == "dp_1QxDispute0000000001" and rows[1].response["status"] == submitted.status
+    assert rows[2].response == {} and rows[3].response["reader"] == device.reader_ref
+    stored = json.dumps([[r.request, r.response, r.idempotency_key] for r in rows])  # …but not the audit
+    for kept_out in (secret, EMAIL, EVIDENCE_TEXT, "simulated-wpe", "sk_test_fixture"):
+        assert kept_out not in stored
