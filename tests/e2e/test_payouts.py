@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from playwright.sync_api import Page, expect
 
 from app.seed import DEMO_ACCOUNTS
@@ -25,3 +27,15 @@ def test_owner_sets_up_payouts_through_sandbox_onboarding(tablet: Page) -> None:
     expect(tablet.get_by_test_id("payouts-upcoming")).to_contain_text("No payout on its way.")
     expect(tablet.get_by_role("button", name="Set up payouts")).to_have_count(0)
     screenshot(tablet, "payouts-enabled-tablet")
+
+    # The Connect calls are in the provider call audit (the worker moves them into the table every 10 s).
+    tablet.goto("/staff/payments/provider-calls")
+    deadline = time.monotonic() + 30
+    while not tablet.get_by_test_id("call-row").filter(has_text="create account").count():
+        assert time.monotonic() < deadline, "the Connect calls never reached the provider call audit"
+        tablet.wait_for_timeout(500)
+        tablet.reload()
+    rows = tablet.get_by_test_id("call-row")
+    expect(rows.filter(has_text="connect · create account")).to_have_count(1)
+    expect(rows.filter(has_text="connect · onboarding link").first).to_contain_text("ok")
+    screenshot(tablet, "provider-calls-connect-tablet")
