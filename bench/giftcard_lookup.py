@@ -199,7 +199,7 @@ def main() -> None:
         cookie = staff_cookie(url)
         single = asyncio.run(http_lookups(url, cookie, loaded["codes"], min(args.lookups, 1000), 1))
         print(f"HTTP lookup (1 client): {single['lookups_per_s']}/s, p50 {single['p50_ms']} ms, "
-              f"p99 {single['p99_ms']} ms")  # fmt: skip
+              f"p99 {single['p99_ms']} ms, statuses {single['statuses']}")  # fmt: skip
         http = asyncio.run(http_lookups(url, cookie, loaded["codes"], args.lookups, args.concurrency))
         print(f"HTTP lookup ({args.concurrency} clients): {http['lookups_per_s']}/s, p50 {http['p50_ms']} ms, "
               f"p99 {http['p99_ms']} ms, statuses {http['statuses']}")  # fmt: skip
