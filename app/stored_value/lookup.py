@@ -31,8 +31,14 @@ log = structlog.get_logger(__name__)
 
 
 async def check_limits(redis: Redis, store_id: uuid.UUID, client: str) -> None:
-    """TooManyRequests (429) while this address, or this store, has had too many refused lookups."""
-    for scope, limit, subject in (("ip", PER_IP, f"{store_id}:{client}"), ("store", PER_STORE, str(store_id))):
+    """TooManyRequests (429) while this address, or this store, has had too many refused lookups.
+
+    Both counters are read in one round trip (MGET); only a closed limit costs a second read (its TTL)."""
+    checks = (("ip", PER_IP, f"{store_id}:{client}"), ("store", PER_STORE, str(store_id)))
+    counts = await redis.mget([limit._key(subject) for _, limit, subject in checks])
+    for (scope, limit, subject), count in zip(checks, counts, strict=True):
+        if count is None or int(count) < limit.limit:
+            continue
         wait = await limit.locked_for(redis, subject)
         if wait:
             LIMITED.labels(scope).inc()
