@@ -27,6 +27,11 @@ def test_a_cashier_sells_a_gift_card_online_and_is_told_offline_it_needs_the_net
     products.get_by_role("button", name="Save").click()
     expect(owner.get_by_test_id("gift-products-now")).to_contain_text(PRODUCT)
     owner.goto("/staff/registers")
+    offline = owner.get_by_role("group", name="Offline, take")
+    expect(offline.get_by_label("Gift card")).not_to_be_checked()  # offered; the default takes cash only
+    expect(offline.get_by_label("Store credit")).to_be_visible()
+    offline.scroll_into_view_if_needed()
+    screenshot(owner, "till-settings-offline-tenders-tablet")
     owner.get_by_label("Name", exact=True).fill(REGISTER)
     owner.get_by_role("button", name="Add register").click()
     expect(owner.get_by_test_id("registers").locator(f'tr[data-register="{REGISTER}"]')).to_be_visible()
