@@ -36,6 +36,24 @@ def _register_loyalty() -> None:
 
 _register_loyalty()
 
+# Other domains add lines of text under a sale (app/stored_value: the gift cards it activated, by their last 4 only).
+NoteSource = Callable[[AsyncSession, Order], Awaitable[list[str]]]
+_note_sources: list[NoteSource] = []
+
+
+def register_note_source(source: NoteSource) -> None:
+    if source not in _note_sources:
+        _note_sources.append(source)
+
+
+def _register_notes() -> None:
+    from app.stored_value.receipt_notes import gift_card_notes
+
+    register_note_source(gift_card_notes)
+
+
+_register_notes()
+
 
 def store_lines(store: Store) -> list[str]:
     profile = Profile.of(store.settings or {})
@@ -116,6 +134,7 @@ async def sale_document(session: AsyncSession, store: Store, order: Order) -> Re
     loyalty: list[Row] = []
     for source in _loyalty_sources:
         loyalty += await source(session, order)
+    notes = [note for source in _note_sources for note in await source(session, order)]
     return ReceiptDocument(
         kind="sale",
         title="Receipt",
@@ -130,6 +149,7 @@ async def sale_document(session: AsyncSession, store: Store, order: Order) -> Re
         tenders=tenders,
         change_minor=change,
         loyalty=loyalty,
+        notes=notes,
         footer=store_footer(store),
     )
 

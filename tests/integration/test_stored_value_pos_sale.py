@@ -15,10 +15,13 @@ from app.catalog.models import Variant
 from app.config import Settings
 from app.core.encryption import install_keyring
 from app.core.tenancy import bind_store
+from app.orders.models import Order
+from app.receipts.builders import sale_document
 from app.stored_value.ledger import Ledger
 from app.stored_value.models import StoredValueAccount
 from app.stored_value.purchases import set_gift_card_products
 from app.stored_value.services import GiftCardService
+from app.stores.models import Store
 from tests.integration.conftest import World, csrf_from
 from tests.integration.pos import (
     API,
@@ -79,6 +82,14 @@ async def test_a_gift_card_sold_online_is_active_at_once_and_its_code_is_answere
     made = await _cards(sessions, till)
     assert len(made) == 2 and all(a.reveal_ciphertext is None and a.status == "active" for a in made)
     assert {a.note for a in made} == {f"Sold at the till, order #{sold.json()['order_number']}"}
+    async with sessions() as session:  # the receipt names each card by its last 4, never its code
+        bind_store(session, till.shop.store.id)
+        order = await session.get(Order, uuid.UUID(sold.json()["order_id"]))
+        store = await session.get(Store, till.shop.store.id)
+        assert order is not None and store is not None
+        doc = await sale_document(session, store, order)
+    assert doc.notes == [f"Gift card •••• {c['last4']} activated: €14.00" for c in cards]
+    assert not any(c["code"] in str(doc) for c in cards)
     plain = sale_body(till, {"CRO-1": 1}, tenders=[{"kind": "cash", "amount_minor": 240}])
     ordinary = await client.post(f"{API}/sales", json=plain, headers=till.headers)
     assert ordinary.status_code == 201 and "gift_cards" not in ordinary.json()
