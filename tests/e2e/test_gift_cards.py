@@ -52,6 +52,23 @@ def _add(page: Page, product: str) -> None:
     expect(page.get_by_test_id("cart-count")).to_have_text(str(count_before + 1))
 
 
+def open_till(owner: Page, till: Page, register: str) -> None:
+    """The owner adds ``register`` on the registers page (already open there, or opened now); the cashier signs in
+    on the tablet and opens a shift on it with a 100 float."""
+    if not owner.url.endswith("/staff/registers"):
+        owner.goto("/staff/registers")
+    owner.get_by_label("Name", exact=True).fill(register)
+    owner.get_by_role("button", name="Add register").click()
+    expect(owner.get_by_test_id("registers").locator(f'tr[data-register="{register}"]')).to_be_visible()
+    sign_in(till, CASHIER)
+    till.goto("/pos")
+    expect(till.locator("body")).to_have_attribute("data-ready", "true")
+    till.get_by_test_id("registers").get_by_role("button", name=re.compile(register)).click()
+    till.get_by_test_id("float").fill("100")
+    till.get_by_role("button", name="Open shift").click()
+    expect(till.get_by_test_id("register-name")).to_contain_text(register)
+
+
 def test_owner_issues_a_card_a_shopper_pays_part_with_it_and_a_cashier_takes_one(
     contexts: dict[str, BrowserContext],
 ) -> None:
@@ -116,18 +133,8 @@ def test_owner_issues_a_card_a_shopper_pays_part_with_it_and_a_cashier_takes_one
 
     # --- a cashier sells with a €5 gift card and cash ---------------------------------------------------------
     small = _issue(owner, "5", "Counter test")
-    owner.goto("/staff/registers")
-    owner.get_by_label("Name", exact=True).fill(REGISTER)
-    owner.get_by_role("button", name="Add register").click()
-    expect(owner.get_by_test_id("registers").locator(f'tr[data-register="{REGISTER}"]')).to_be_visible()
     till = contexts["till"].new_page()
-    sign_in(till, CASHIER)
-    till.goto("/pos")
-    expect(till.locator("body")).to_have_attribute("data-ready", "true")
-    till.get_by_test_id("registers").get_by_role("button", name=re.compile(REGISTER)).click()
-    till.get_by_test_id("float").fill("100")
-    till.get_by_role("button", name="Open shift").click()
-    expect(till.get_by_test_id("register-name")).to_contain_text(REGISTER)
+    open_till(owner, till, REGISTER)
     till.get_by_test_id("products").get_by_role("button", name="Kreuzberg House Espresso").click()
     till.get_by_test_id("variants").get_by_role("button", name="250 g / Whole bean").click()
     till.get_by_test_id("pay-cash").click()

@@ -9,7 +9,7 @@ import re
 from playwright.sync_api import BrowserContext, expect
 
 from tests.e2e.conftest import screenshot, sign_in
-from tests.e2e.test_gift_cards import CASHIER, CODE, OWNER, contexts
+from tests.e2e.test_gift_cards import CODE, OWNER, contexts, open_till
 
 __all__ = ["contexts"]
 REGISTER = "Gift card sales"
@@ -32,18 +32,8 @@ def test_a_cashier_sells_a_gift_card_online_and_is_told_offline_it_needs_the_net
     expect(offline.get_by_label("Store credit")).to_be_visible()
     offline.scroll_into_view_if_needed()
     screenshot(owner, "till-settings-offline-tenders-tablet")
-    owner.get_by_label("Name", exact=True).fill(REGISTER)
-    owner.get_by_role("button", name="Add register").click()
-    expect(owner.get_by_test_id("registers").locator(f'tr[data-register="{REGISTER}"]')).to_be_visible()
-
     till = contexts["till"].new_page()
-    sign_in(till, CASHIER)
-    till.goto("/pos")
-    expect(till.locator("body")).to_have_attribute("data-ready", "true")
-    till.get_by_test_id("registers").get_by_role("button", name=re.compile(REGISTER)).click()
-    till.get_by_test_id("float").fill("100")
-    till.get_by_role("button", name="Open shift").click()
-    expect(till.get_by_test_id("register-name")).to_contain_text(REGISTER)
+    open_till(owner, till, REGISTER)
     till.get_by_test_id("products").get_by_role("button", name=PRODUCT).click()
     till.get_by_test_id("pay-cash").click()
     till.get_by_test_id("quick-cash").get_by_role("button", name=re.compile("^Exact")).click()
