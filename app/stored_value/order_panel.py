@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import TillError
 from app.core.idempotency import IdempotencyStore, StoredResponse, form_key
-from app.core.money import parse_amount
+from app.core.money import amount_text, parse_amount
 from app.core.rbac import Principal, Role, principal_of, require_role
 from app.core.templating import money_filter
 from app.orders.models import Order
@@ -44,6 +44,7 @@ async def panel_context(session: AsyncSession, me: Principal, order: Order) -> d
         "sv": summary,
         "sv_default": refund_to(store.settings if store else None),
         "sv_can_refund": me.can(Role.MANAGER) and order.channel != "pos",
+        "sv_placeholder": amount_text(summary.refundable_minor, summary.currency),  # "10.00", no floats
     }
 
 

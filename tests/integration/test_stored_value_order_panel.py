@@ -88,6 +88,7 @@ async def test_a_manager_gives_the_gift_card_part_back_from_the_order_page(
     assert 'data-testid="stored-value-panel"' in html and "Gift card ••••" in html
     assert "The card refund above gives back only what the card paid" in html
     assert "Amount (up to €18.00)" in html  # the card's refund: only the card's part
+    assert 'id="sv-amount" name="amount" inputmode="decimal" value="" placeholder="10.00"' in html
     headers = {"HX-Request": "true", "x-csrftoken": csrf_from(html)}
     url = ACTION.format(order.id)
     before = await _entries(sessions)
