@@ -30,7 +30,7 @@ from app.checkout.schemas import (
 )
 from app.core import kill_switches, pg
 from app.core.errors import NotFound, ValidationFailed
-from app.core.idempotency import HEADER, request_hash
+from app.core.idempotency import HEADER, OWN_KEYS, REPLAYED_HEADER, request_hash
 from app.core.rbac import principal_of, require_role
 from app.payments.provider import CardDetails
 from app.stored_value.instruments import TenderRequest, registry
@@ -161,7 +161,11 @@ class CheckoutApiController(Controller):
         "a promotion of the quote was used up or ended since (fields.code says which; quote again), or "
         "stored_value_unavailable when a gift card / store credit / points balance no longer covers its part "
         "(nothing charged); 422 for an amount mismatch or an unknown gift card (fields.stored_value). Stored value "
-        "is held before the card is charged and the card pays the rest; no card is needed when it covers all.",
+        "is held before the card is charged and the card pays the rest; no card is needed when it covers all. "
+        "The Idempotency-Key is kept with the checkout attempt: the same key and request again answer the "
+        "attempt's outcome (Idempotent-Replayed: true; while the first still runs, once it is decided); the same "
+        "key with another request is 422.",
+        opt={OWN_KEYS: True},  # the saga keeps the key in the attempt row: no idempotency_keys statements (ADR 0003)
     )
     async def complete(self, request: Request[Any, Any, Any], data: JSONBody[CompleteIn]) -> Response[AttemptOut]:
         key = request.headers.get(HEADER)
@@ -190,11 +194,13 @@ class CheckoutApiController(Controller):
             if data.card
             else None
         )
-        fingerprint = request_hash(
+        card_part = astuple(card) if card else ()
+        fingerprint = request_hash(  # the whole request, as the idempotency middleware's hash was (a card too)
             "POST",
             "/api/v1/checkout/complete",
             b"",
-            f"{data.snapshot_id}:{data.amount_minor}:{[astuple(t) for t in tenders]}".encode(),
+            f"{data.snapshot_id}:{data.amount_minor}:{[astuple(t) for t in tenders]}:{card_part}:"
+            f"{data.payment_method_token}:{data.return_url}".encode(),
         )
         outcome = await saga.complete(
             data.snapshot_id,
@@ -209,7 +215,8 @@ class CheckoutApiController(Controller):
             fingerprint=fingerprint,
         )
         status = {"completed": 201, "failed": 402}.get(outcome.state, 202)
-        return Response(_attempt_out(outcome), status_code=status)
+        headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
+        return Response(_attempt_out(outcome), status_code=status, headers=headers)
 
     @get("/attempts/{attempt_id:uuid}", summary="Where a checkout attempt stands")
     async def attempt(
