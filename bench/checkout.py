@@ -7,8 +7,9 @@ database with the demo store and plenty of stock, and an API token. Carts of 3 l
 straight into the database before the run (so the server spends its time on what is measured).
 A warm-up (--warmup seconds, 10 shoppers, not measured) gives the store an order history, then
 ANALYZE; each shopper iteration takes the next cart and times quote + complete with the sandbox provider.
-Prints completions/s and p50/p95/p99 of quote+complete per concurrency level; writes
-bench/results/checkout.json.
+Prints completions/s and p50/p95/p99 of quote+complete per concurrency level, and the CPU time per checkout of the
+web processes and of PostgreSQL's backends for the bench database (from /proc: on a machine shared with other load
+this moves far less than completions/s); writes bench/results/checkout.json.
 
 --promo: every level runs twice on the same server, plain and then with a promotion code on every quote (BENCH10:
 10 % off with a usage limit and a per-shopper limit, so each completion locks and counts the promotion's row and the
@@ -149,6 +150,68 @@ async def one_checkout(
         errors.append(f"complete {done.status}")
 
 
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (Linux /proc): the `till serve` supervisor and its web processes."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (processes that ended since are skipped)."""
+    import os
+
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _serve_pid(url: str) -> int | None:
+    port = url.rsplit(":", 1)[1]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"serve" in cmdline and port.encode() in cmdline:
+                return int(entry.name)
+    return None
+
+
+async def _backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL backends connected to the bench's database (the web processes' pools)."""
+    from sqlalchemy import text
+
+    from app.core.db import create_engine
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            )
+            return [int(r[0]) for r in rows]
+    finally:
+        await engine.dispose()
+
+
 async def analyze(database_url: str) -> None:
     from sqlalchemy import text
 
@@ -210,8 +273,18 @@ def main() -> None:
         # for lookups, foreign-key checks included, while the tables grow under the run).
         asyncio.run(level(url, secret, carts, 10, args.warmup))
         asyncio.run(analyze(database_url))
+        serve_pid = _serve_pid(url)
         for concurrency in levels:
-            results.append(asyncio.run(level(url, secret, carts, concurrency, args.seconds)))
+            # CPU per checkout of the web processes and of PostgreSQL's backends for this database: a figure that
+            # other load on a shared machine disturbs far less than completions/s (it is what a checkout costs).
+            web = _process_tree(serve_pid) if serve_pid else []
+            backends = asyncio.run(_backend_pids(database_url))
+            web_cpu, pg_cpu = _cpu_seconds(web), _cpu_seconds(backends)
+            row = asyncio.run(level(url, secret, carts, concurrency, args.seconds))
+            done = max(row["completions"], 1)
+            row["web_cpu_ms"] = round((_cpu_seconds(web) - web_cpu) * 1000 / done, 2)
+            row["pg_cpu_ms"] = round((_cpu_seconds(backends) - pg_cpu) * 1000 / done, 2)
+            results.append(row)
             if args.promo:
                 promo_results.append(asyncio.run(level(url, secret, carts, concurrency, args.seconds, PROMO_CODE)))
             if not carts:
@@ -224,12 +297,16 @@ def main() -> None:
         payload["promo_levels"] = promo_results
     (out / name).write_text(json.dumps(payload, indent=2))
     print(f"quote + complete, sandbox provider, {args.workers} web process(es), {args.seconds:.0f} s per level")
-    print(f"{'':>8} {'shoppers':>8} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'':>8} {'shoppers':>8} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f" {'web CPU ms/checkout':>20} {'pg CPU ms/checkout':>19}"
+    )
     for i, r in enumerate(results):
         rows = [("plain", r)] + ([(PROMO_CODE, promo_results[i])] if args.promo else [])
         for label, row in rows:
             cells = [label, row["concurrency"], row["completions_per_s"], row["p50_ms"], row["p95_ms"], row["p99_ms"]]
-            print(" ".join(f"{c:>8}" for c in cells), f"{row['errors']:>7}")
+            cpu = f" {row.get('web_cpu_ms', ''):>20} {row.get('pg_cpu_ms', ''):>19}" if label == "plain" else ""
+            print(" ".join(f"{c:>8}" for c in cells), f"{row['errors']:>7}{cpu}")
     by_level = {r["concurrency"]: r for r in results}
     if 20 in by_level and 50 in by_level:  # issue 20's targets, on a quiet machine
         met = by_level[50]["completions_per_s"] >= 400 and by_level[20]["p99_ms"] < 250
