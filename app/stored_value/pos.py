@@ -173,8 +173,9 @@ async def _problem(send: Send, exc: TillError) -> None:
 async def lookup_card(scope: Scope, receive: Receive, send: Send) -> None:
     """``GET /pos/api/gift-cards/lookup?code=…``: what a card has to spend, before it is taken as a tender.
 
-    Raw ASGI on the hot path (app/core/hot_path.py): the page middleware (correlation id, metrics, session read
-    and re-write, access with its ORM load of every membership, CSRF cookie, idempotency) is passed over, and the
+    Raw ASGI on the hot path (app/core/hot_path.py): the page middleware (correlation id, session read and
+    re-write, access with its ORM load of every membership, CSRF cookie, idempotency) is passed over — the request
+    metrics are not (counted like any request, no SQL of their own) — and the
     handler does only what this answer needs — the session read, one statement for the caller, the limiter's
     reads, the HMAC lookup — on one pooled connection. Same answers as before: 401 without a staff session, 422
     for a malformed code, 404 for no such card, 429 from the limiter (with Retry-After), else 200."""

@@ -1,6 +1,7 @@
 """The tablet's gift card lookup on the hot path (issue 15): it answers as the page stack did — the card for a
 signed-in cashier, 401 without a staff session (none, signed out, a deactivated member, a changed password), 422
-for a malformed code, 404 for no card, 429 with Retry-After once the limiter closes — and nothing is cached."""
+for a malformed code, 404 for no card, 429 with Retry-After once the limiter closes — and nothing is cached; each
+lookup is counted in the request metrics (/metrics) without a statement more."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.core.encryption import install_keyring
@@ -16,6 +18,7 @@ from app.stored_value.services import GiftCardService
 from app.stores.models import Membership, User
 from tests.integration.conftest import World
 from tests.integration.pos import API, Client, Sessions, open_till, signed_in
+from tests.integration.statements import counted
 
 URL = f"{API}/gift-cards/lookup"
 
@@ -73,3 +76,38 @@ async def test_malformed_unknown_and_too_many_codes(client: Client, world: World
     limited = await client.get(URL, params={"code": "AAAA-BBBB-CCCC-0000"}, headers=till.headers)
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
     assert "Too many gift card codes were tried" in limited.json()["detail"]
+
+
+def _requests(metrics: str, status: int) -> float:
+    """till_requests_total of the lookup route with ``status`` in a /metrics scrape (0 when not there yet)."""
+    for line in metrics.splitlines():
+        if (
+            line.startswith("till_requests_total{")
+            and 'path="/pos/api/gift-cards/lookup"' in line
+            and f'status_code="{status}"' in line
+            and 'method="GET"' in line
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_lookups_are_counted_in_the_request_metrics_without_another_statement(
+    client: Client, world: World, sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    till = await open_till(client, world, sessions)
+    async with sessions() as session, session.begin():
+        issued = await GiftCardService(session, till.shop.store.id).issue(2500, "EUR", principal=None)
+    code = issued[0].code
+    before = (await client.get("/metrics")).text
+    with counted(engine, monkeypatch) as statements:
+        found = await client.get(URL, params={"code": code}, headers=till.headers)
+    assert found.status_code == 200, found.text
+    assert len(statements) == 2, statements  # the caller's membership, the card: the metrics add none
+    missing = await client.get(URL, params={"code": "AAAA-BBBB-CCCC-DDDD"}, headers=till.headers)
+    assert missing.status_code == 404
+    after = (await client.get("/metrics")).text
+    assert _requests(after, 200) == _requests(before, 200) + 1
+    assert _requests(after, 404) == _requests(before, 404) + 1
+    assert 'till_request_duration_seconds_count{app_name="till",method="GET",path="/pos/api/gift-cards/lookup"' in after
+    webhooks = [line for line in after.splitlines() if 'path="/webhooks/' in line]
+    assert webhooks == []  # the provider webhooks stay out of the request metrics
