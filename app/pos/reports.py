@@ -1,6 +1,10 @@
 """A shift's report: its sales and refunds by tender, discounts, tax, voids, cash in and out, and the drawer
 (expected = float + cash in - cash out + cash sales - cash refunds; over/short = counted - expected).
 
+Tenders by kind (``TENDER_KINDS``): cash, card, gift card, store credit, loyalty points — what the sales took of
+each and what refunds at the till gave back to each. Only cash is in the drawer: a gift card, store credit or
+points paid (or given back) moves a ledger balance, never the expected cash.
+
 Every amount is a sum of rows (pos_tenders, cash_movements, the sales' orders), so the tenders always add up to
 the sales: ``sales_minor == sum(sales_by_tender)`` and ``refunds_minor == sum(refunds_by_tender)``. A closed
 shift keeps the expected cash it was closed with; a sale that syncs after the close shows in its totals (and on
@@ -22,7 +26,23 @@ from app.orders.models import Order
 from app.pos.models import CashMovement, PosRefund, PosSale, PosTender, PosVoid, ReaderPayment, Register, Shift
 from app.stores.models import Store, User
 
-__all__ = ["ShiftReport", "report_csv", "shift_json", "shift_report"]
+__all__ = ["TENDER_KINDS", "ShiftReport", "report_csv", "shift_json", "shift_report", "tender_label"]
+
+# Every tender kind a POS sale or refund has, in the report's order, with its words. Stored value (gift card, store
+# credit, points) is paid from a ledger balance: it never counts in the drawer's expected cash.
+TENDER_KINDS: dict[str, str] = {
+    "cash": "Cash",
+    "card": "Card",
+    "gift_card": "Gift card",
+    "store_credit": "Store credit",
+    "loyalty": "Loyalty points",
+}
+IN_DRAWER = frozenset({"cash"})
+STORED_VALUE = frozenset({"gift_card", "store_credit", "loyalty"})
+
+
+def tender_label(kind: str) -> str:
+    return TENDER_KINDS.get(kind, kind.replace("_", " ").capitalize())
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,30 @@ class ShiftReport:
     def net_minor(self) -> int:
         return self.sales_minor - self.refunds_minor
 
+    @property
+    def tenders(self) -> list[dict[str, Any]]:
+        """Every tender kind (the five known ones always, then any other found), with what the sales took and
+        what refunds gave back by it, and whether it is in the cash drawer."""
+        kinds = [*TENDER_KINDS, *sorted((set(self.sales_by_tender) | set(self.refunds_by_tender)) - set(TENDER_KINDS))]
+        return [
+            {
+                "kind": kind,
+                "label": tender_label(kind),
+                "sales_minor": self.sales_by_tender.get(kind, 0),
+                "refunds_minor": self.refunds_by_tender.get(kind, 0),
+                "in_drawer": kind in IN_DRAWER,
+            }
+            for kind in kinds
+        ]
+
+    @property
+    def stored_value_sales_minor(self) -> int:
+        return sum(amount for kind, amount in self.sales_by_tender.items() if kind in STORED_VALUE)
+
+    @property
+    def stored_value_refunds_minor(self) -> int:
+        return sum(amount for kind, amount in self.refunds_by_tender.items() if kind in STORED_VALUE)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "shift": shift_json(self.shift, self.register_name, self.opened_by),
@@ -76,6 +120,9 @@ class ShiftReport:
             "net_minor": self.net_minor,
             "sales_by_tender": self.sales_by_tender,
             "refunds_by_tender": self.refunds_by_tender,
+            "tenders": self.tenders,
+            "stored_value_sales_minor": self.stored_value_sales_minor,
+            "stored_value_refunds_minor": self.stored_value_refunds_minor,
             "cash_in_minor": self.cash_in_minor,
             "cash_out_minor": self.cash_out_minor,
             "expected_cash_minor": self.expected_cash_minor,
@@ -150,7 +197,7 @@ async def shift_report(session: AsyncSession, shift: Shift) -> ShiftReport:
     sales_by_tender = {kind: amount for (kind, refund), amount in sorted(by_tender.items()) if not refund}
     refunds_by_tender = {kind: -amount for (kind, refund), amount in sorted(by_tender.items()) if refund}
     cash_in, cash_out = moved.get("in", 0), moved.get("out", 0)
-    expected = (
+    expected = (  # only cash is in the drawer: card and stored-value tenders never count here
         shift.opening_float_minor
         + cash_in
         - cash_out
@@ -213,10 +260,12 @@ def report_csv(report: ShiftReport) -> str:
         ("discounts_minor", report.discounts_minor),
         ("tax_minor", report.tax_minor),
         ("sales_minor", report.sales_minor),
-        *((f"sales_{kind}_minor", amount) for kind, amount in report.sales_by_tender.items()),
+        *((f"sales_{t['kind']}_minor", t["sales_minor"]) for t in report.tenders),
+        ("sales_stored_value_minor", report.stored_value_sales_minor),
         ("refunds_count", report.refunds_count),
         ("refunds_minor", report.refunds_minor),
-        *((f"refunds_{kind}_minor", amount) for kind, amount in report.refunds_by_tender.items()),
+        *((f"refunds_{t['kind']}_minor", t["refunds_minor"]) for t in report.tenders),
+        ("refunds_stored_value_minor", report.stored_value_refunds_minor),
         ("voids_count", report.voids_count),
         ("voided_tickets", report.voided_tickets),
         ("voided_lines", report.voided_lines),

@@ -299,16 +299,19 @@ async function openClose() {
 const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 function renderReport(report) {
-  const tenders = (by) =>
-    Object.entries(by ?? {})
-      .map(([kind, minor]) => `${kind} ${money(minor)}`)
-      .join(", ") || "none";
+  // Every tender kind (cash, card, gift card, store credit, loyalty points) with what the sales took and the
+  // refunds gave back; only cash is in the drawer (app/pos/reports.py).
+  const byKind = (field) =>
+    (report.tenders ?? []).filter((t) => t[field]).map((t) => `${t.label} ${money(t[field])}`).join(", ") || "none";
   const rows = [
     ["Sales", `${report.sales_count} · ${money(report.gross_minor)}`],
     ["Discounts", money(report.discounts_minor)],
     ["Tax", money(report.tax_minor)],
-    ["By tender", tenders(report.sales_by_tender)],
-    ["Refunds", `${report.refunds_count} · ${tenders(report.refunds_by_tender)}`],
+    ["By tender", byKind("sales_minor")],
+    ["Refunds", `${report.refunds_count} · ${byKind("refunds_minor")}`],
+    ...(report.stored_value_sales_minor || report.stored_value_refunds_minor
+      ? [["Not in the drawer", `Gift cards, store credit and points: ${money(report.stored_value_sales_minor)} taken, ${money(report.stored_value_refunds_minor)} given back`]]
+      : []),
     ["Voids", `${count(report.voided_tickets, "ticket")}, ${count(report.voided_lines, "line")} · ${money(report.voided_minor)}`],
     ["Card payments given back", String(report.card_voids_count)],
     ["Cash in / out", `${money(report.cash_in_minor)} / ${money(report.cash_out_minor)}`],
