@@ -649,12 +649,25 @@ function wireCustomerDialog() {
 }
 
 // --- void the ticket (with a reason; card payments on it are given back first) ---------------------------------------
+// Gift cards, store credit and points on a ticket are only noted there: Till spends them in the sale's own
+// statement (app/pos/sales.py), so a ticket voided before its sale completed took nothing from them.
+const STORED_KINDS = new Set(["gift_card", "store_credit", "loyalty"]);
+const storedWords = (x) =>
+  `${x.kind === "gift_card" ? `gift card •••• ${x.last4 || "····"}` : x.kind === "loyalty" ? "points" : "store credit"} ${money(x.amount_minor)}`;
+const unspent = (t) => t.tenders.filter((x) => STORED_KINDS.has(x.kind));
+
 function wireVoid() {
   const form = $("[data-form=void]");
   $("[data-action=void-ticket]").addEventListener("click", () => {
     if (ticket().frozen) return locked(ticket());
     form.reset();
     showError("void", "");
+    const stored = unspent(ticket());
+    const note = $("[data-void-stored]");
+    note.hidden = !stored.length;
+    note.textContent = stored.length
+      ? `Not charged, nothing to give back: ${stored.map(storedWords).join(", ")} — gift cards, store credit and points are spent only when the sale completes.`
+      : "";
     openDialog("void");
   });
   form.addEventListener("submit", async (event) => {
@@ -665,12 +678,18 @@ function wireVoid() {
     if (choice === "Other" && !detail) return showError("void", "Say what happened.");
     const t = ticket();
     if (!(await voidCardsOf(t))) return showError("void", "A card payment on it could not be given back yet; try again.");
+    const stored = unspent(t);
     recordVoid("ticket", choice === "Other" ? detail : choice, t.lines);
     state.tickets.splice(state.tickets.indexOf(t), 1);
     state.tickets.push(newTicket());
     state.current = state.tickets.length - 1;
     closeDialog("void");
-    toast(`Ticket voided: ${choice === "Other" ? detail : choice}.`);
+    toast(
+      `Ticket voided: ${choice === "Other" ? detail : choice}.` +
+        (stored.length ? ` Nothing was taken from the ${stored.map(storedWords).join(", ")}.` : ""),
+      "info",
+      stored.length ? 8000 : undefined,
+    );
     changed();
   });
 }
