@@ -69,7 +69,7 @@ from app.stored_value.fragments import (
 )
 from app.stored_value.fragments import short_message as sv_short_message
 from app.stored_value.pos import pos_tenders
-from app.stored_value.purchases import activate_pos_sale, gift_card_products, gift_card_variants
+from app.stored_value.purchases import BoughtCard, activate_pos_sale, gift_card_products, gift_card_variants
 from app.stores.commerce import CommerceSettings
 from app.stores.models import Store
 from app.tax.providers import BuiltinTax
@@ -131,6 +131,7 @@ class VariantInfo:
     price_minor: int
     tax_class: str
     for_sale: bool
+    product_id: uuid.UUID | None = None  # whether it is sold as a gift card (app/stored_value/purchases.py)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ _TILL = """
     WHERE r.store_id = $1 AND r.id = $2
 """
 _VARIANTS = """
-    SELECT v.id, v.sku, v.price_minor, v.options, v.is_active, p.name, p.tax_class, p.is_active AS product_active
+    SELECT v.id, v.sku, v.price_minor, v.options, v.is_active, p.name, p.tax_class, p.is_active AS product_active,
+           v.product_id
     FROM variants v JOIN products p ON p.id = v.product_id AND p.store_id = $1
     WHERE v.store_id = $1 AND v.id = ANY($2::uuid[])
 """
@@ -245,6 +247,7 @@ async def load_variants(
             price_minor=row["price_minor"],
             tax_class=row["tax_class"],
             for_sale=row["is_active"] and row["product_active"],
+            product_id=row["product_id"],
         )
         for row in rows
     }
@@ -355,6 +358,8 @@ class Prepared:
     names: dict[str, str]  # variant id → line name, for the stock shortfall's words
     discounts: list[dict[str, Any]] = field(default_factory=list)  # the promotions' (kept on the order, claimed)
     stored_value: list[Any] = field(default_factory=list)  # gift card / store credit tenders (app/stored_value)
+    # Online: the sale sells gift cards, activated in the sale's own transaction (so its receipt names them).
+    sells_gift_cards: bool = False
 
 
 class _Problems:
@@ -526,7 +531,9 @@ class PosSales:
         answer = await self.place(till, prepared, offline=False)
         if answer is None:
             raise ValidationFailed("This shift was closed just now; open a new one.", fields={"shift_id": "Closed."})
-        return (200 if answer.status == "existing" else 201), await self._gift_cards(answer)
+        if answer.status == "existing":  # a repeat that raced the first: its cards, without codes
+            return 200, await self._gift_cards(answer)
+        return 201, answer  # its gift cards (with their codes, this once) were activated with the sale
 
     async def _gift_cards(self, answer: SaleAnswer) -> SaleAnswer:
         """The gift cards the sale sold, activated now (once; a repeat answers them without codes)."""
@@ -655,6 +662,7 @@ class PosSales:
             names={str(line.variant_id): variants[line.variant_id].name for line in sale.lines},
             discounts=promotions,
             stored_value=stored_value,
+            sells_gift_cards=mode is Mode.ONLINE and _sells_gift_cards(self.store, sale, variants),
         )
 
     async def _offline_gift_cards(
@@ -834,7 +842,7 @@ class PosSales:
             },
         )
         try:
-            row = await self._run(sql, args, till, prepared)
+            row, bought = await self._run(sql, args, till, prepared, order.id)
         except asyncpg.UniqueViolationError as exc:
             if "reader_payment" in (exc.constraint_name or ""):
                 raise Conflict("That card payment pays another sale already.",
@@ -845,8 +853,9 @@ class PosSales:
             log.info("pos.sale", store_id=str(self.store.id), order_id=str(order.id), number=row["number"],
                      offline=offline, review=row["review_status"] == "open")  # fmt: skip
             status: Literal["created", "review"] = "review" if row["review_status"] == "open" else "created"
+            sold = [{"last4": c.last4, "amount_minor": c.amount_minor, "code": c.code} for c in bought]
             return SaleAnswer(status, sale_id, order.id, row["number"], priced.total_minor, prepared.change_minor,
-                              conflicts)  # fmt: skip
+                              conflicts, sold)  # fmt: skip
         async with pg.connection(self.engine) as conn:
             stored = (await stored_sales(conn, self.store.id, till.register_id, [sale.client_sale_id])).get(
                 sale.client_sale_id
@@ -874,12 +883,17 @@ class PosSales:
             return await self.place(till, prepared, offline=offline, allow_closed=allow_closed)
         raise Conflict("The sale could not be recorded just now; send it again.")  # its claim vanished: retryable
 
-    async def _run(self, sql: str, args: list[Any], till: Till, prepared: Prepared) -> asyncpg.Record:
+    async def _run(
+        self, sql: str, args: list[Any], till: Till, prepared: Prepared, order_id: uuid.UUID
+    ) -> tuple[asyncpg.Record, list[BoughtCard]]:
+        """The sale's statement; with card payments or gift cards sold, inside a transaction that also ties the
+        card payments (first) and activates the gift cards (after it, once the order exists): a sale and the cards
+        it sold commit together, so anything that reads the order after (its receipt) finds them."""
         cards = [(i, t) for i, t in enumerate(prepared.tenders) if t.reader_payment_id is not None]
-        if not cards:
+        if not cards and not prepared.sells_gift_cards:
             async with pg.connection(self.engine) as conn:
                 row: asyncpg.Record = await conn.fetchrow(sql, *args)
-                return row
+                return row, []
         async with self.sessions() as session, session.begin():
             bind_store(session, self.store.id)
             for i, tender in cards:
@@ -895,7 +909,18 @@ class PosSales:
                     raise type(exc)(exc.detail, fields={f"tenders.{i}.{k}": v for k, v in exc.fields.items()}) from None
             conn = await pg.writer(session)
             row = await conn.fetchrow(sql, *args)
-            return row
+            bought: list[BoughtCard] = []
+            if prepared.sells_gift_cards and row["number"] is not None:
+                bought = await activate_pos_sale(session, self.store, order_id)
+            return row, bought
+
+
+def _sells_gift_cards(store: Store, sale: SaleIn, variants: Mapping[uuid.UUID, VariantInfo]) -> bool:
+    """Whether a line is a product the store sells as a gift card (no query: the variants carry their product)."""
+    products = gift_card_products(store.settings)
+    return bool(products) and any(
+        str(variants[line.variant_id].product_id) in products for line in sale.lines if line.variant_id in variants
+    )
 
 
 def _tender_row(tender: Tender) -> dict[str, Any]:

@@ -134,10 +134,12 @@ async def gift_card_variants(session: AsyncSession, store: Store, variant_ids: I
 
 
 async def activate_pos_sale(session: AsyncSession, store: Store, order_id: uuid.UUID) -> list[BoughtCard]:
-    """A till sale's gift cards, made once (issue 15): the first call issues one active card per gift-card unit sold
-    (of its unit price) and answers their codes for the tablet to show once; every later call (a repeat of the same
-    sale) answers the same cards with ``code`` "" — the code is never kept, in clear or encrypted. Only online
-    sales: a sale made offline is recorded with a ``gift_card_offline`` conflict instead (app/pos/sales.py)."""
+    """A till sale's gift cards, made once (issue 15): the first call — in the sale's own transaction, just after
+    its statement (app/pos/sales.py ``_run``), so the order and its cards commit together and its receipt always
+    names them — issues one active card per gift-card unit sold (of its unit price) and answers their codes for the
+    tablet to show once; every later call (a repeat of the same sale) answers the same cards with ``code`` "" — the
+    code is never kept, in clear or encrypted. Only online sales: a sale made offline is recorded with a
+    ``gift_card_offline`` conflict instead."""
     products = gift_card_products(store.settings)
     if not products:
         return []
