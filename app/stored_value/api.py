@@ -10,11 +10,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ValidationFailed
+from app.core.idempotency import OWN_KEYS
 from app.core.rbac import Role, principal_of, require_role
 from app.stored_value.ledger import Account, Entry, Ledger
 from app.stored_value.refunds import DESTINATIONS, StoredValueRefunds
@@ -38,6 +40,10 @@ class AdjustIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class StatusIn(msgspec.Struct, forbid_unknown_fields=True):
     status: str
+
+
+class ReplaceIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
 
 
 class StoreCreditIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,6 +80,13 @@ class AccountOut(msgspec.Struct):
 class IssuedOut(msgspec.Struct):
     code: Annotated[str, msgspec.Meta(description="Shown this once; Till keeps only an HMAC of it")]
     card: AccountOut
+
+
+class ReplacedOut(msgspec.Struct):
+    code: Annotated[str, msgspec.Meta(description="The new card's code, shown this once; Till keeps only an HMAC")]
+    card: Annotated[AccountOut, msgspec.Meta(description="The new card, holding the old card's balance")]
+    replaced: Annotated[AccountOut, msgspec.Meta(description="The old card: disabled, its balance 0")]
+    moved_minor: int
 
 
 class EntryOut(msgspec.Struct):
@@ -165,6 +178,32 @@ class GiftCardsAdminApiController(Controller):
             account_id, data.amount_minor, data.reason, principal=me
         )
         return EntryOut.of(entry)
+
+    @post(
+        "/{account_id:uuid}/replace",
+        summary="Replace a gift card: a new code carrying the old card's balance; the old card disabled",
+        description="For a card whose code was lost (a till sale's answer that never reached the tablet, a lost "
+        "card). One ledger transfer: an adjust out of the old card and an issue into the new one, audited "
+        "(gift_card.replaced). 201 with the new code, shown this once. 409 gift_card_not_replaceable for a "
+        "disabled (e.g. replaced already), expired or empty card, or one a checkout holds now; 422 without a "
+        "reason. Two requests at once move the balance once (the second gets the 409). The answer carries a code, "
+        "which Till never stores, so no Idempotency-Key answer is kept for this call: a repeat gets the 409.",
+        status_code=201,
+        opt={OWN_KEYS: True},
+        cache_control=CacheControlHeader(no_store=True),
+    )
+    async def replace(
+        self,
+        request: Request[Any, Any, Any],
+        account_id: FromPath[uuid.UUID],
+        data: JSONBody[ReplaceIn],
+        db_session: DbSession,
+    ) -> ReplacedOut:
+        me = principal_of(request)
+        done = await GiftCardService(db_session, me.store_id).replace(account_id, data.reason, principal=me)
+        return ReplacedOut(
+            done.card.code, AccountOut.of(done.card.account), AccountOut.of(done.replaced), done.moved_minor
+        )
 
     @post("/{account_id:uuid}/status", summary="Disable or enable a gift card (status: disabled | active)")
     async def set_status(

@@ -30,7 +30,7 @@ from app.core.rbac import Principal, Role, principal_of, require_role
 from app.stored_value.ledger import Ledger
 from app.stored_value.purchases import gift_card_products, product_choices, set_gift_card_products
 from app.stored_value.refunds import refund_to, set_refund_to
-from app.stored_value.services import GiftCardService, IssuedCard, StoreCreditService
+from app.stored_value.services import CannotReplace, GiftCardService, IssuedCard, StoreCreditService
 from app.stores.models import Store
 
 DbSession = NamedDependency[AsyncSession]
@@ -74,6 +74,11 @@ def codes_csv(cards: list[IssuedCard], currency: str) -> str:
 
 def _errors(exc: ValidationFailed) -> dict[str, str]:
     return {"form": exc.detail, **exc.fields}
+
+
+def _replace_errors(exc: TillError) -> dict[str, str]:
+    """The replace form's messages (its own keys, so the adjust form on the same page stays clean)."""
+    return {"replace_form": exc.detail, **{f"replace_{k}": v for k, v in exc.fields.items()}}
 
 
 class StoredValuePagesController(Controller):
@@ -163,6 +168,25 @@ class StoredValuePagesController(Controller):
             return await _card_page(request, db_session, account_id, data, errors, 422)
         flash(request, "Balance adjusted.", category="success")
         return Redirect(f"{BASE}/{account_id}", status_code=303)
+
+    @post(f"{BASE}/{{account_id:uuid}}/replace", status_code=200, media_type=MediaType.HTML)
+    async def replace(
+        self, request: Request[Any, Any, Any], account_id: FromPath[uuid.UUID], data: FormData, db_session: DbSession
+    ) -> Template:
+        """A new code carrying the old card's balance (shown once, not cached); the old card disabled. A refusal
+        (no reason; a disabled, expired, empty or held card) re-renders the card with the message in place."""
+        me = principal_of(request)
+        try:
+            done = await GiftCardService(db_session, me.store_id).replace(
+                account_id, data.get("replace_reason", ""), principal=me
+            )
+        except ValidationFailed as exc:
+            return await _card_page(request, db_session, account_id, data, _replace_errors(exc), 422)
+        except CannotReplace as exc:
+            await db_session.rollback()  # refused before any write; let go of the card's row lock at once
+            return await _card_page(request, db_session, account_id, data, _replace_errors(exc), 409)
+        context = {"me": me, "done": done}
+        return Template("stored_value/replaced.html", context=context, headers={"cache-control": "no-store"})
 
     @post(f"{BASE}/{{account_id:uuid}}/status", status_code=303)
     async def set_status(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import pg
 from app.core.audit import actor_label, record
 from app.core.encryption import current_keyring
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.rbac import Principal
 from app.core.tenancy import bind_store
 from app.customers.models import Customer
@@ -30,6 +30,27 @@ MAX_AMOUNT_MINOR = 10_000_000  # 100 000.00: a typo guard, not a policy
 class IssuedCard:
     account: Account
     code: str  # shown once, never stored
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A gift card replaced: the new card (its code shown once) and the old one, disabled and emptied."""
+
+    card: IssuedCard
+    replaced: Account
+    moved_minor: int
+
+
+class CannotReplace(Conflict):
+    code = "gift_card_not_replaceable"
+
+
+# The old card, locked: a second replace of it (a double click, two managers) waits here, then finds it disabled.
+_LOCK_CARD = """
+    SELECT status, balance_minor, held_minor, expires_at
+    FROM stored_value_accounts WHERE store_id = $1 AND id = $2 AND kind = 'gift_card'
+    FOR UPDATE
+"""
 
 
 def _amount(amount_minor: int) -> int:
@@ -133,6 +154,65 @@ class GiftCardService:
         record(self.session, principal, action, target_type="gift_card", target_id=account_id, store_id=self.store_id)
         return account
 
+    async def replace(self, account_id: uuid.UUID, reason: str, *, principal: Principal | None) -> Replacement:
+        """A new card for an old one whose code was lost (a till sale's answer that never reached the tablet, a
+        lost card): the old card is disabled and its whole balance moves to a new card with a new code (shown
+        once), as one transfer on the ledger — ``adjust`` out of the old card, ``issue`` into the new one — in
+        this transaction, audited. The old card's row is locked first, so a second replace of it (a double click)
+        waits and is then refused: the balance moves once. Refused (409, nothing written) for a disabled, expired
+        or empty card, or one a checkout holds right now."""
+        why = _reason(reason)
+        row = await (await pg.writer(self.session)).fetchrow(_LOCK_CARD, self.store_id, account_id)
+        if row is None:
+            raise NotFound("No such gift card.")
+        old = await self.ledger.account(account_id)
+        if row["status"] != "active":
+            raise CannotReplace(
+                "This gift card is disabled, so it cannot be replaced (a card replaced already is disabled: its "
+                "ledger names the card that replaced it)."
+            )
+        if not old.usable():
+            raise CannotReplace("This gift card has expired: its balance cannot move to a new card.")
+        if row["held_minor"]:
+            raise CannotReplace("A checkout is paying with this card right now; replace it once that has finished.")
+        amount = int(row["balance_minor"])
+        if amount <= 0:
+            raise CannotReplace("This gift card is empty: there is no balance to move to a new card.")
+        actor = actor_label(principal)
+        code = codes.new_code()
+        new4 = codes.last4(code)
+        await self.ledger.set_status(account_id, "disabled")
+        account = await self.ledger.open_account(
+            "gift_card",
+            old.unit,
+            customer_id=old.customer_id,
+            code_hash=codes.code_hash(self.store_id, code),
+            code_key_version=current_keyring().newest_version,
+            code_last4=new4,
+            expires_at=old.expires_at,
+            note=f"Replaces gift card •••• {old.code_last4}",
+        )
+        await self.ledger.post(
+            account_id, "adjust", -amount, reason=f"Replaced by gift card •••• {new4}: {why}"[:200], actor=actor
+        )
+        await self.ledger.post(
+            account.id, "issue", amount, reason=f"Moved from gift card •••• {old.code_last4}: {why}"[:200],
+            actor=actor,
+        )  # fmt: skip
+        record(
+            self.session,
+            principal,
+            "gift_card.replaced",
+            target_type="gift_card",
+            target_id=account_id,
+            details={"new_card_id": str(account.id), "old_last4": old.code_last4, "new_last4": new4,
+                     "amount_minor": amount, "currency": old.unit, "reason": why},
+            store_id=self.store_id,
+        )  # fmt: skip
+        return Replacement(
+            IssuedCard(await self.ledger.account(account.id), code), await self.ledger.account(account_id), amount
+        )
+
     async def adjust(
         self, account_id: uuid.UUID, amount_minor: int, reason: str, *, principal: Principal | None
     ) -> Entry:
@@ -218,4 +298,4 @@ class StoreCreditService:
         return [(account_of(a.__dict__), email) for a, email in rows.all()]
 
 
-__all__ = ["GiftCardService", "IssuedCard", "StoreCreditService"]
+__all__ = ["CannotReplace", "GiftCardService", "IssuedCard", "Replacement", "StoreCreditService"]
