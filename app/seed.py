@@ -178,8 +178,10 @@ async def seed_demo_orders(settings: Settings) -> list[str]:
 
     from app.core.db import create_engine, dispose, session_maker
     from app.core.encryption import install_keyring
+    from app.core.logging import configure_logging
 
     assert settings.database_url and settings.redis_url
+    configure_logging(settings.log_level)  # as the web app will (the sales and the channel's orders log)
     install_keyring(settings)  # the shift's offline key and the ingestion secret, as the web app will read them
     engine = create_engine(settings.database_url, pool_size=2)
     redis = Redis.from_url(settings.redis_url)
