@@ -47,6 +47,7 @@ from app.pos.sales import (
 )
 from app.pos.schemas import SaleIn, SyncEntryIn, SyncIn, convert, decode
 from app.pos.shifts import offline_key_context
+from app.stored_value.purchases import gift_card_products, pos_sale_cards
 
 log = structlog.get_logger(__name__)
 
@@ -76,14 +77,20 @@ class SyncResult:
     status: Literal["created", "existing", "review", "refused"]
     order_number: int | None = None
     reason: str = ""
+    # ``existing``: the gift cards the sale activated when Till first recorded it, {last4, amount_minor} without
+    # codes — its answer was lost, so the tablet tells the cashier a manager must replace them.
+    gift_cards: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "client_sale_id": self.client_sale_id,
             "status": self.status,
             "order_number": self.order_number,
             "reason": self.reason,
         }
+        if self.gift_cards:
+            body["gift_cards"] = self.gift_cards
+        return body
 
 
 @dataclass
@@ -193,7 +200,7 @@ class PosSync:
                     "reused_id",
                     f"Order #{stored.order_number} was made under this client_sale_id from a different sale.",
                 )
-            return SyncResult(named, "existing", stored.order_number)
+            return await self._existing(named, stored.order_id, stored.order_number)
         try:
             async with pg.connection(self.sales.engine) as conn:
                 prepared = await self.sales.prepare(conn, till, sale, fingerprint, variants, Mode.SYNC)
@@ -202,10 +209,20 @@ class PosSync:
         except TillError as exc:
             raise _Refused(exc.code, f"{exc.detail} {_fields(exc)}".strip()) from None
         if answer.status == "existing":
-            return SyncResult(named, "existing", answer.order_number)
+            return await self._existing(named, answer.order_id, answer.order_number)
         run.add(sale.sold_at, sale.total_minor)
         reason = reason_of(answer.conflicts, till.currency) if answer.status == "review" else ""
         return SyncResult(named, answer.status, answer.order_number, reason)
+
+    async def _existing(self, named: str, order_id: uuid.UUID, order_number: int) -> SyncResult:
+        """A sale Till recorded before (a replay, or an online sale whose answer was lost): with the gift cards it
+        activated then, if any (their codes were in the lost answer: nobody saw them)."""
+        if not gift_card_products(self.store.settings):  # no statement for stores that sell no gift cards
+            return SyncResult(named, "existing", order_number)
+        async with pg.connection(self.sales.engine) as conn:
+            cards = await pos_sale_cards(conn, self.store, order_id)
+        sold = [{"last4": c.last4, "amount_minor": c.amount_minor} for c in cards]
+        return SyncResult(named, "existing", order_number, gift_cards=sold)
 
     async def _place(self, till: Till, prepared: Prepared) -> SaleAnswer:
         answer = await self.sales.place(till, prepared, offline=True, allow_closed=till.shift_closed)

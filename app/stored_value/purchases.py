@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Variant
+from app.core import pg
 from app.core.encryption import current_keyring
 from app.core.errors import ValidationFailed
 from app.core.rbac import Principal
@@ -178,6 +179,21 @@ async def activate_pos_sale(session: AsyncSession, store: Store, order_id: uuid.
     return out
 
 
+_SALE_CARDS = """
+    SELECT code_last4, issued_minor FROM stored_value_accounts
+    WHERE store_id = $1 AND source_order_id = $2 ORDER BY created_at
+"""
+
+
+async def pos_sale_cards(conn: pg.Connection, store: Store, order_id: uuid.UUID) -> list[BoughtCard]:
+    """The gift cards a till sale activated, without codes (for a repeat of the sale that arrives by sync: its
+    first answer was lost, so nobody saw them). No query unless the store sells gift cards."""
+    if not gift_card_products(store.settings):
+        return []
+    rows = await conn.fetch(_SALE_CARDS, store.id, order_id)
+    return [BoughtCard(r["code_last4"], int(r["issued_minor"]), "") for r in rows]
+
+
 async def buys_cards(session: AsyncSession, store: Store, order_id: uuid.UUID) -> int:
     """How many gift cards the order's lines buy (0 for most orders: one indexed read only when the store sells any)."""
     products = gift_card_products(store.settings)
@@ -221,6 +237,7 @@ __all__ = [
     "buys_cards",
     "gift_card_products",
     "gift_card_variants",
+    "pos_sale_cards",
     "reveal",
     "set_gift_card_products",
 ]

@@ -7,7 +7,7 @@
 
 import { ApiError, api, onReached, onUnreachable } from "./api.js";
 import * as queue from "./queue.js";
-import { keysFor, money, reached, state } from "./state.js";
+import { keysFor, lostCodeWords, money, reached, state } from "./state.js";
 import { get, put } from "./store.js";
 import { $, dialog, fill, h, openDialog, toast } from "./ui.js";
 import { sendVoids } from "./voids.js";
@@ -96,6 +96,17 @@ export async function syncNow() {
 async function report(outcome) {
   const sent = outcome.created + outcome.existing;
   if (sent) toast(`${sent} offline sale${sent === 1 ? "" : "s"} sent to Till.`, "ok");
+  // A sale Till had recorded already (its answer lost) that sold gift cards: their codes never reached this tablet.
+  const lost = outcome.lostCodes ?? [];
+  if (lost.length) {
+    for (const r of lost) {
+      for (const card of r.gift_cards) {
+        state.notes.push({ at: Date.now(), text: `Sale ${r.sequence} is order #${r.order_number}, recorded before the network dropped. ${lostCodeWords(card)}` });
+      }
+    }
+    await put("meta", state.notes, "notes");
+    toast(`A gift card sold before the network dropped is active, but its code never reached this tablet: a manager replaces the card on the staff page. Tap the status for the card.`, "warn", 15_000);
+  }
   if (outcome.review.length) {
     for (const r of outcome.review) {
       state.notes.push({

@@ -523,7 +523,11 @@ async function complete(t) {
     closeDialog("pay");
     finishTicket(t, {
       change: changeOf(sale.tenders),
-      message: `Saved on this tablet (sale ${sale.sequence}); it goes to Till when the network is back.`,
+      message:
+        `Saved on this tablet (sale ${sale.sequence}); it goes to Till when the network is back.` +
+        (giftCardLines(t).length
+          ? " Its answer was lost: if Till had recorded it, its gift card is active but its code cannot be shown again; the tablet says so when it syncs, and a manager replaces the card."
+          : ""),
     });
     await refreshQueue();
     syncSoon();

@@ -63,7 +63,7 @@ async function refuse(entry, reason) {
 // One pass over the pending entries. `post(body)` sends one batch and answers the server's reply (it throws
 // when the server cannot be reached: the pass stops and the rest waits). Answers what happened, for the screen.
 export async function sync({ keysFor, post, onProgress = () => {} }) {
-  const outcome = { created: 0, existing: 0, review: [], refused: [] };
+  const outcome = { created: 0, existing: 0, review: [], refused: [], lostCodes: [] };
   const pending = (await entries()).filter((e) => e.status === "pending");
   const byShift = new Map();
   for (const entry of pending) {
@@ -101,6 +101,10 @@ export async function sync({ keysFor, post, onProgress = () => {} }) {
         if (!item) continue;
         if (result.status === "created" || result.status === "existing") {
           outcome[result.status] += 1;
+          // Recorded before (its answer lost): the gift cards it sold were activated then, their codes not seen.
+          if (result.status === "existing" && result.gift_cards?.length) {
+            outcome.lostCodes.push({ ...result, sequence: item.entry.sequence });
+          }
           await del("queue", item.entry.client_sale_id);
         } else if (result.status === "review") {
           outcome.review.push({ ...result, sequence: item.entry.sequence, total_minor: item.sale.total_minor });

@@ -4,7 +4,7 @@
 import { api, NetworkError } from "./api.js";
 import { amountText, overLimit, parseAmount, priceTicket, roundHalfUp } from "./money.js";
 import { openPay, voidCardsOf } from "./pay.js";
-import { money, newTicket, saveTickets, state, ticket } from "./state.js";
+import { lostCodeWords, money, newTicket, saveTickets, state, ticket } from "./state.js";
 import { $, $$, anyDialogOpen, closeDialog, dialog, fill, fold, h, openDialog, showError, toast } from "./ui.js";
 import { recordVoid } from "./voids.js";
 
@@ -437,18 +437,17 @@ function showLastSale({ change, message, orderId, giftCards = [] }) {
 }
 
 // Gift cards sold on this sale: each code is shown here once (Till keeps no copy of it, and no receipt prints it).
+// A card answered without its code is one Till activated on an earlier try of this very sale whose answer never
+// reached this tablet: nobody saw its code, and nobody can — a manager replaces the card (app/stored_value).
 function soldGiftCards(cards) {
   return h(
     "div",
     { class: "sold-gift-cards", "data-testid": "sold-gift-cards", role: "status" },
     h("strong", {}, cards.some((c) => c.code) ? "Gift card code — give it to the customer now, it is shown only once:" : "Gift cards sold:"),
     ...cards.map((c) =>
-      h(
-        "p",
-        { "data-testid": "sold-gift-card" },
-        c.code ? h("code", { "data-testid": "gift-card-code" }, c.code) : `•••• ${c.last4} (its code was shown already)`,
-        ` ${money(c.amount_minor)}`,
-      ),
+      c.code
+        ? h("p", { "data-testid": "sold-gift-card" }, h("code", { "data-testid": "gift-card-code" }, c.code), ` ${money(c.amount_minor)}`)
+        : h("p", { "data-testid": "sold-gift-card", class: "warn" }, lostCodeWords(c)),
     ),
   );
 }

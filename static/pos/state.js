@@ -25,6 +25,12 @@ export const state = {
 };
 
 export const money = (minor, currency = state.currency) => formatMoney(minor, currency);
+
+// A gift card Till activated on a try of a sale whose answer never reached this tablet: its code was seen by
+// nobody and cannot be shown again, so a manager replaces the card (staff page; app/stored_value/services.py).
+export const lostCodeWords = (c) =>
+  `Gift card •••• ${c.last4} (${money(c.amount_minor)}) is active, but its code never reached this tablet and Till cannot show it again. ` +
+  `Ask a manager to replace it on the staff page (Gift cards → •••• ${c.last4} → Replace card) and give the customer the new code.`;
 export const uuid = () => crypto.randomUUID();
 
 export function newTicket() {

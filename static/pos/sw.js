@@ -6,7 +6,7 @@
 // (answers from the cache carry `x-till-offline-copy: 1`). Images go cache first. Nothing else is touched: sales,
 // sync and card payments always go to the network, and the page decides what to do when they cannot.
 
-const CACHE = "till-pos-v3";
+const CACHE = "till-pos-v4";
 const SHELL = "/pos";
 const CATALOG = "/pos/api/catalog";
 const ASSETS = [

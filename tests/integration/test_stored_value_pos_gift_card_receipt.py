@@ -1,7 +1,9 @@
 """A till sale that sells a gift card and its receipt (issue 15): the cards are activated in the sale's own
 transaction, so the order and its cards become visible together — a receipt made from the sale's outbox event, at
-whatever moment the worker runs, names each card by its last 4 and the amount loaded (never its code); and a sale
-whose activation fails is not recorded at all."""
+whatever moment the worker runs, names each card by its last 4 and the amount loaded (never its code); a sale
+whose activation fails is not recorded at all; and when the sale's answer was lost and the tablet's retry (by sync)
+finds it recorded, the answer names the cards it activated, without codes, for the tablet to say a manager must
+replace them."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from app.pos import sales as pos_sales
 from app.receipts.models import Receipt
 from app.receipts.services import create_from_event
 from tests.integration.conftest import World
-from tests.integration.pos import API, Client, Sessions, open_till, sale_body, sales_of
+from tests.integration.pos import API, Client, Sessions, batch, entry, open_till, sale_body, sales_of
 from tests.integration.test_stored_value_pos_sale import _cards, _mugs_are_gift_cards
 
 
@@ -87,3 +89,25 @@ async def test_a_gift_card_sale_whose_activation_fails_is_not_recorded(
     async with sessions() as session:
         bind_store(session, till.store.id)
         assert list(await session.scalars(select(Order.id))) == []  # the order went with it
+
+
+async def test_a_lost_answer_retried_by_sync_names_the_cards_without_codes(
+    client: Client, world: World, sessions: Sessions
+) -> None:
+    till = await open_till(client, world, sessions)
+    await _mugs_are_gift_cards(sessions, till)
+    sale = sale_body(till, {"MUG-1": 1}, tenders=[{"kind": "cash", "amount_minor": 1400}])
+    sold = await client.post(f"{API}/sales", json=sale, headers=till.headers)  # its answer never reaches the tablet
+    assert sold.status_code == 201, sold.text
+    card = sold.json()["gift_cards"][0]
+    synced = await client.post(f"{API}/sync", json=batch(till, [entry(sale, till.key)]), headers=till.headers)
+    assert synced.status_code == 200, synced.text
+    result = synced.json()["results"][0]
+    assert result["status"] == "existing" and result["order_number"] == sold.json()["order_number"]
+    assert result["gift_cards"] == [{"last4": card["last4"], "amount_minor": 1400}]
+    assert card["code"] not in synced.text
+    assert len(await _cards(sessions, till)) == 1  # no second card
+    plain = sale_body(till, {"CRO-1": 1}, tenders=[{"kind": "cash", "amount_minor": 240}])
+    assert (await client.post(f"{API}/sales", json=plain, headers=till.headers)).status_code == 201
+    again = await client.post(f"{API}/sync", json=batch(till, [entry(plain, till.key)]), headers=till.headers)
+    assert again.json()["results"][0]["status"] == "existing" and "gift_cards" not in again.json()["results"][0]
