@@ -11,6 +11,7 @@ import re
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from litestar import Litestar
@@ -44,7 +45,7 @@ async def _card(sessions: Sessions, store: Store, amount: int) -> tuple[uuid.UUI
     return issued[0].account.id, issued[0].code
 
 
-async def _ledger(sessions: Sessions, store: Store, account_id: uuid.UUID) -> dict[str, object]:
+async def _ledger(sessions: Sessions, store: Store, account_id: uuid.UUID) -> dict[str, Any]:
     async with sessions() as session:
         bind_store(session, store.id)
         ledger = Ledger(session, store.id)

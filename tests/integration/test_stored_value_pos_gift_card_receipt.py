@@ -22,6 +22,7 @@ from app.orders.models import Order
 from app.pos import sales as pos_sales
 from app.receipts.models import Receipt
 from app.receipts.services import create_from_event
+from app.stored_value.purchases import activate_pos_sale
 from tests.integration.conftest import World
 from tests.integration.pos import API, Client, Sessions, batch, entry, open_till, sale_body, sales_of
 from tests.integration.test_stored_value_pos_sale import _cards, _mugs_are_gift_cards
@@ -41,7 +42,7 @@ async def test_the_receipt_of_a_gift_card_sale_names_the_card_whenever_it_is_mad
 ) -> None:
     till = await open_till(client, world, sessions)
     await _mugs_are_gift_cards(sessions, till)
-    real = pos_sales.activate_pos_sale
+    real = activate_pos_sale
     seen_before: list[int] = []
 
     async def activate_watching(session: Any, store: Any, order_id: uuid.UUID) -> Any:
