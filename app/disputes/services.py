@@ -31,8 +31,9 @@ from app.core.tenancy import bind_store
 from app.disputes.models import CLOSED_STATUSES, DISPUTE_STATUSES, OPEN_STATUSES, Dispute
 from app.orders.models import Order
 from app.payments.models import PaymentIntent, PaymentTransaction
+from app.payments.order_money import order_axis_after_card
 from app.payments.provider import PaymentProvider, WebhookEvent
-from app.payments.services import PaymentLedger, order_payment_status
+from app.payments.services import PaymentLedger
 from app.stores.models import Store
 
 __all__ = ["DisputeFacts", "DisputeListing", "DisputeRow", "apply_dispute_event", "dispute_facts", "money_words"]
@@ -248,7 +249,8 @@ async def _follow(
     order = await session.scalar(select(Order).where(Order.id == intent.order_id).with_for_update())
     if order is None:
         return
-    before, after = order.payment_status, order_payment_status(intent)
+    before = order.payment_status
+    after = await order_axis_after_card(session, order.store_id, order, intent)  # stored value given back counts
     if before == after:
         return
     order.payment_status = after

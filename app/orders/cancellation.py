@@ -22,8 +22,9 @@ from app.orders.models import Order
 from app.orders.services import Actor, OrderService, clean_reason
 from app.orders.states import CANCELLED, Axis
 from app.payments.models import PaymentIntent
+from app.payments.order_money import order_axis_after_card, order_money
 from app.payments.provider import PaymentError, PaymentProvider, ProviderResult
-from app.payments.services import PaymentLedger, TxKind, give_money_back, order_payment_status
+from app.payments.services import PaymentLedger, TxKind, give_money_back
 
 _SETTLED = ("declined", "failed", "voided")
 
@@ -55,7 +56,9 @@ class OrderCancellation:
             intent = await self._open_intent(session, order.id)
             if intent is not None and intent.disputed_minor:
                 raise Conflict("A dispute is open on this payment: answer it on its dispute page before cancelling.")
-        reversal = await self._give_money_back(order, intent, reason) if intent is not None else None
+            # what the order has left after store credit and stored value given back (app/payments/order_money.py)
+            room = (await order_money(session, self.store_id, order.id)).room_minor if intent is not None else 0
+        reversal = await self._give_money_back(order, intent, reason, room) if intent is not None else None
         async with self.sessions() as session, session.begin():
             orders = OrderService(session, self.store_id)
             order = await orders.locked(order_id)
@@ -66,7 +69,7 @@ class OrderCancellation:
                 current = await session.get(PaymentIntent, intent.id)
                 assert current is not None
                 PaymentLedger(session, self.store_id).record(current, kind, result, key)
-                order.payment_status = order_payment_status(current)
+                order.payment_status = await order_axis_after_card(session, self.store_id, order, current)
             inventory = InventoryService(session, self.store_id)
             for line in order.lines:
                 if line.variant_id is not None:
@@ -88,10 +91,12 @@ class OrderCancellation:
         return intent
 
     async def _give_money_back(
-        self, order: Order, intent: PaymentIntent, reason: str
+        self, order: Order, intent: PaymentIntent, reason: str, room_minor: int
     ) -> tuple[TxKind, str, ProviderResult] | None:
-        # What a lost dispute took back has left the store already: only the rest is given back.
+        # What a lost dispute took back has left the store already: only the rest is given back, and never more
+        # than the order has left (store credit or stored value given back for it count).
         kept_minor = intent.captured_minor - (intent.dispute_lost_minor or 0)
+        kept_minor = min(kept_minor, intent.refunded_minor + room_minor)
         if kept_minor <= intent.refunded_minor and intent.status != "authorized":
             return None  # nothing held
         try:

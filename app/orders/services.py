@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, literal_column, or_, select, tuple_
+from sqlalchemy import and_, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import noload, selectinload
 
@@ -16,6 +16,7 @@ from app.checkout.models import CheckoutSnapshot
 from app.core import cursors, pg
 from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.core.logging import current_correlation_id
+from app.core.money import amount_text
 from app.core.outbox import emit
 from app.core.rbac import Principal, Role
 from app.core.tenancy import bind_store
@@ -23,6 +24,7 @@ from app.disputes.models import Dispute
 from app.orders.models import Order, OrderStatusChange
 from app.orders.states import CANCELLED, Axis, decide
 from app.payments.models import PaymentIntent, PaymentTransaction
+from app.stored_value.models import POINTS, StoredValueAccount, StoredValueEntry
 
 FULFILMENT_BY_SHIPPING = {
     "pickup": "pickup",
@@ -190,6 +192,19 @@ def _payment_summary(tx: PaymentTransaction) -> str:
         return f"{tx.kind} failed" + (f" ({tx.error_code})" if tx.error_code else "")
     verb = _PAYMENT_VERBS.get(tx.kind, tx.status)
     return f"{verb} {amount}" + (f" ({tx.error_code})" if tx.error_code else "")
+
+
+def _stored_value_summary(kind: str, amount: int, account_kind: str, last4: str, unit: str) -> str:
+    """One stored-value refund as the timeline says it: "refunded 6.00 EUR to gift card ••••7K2Q", "refunded
+    20.00 EUR as store credit", "refunded 300 points"."""
+    if unit == POINTS:
+        return f"refunded {amount:,} points"
+    money = f"{amount_text(amount, unit)} {unit}"
+    if kind == "issue":
+        return f"refunded {money} as store credit"
+    if account_kind == "gift_card":
+        return f"refunded {money} to gift card ••••{last4}"
+    return f"refunded {money} to store credit"
 
 
 def _dispute_entries(dispute: Dispute) -> list[AuditEntry]:
@@ -398,7 +413,30 @@ class OrderService:
         ]
         for dispute in await self.session.scalars(select(Dispute).where(Dispute.order_id == order_id)):
             entries += _dispute_entries(dispute)
+        entries += await self._stored_value_entries(order)
         return sorted(entries, key=lambda e: e.at, reverse=True)
+
+    async def _stored_value_entries(self, order: Order) -> list[AuditEntry]:
+        """Money given back outside the card (app/stored_value/refunds.py): each refund to a gift card / store
+        credit / points spend of the order, and each credit to the customer's store credit as a refund of it —
+        what, where, how much, who and why, from the stored-value ledger (one indexed statement)."""
+        entry, account = StoredValueEntry, StoredValueAccount
+        rows = await self.session.execute(
+            select(entry.created_at, entry.kind, entry.amount_minor, entry.reason, entry.actor, account.kind,
+                   account.code_last4, account.unit)
+            .join(account, account.id == entry.account_id)
+            .where(
+                entry.store_id == self.store_id,
+                entry.order_id == order.id,
+                or_(entry.kind == "refund", and_(entry.kind == "issue", account.kind == "store_credit")),
+            )
+        )  # fmt: skip
+        found = []
+        for at, kind, amount, reason, actor, account_kind, last4, unit in rows.tuples():
+            summary = _stored_value_summary(kind, amount, account_kind, last4, unit)
+            source = "system" if actor in ("", "system") else "staff"
+            found.append(AuditEntry(at, "payment.stored_value", summary, actor or "system", source, reason))
+        return found
 
     async def get(self, order_id: uuid.UUID) -> Order:
         order = await self.session.get(Order, order_id)

@@ -34,6 +34,7 @@ from app.core.tenancy import bind_store, system_scope
 from app.orders.models import Order
 from app.orders.services import Actor, clean_reason
 from app.payments.models import PaymentIntent
+from app.payments.order_money import OrderMoney, order_axis_after_card, order_money
 from app.payments.provider import (
     CaptureRequest,
     PaymentError,
@@ -164,7 +165,11 @@ class PaymentOperations:
                     f"A {intent.pending_operation} of {_money_words(pending)} on this payment is still in progress; "
                     "wait for it to finish, then look again."
                 )
-            amount = _checked_amount(intent, operation, amount_minor, reason)
+            money = None
+            if operation == "refund":  # the order's room, under the lock the store-credit refund takes too
+                await session.scalar(select(Order.id).where(Order.id == order_id).with_for_update())
+                money = await order_money(session, self.store_id, order_id)
+            amount = _checked_amount(intent, operation, amount_minor, reason, money)
             tx_id = uuid.uuid4()
             intent.pending_operation = operation
             intent.pending_amount_minor = amount
@@ -224,8 +229,8 @@ class PaymentOperations:
                 intent, claim.operation, result, claim.key, tx_id=claim.tx_id, reason=claim.reason, actor=claim.actor
             )
             _clear(intent)
-            await self._follow_order(session, claim, intent, before)
-            return Outcome("done", intent.id, claim.tx_id, order_payment_status(intent))
+            status = await self._follow_order(session, claim, intent, before)
+            return Outcome("done", intent.id, claim.tx_id, status)
 
     async def _release(self, claim: Claim, error: PaymentError) -> None:
         """The provider refused: record the refusal, free the intent for the next operation."""
@@ -256,12 +261,13 @@ class PaymentOperations:
             return None
         return intent
 
-    async def _follow_order(self, session: AsyncSession, claim: Claim, intent: PaymentIntent, before: str) -> None:
-        """The order's payment axis follows the ledger; its event reaches the board and the order pages."""
+    async def _follow_order(self, session: AsyncSession, claim: Claim, intent: PaymentIntent, before: str) -> str:
+        """The order's payment axis follows the ledger (and what went back outside the card); its event reaches
+        the board and the order pages. Answers the order's new payment status."""
         order = await session.scalar(select(Order).where(Order.id == claim.order_id).with_for_update())
         if order is None:
-            return
-        order.payment_status = order_payment_status(intent)
+            return order_payment_status(intent)
+        order.payment_status = await order_axis_after_card(session, self.store_id, order, intent)
         moved = {
             "capture": intent.captured_minor - claim.captured_before,
             "refund": intent.refunded_minor - claim.refunded_before,
@@ -282,12 +288,15 @@ class PaymentOperations:
                 "transaction_id": str(claim.tx_id),
             },
         )
+        return order.payment_status
 
     async def _current(self, session: AsyncSession, claim: Claim) -> Outcome:
         bind_store(session, self.store_id)
         intent = await session.get(PaymentIntent, claim.intent_id)
         assert intent is not None
-        return Outcome("done", intent.id, claim.tx_id, order_payment_status(intent))
+        order = await session.get(Order, claim.order_id)
+        status = order.payment_status if order is not None else order_payment_status(intent)
+        return Outcome("done", intent.id, claim.tx_id, status)
 
     async def _outcome(self, claim: Claim, state: Literal["done", "pending"]) -> Outcome:
         async with self.sessions() as session:
@@ -319,8 +328,12 @@ def _happened(claim: Claim, seen: ProviderResult) -> bool:
     return seen.status == PaymentStatus.VOIDED
 
 
-def _checked_amount(intent: PaymentIntent, operation: Operation, amount_minor: int | None, reason: str) -> int:
-    """The amount the operation will move; a 409 when the payment's state does not allow it, a 422 for the amount."""
+def _checked_amount(
+    intent: PaymentIntent, operation: Operation, amount_minor: int | None, reason: str, money: OrderMoney | None = None
+) -> int:
+    """The amount the operation will move; a 409 when the payment's state does not allow it, a 422 for the amount.
+    A refund is capped by the card (captured less refunded) and by the order (``money``: its total less what went
+    back in any form — card refunds, gift cards / store credit / points given back, store credit given)."""
     if operation == "capture":
         if intent.status != "authorized":
             raise Conflict(f"Only an authorised payment can be captured; this one is {_words(intent.status)}.")
@@ -336,9 +349,42 @@ def _checked_amount(intent: PaymentIntent, operation: Operation, amount_minor: i
     refundable = intent.captured_minor - intent.refunded_minor - intent.dispute_lost_minor  # a lost dispute took it
     if refundable <= 0:
         raise Conflict("Nothing captured on this payment is left to refund.")
+    if money is not None and money.room_minor < refundable:
+        return _within_order(amount_minor, refundable, money, intent.currency, reason)
     if not reason:
         raise ValidationFailed("Say why the money is refunded.", fields={"reason": "Required for a refund."})
     return _within(amount_minor, refundable, intent.currency, "refund")
+
+
+def _within_order(amount_minor: int | None, refundable: int, money: OrderMoney, currency: str, reason: str) -> int:
+    """A card refund the order's room caps below the card's own limit: 409 when nothing is left, 422 over it."""
+    room = money.room_minor
+    why = (
+        f"(its total {_money_words(Money(money.total_minor, currency))}; "
+        f"gone back already: {_gone_back_words(money, currency)})"
+    )
+    if room <= 0:
+        raise Conflict(f"Nothing more can go back on this order {why}.")
+    if not reason:
+        raise ValidationFailed("Say why the money is refunded.", fields={"reason": "Required for a refund."})
+    if amount_minor is not None and amount_minor > room:
+        most = _money_words(Money(room, currency))
+        raise ValidationFailed(
+            f"At most {most} can still go back on this order {why}.", fields={"amount": f"At most {most}."}
+        )
+    return _within(amount_minor, min(refundable, room), currency, "refund")
+
+
+def _gone_back_words(money: OrderMoney, currency: str) -> str:
+    """What went back, by where: "18.00 EUR as store credit, 4.00 EUR to the gift cards, store credit and points
+    that paid"."""
+    parts = [
+        (money.card_refunded_minor + money.card_refunding_minor, "to the card"),
+        (money.card_charged_back_minor, "by a chargeback"),
+        (money.stored_value_back_minor, "to the gift cards, store credit and points that paid"),
+        (money.credited_minor, "as store credit"),
+    ]
+    return ", ".join(f"{_money_words(Money(amount, currency))} {where}" for amount, where in parts if amount > 0)
 
 
 def _within(amount_minor: int | None, limit: int, currency: str, operation: str) -> int:

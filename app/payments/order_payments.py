@@ -17,6 +17,7 @@ from app.core.tenancy import bind_store
 from app.orders.models import Order
 from app.payments.fees import FeeBreakdown, breakdown
 from app.payments.models import PaymentIntent, PaymentTransaction, RefundRequest
+from app.payments.order_money import order_money
 from app.payments.refunds import Refunds
 from app.payments.registry import provider_of
 from app.payments.services import PaymentLedger
@@ -30,12 +31,16 @@ class IntentView:
     intent: PaymentIntent
     transactions: list[PaymentTransaction]
     fees: FeeBreakdown
+    order_room_minor: int | None = None  # what the order has left in any form (app/payments/order_money.py)
 
     @property
     def refundable_minor(self) -> int:
+        """The card's refund limit: its captured amount less its refunds, and never more than the order has left
+        after store credit and stored value given back."""
         if self.intent.disputed_minor:  # answered on the dispute page, not by a refund
             return 0
-        return max(0, self.intent.captured_minor - self.intent.refunded_minor - self.intent.dispute_lost_minor)
+        card = max(0, self.intent.captured_minor - self.intent.refunded_minor - self.intent.dispute_lost_minor)
+        return card if self.order_room_minor is None else min(card, self.order_room_minor)
 
     @property
     def capturable_minor(self) -> int:
@@ -78,12 +83,13 @@ async def order_payments(session: AsyncSession, store_id: uuid.UUID, order_id: u
     if order is None:
         raise NotFound("No such order.")
     ledger = await PaymentLedger(session, store_id).of_order(order_id)
+    room = (await order_money(session, store_id, order_id)).room_minor if ledger else None
     requests = await session.scalars(
         select(RefundRequest).where(RefundRequest.order_id == order_id).order_by(RefundRequest.created_at.desc())
     )
     return OrderPayments(
         order=order,
-        intents=[IntentView(intent, txs, fees_of(intent)) for intent, txs in ledger],
+        intents=[IntentView(intent, txs, fees_of(intent), room) for intent, txs in ledger],
         refund_requests=list(requests),
     )
 

@@ -109,6 +109,9 @@ class IntentOut(msgspec.Struct):
     transfer_ref: str
     fees: FeesOut
     transactions: list[TransactionOut]
+    # What a refund of this payment may still give back: captured less refunded, and never more than the order has
+    # left after store credit and gift cards / store credit / points given back (the page's "up to").
+    refundable_minor: int = 0
 
     @classmethod
     def of(cls, view: IntentView) -> IntentOut:
@@ -131,6 +134,7 @@ class IntentOut(msgspec.Struct):
             transfer_ref=intent.transfer_ref,
             fees=FeesOut.of(view.fees),
             transactions=[TransactionOut.of(tx) for tx in view.transactions],
+            refundable_minor=view.refundable_minor,
         )
 
 
@@ -301,9 +305,10 @@ class OrderPaymentsApiController(Controller):
     @post(
         "/{intent_id:uuid}/refund",
         summary="Refund part or all of a captured payment, with a reason (requires Idempotency-Key)",
-        description="Several refunds may follow one another up to the captured amount. Over the store's approval "
-        "threshold, a caller below manager opens a refund request instead (202, state awaiting_approval). "
-        + _MONEY_ERRORS,
+        description="Several refunds may follow one another up to the captured amount, and never past what the "
+        "order has left after store credit and gift cards / store credit / points given back (`refundable_minor`; "
+        "422 over it naming what can still go back, 409 when nothing can). Over the store's approval threshold, "
+        "a caller below manager opens a refund request instead (202, state awaiting_approval). " + _MONEY_ERRORS,
     )
     async def refund(
         self,

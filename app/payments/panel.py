@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.services import parse_price
 from app.core.errors import PermissionDenied, TillError
@@ -187,23 +188,31 @@ async def _render(
     form: FormData | None = None,
     status: int = 200,
 ) -> Template:
+    async with request.app.state.sessions() as session:
+        context = await panel_context(request, session, order_id)
+    context |= {"notice": notice, "error": error, "errors": errors or {}, "form": form or {}}
+    return Template("orders/_payment_panel.html", context=context, status_code=status)
+
+
+async def panel_context(request: Request[Any, Any, Any], session: AsyncSession, order_id: uuid.UUID) -> dict[str, Any]:
+    """What templates/orders/_payment_panel.html needs as an answer to an HTMX form: the panel, the order's
+    timeline (filtered as the page shows it) and its payment badge, both out of band. The stored-value panel's
+    refund (app/stored_value/order_panel.py) answers with it too (``panel_oob``), since its refund moves them."""
     me = principal_of(request)
     store = await store_of(request)
-    async with request.app.state.sessions() as session:
-        payments = await order_payments(session, me.store_id, order_id)
-        entries = await OrderService(session, me.store_id).audit(order_id)
+    payments = await order_payments(session, me.store_id, order_id)
+    entries = await OrderService(session, me.store_id).audit(order_id)
     kind = parse_qs(urlsplit(request.headers.get("hx-current-url", "")).query).get("timeline", [""])[0]
-    context = {
+    return {
         "me": me,
         "order": payments.order,
         "payments": payments,
         "settings": CommerceSettings.of(store.settings),
         "form_key": form_key,
-        "notice": notice,
-        "error": error,
-        "errors": errors or {},
-        "form": form or {},
+        "notice": "",
+        "error": "",
+        "errors": {},
+        "form": {},
         "oob": True,
         "timeline": [e for e in entries if e.kind.startswith(f"{kind}.")] if kind in TIMELINE_KINDS else entries,
     }
-    return Template("orders/_payment_panel.html", context=context, status_code=status)

@@ -21,6 +21,7 @@ from app.core.tenancy import bind_store
 from app.orders.services import Actor, clean_reason
 from app.payments.models import PaymentIntent, RefundRequest
 from app.payments.operations import Outcome, PaymentOperations
+from app.payments.order_money import order_money
 from app.payments.provider import PaymentProvider
 
 
@@ -68,6 +69,8 @@ class Refunds:
             if intent is None:
                 raise NotFound("This order has no such payment.")
             refundable = intent.captured_minor - intent.refunded_minor
+            # never more than the order has left after store credit and stored value given back (order_money.py)
+            refundable = min(refundable, (await order_money(session, self.store_id, order_id)).room_minor)
             amount = refundable if amount_minor is None else amount_minor
             if needs_approval(self.threshold, amount, actor):
                 _check_request(amount, refundable, reason)

@@ -29,6 +29,7 @@ from app.core.outbox import emit
 from app.core.tenancy import bind_store
 from app.orders.models import Order
 from app.payments.models import PaymentIntent
+from app.payments.order_money import order_axis_after_card
 from app.payments.provider import PaymentProvider, PaymentStatus, ProviderResult
 from app.payments.services import PaymentLedger, TxKind, order_payment_status
 
@@ -195,7 +196,7 @@ async def _follow_order(
     order = await session.scalar(select(Order).where(Order.id == intent.order_id).with_for_update())
     if order is None:
         return
-    order.payment_status = order_payment_status(intent)
+    order.payment_status = await order_axis_after_card(session, order.store_id, order, intent)
     emit(
         session,
         "order.payment_changed",

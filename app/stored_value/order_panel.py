@@ -28,6 +28,7 @@ from app.core.rbac import Principal, Role, principal_of, require_role
 from app.core.templating import money_filter
 from app.orders.models import Order
 from app.orders.services import OrderService
+from app.payments.panel import panel_context as payment_panel_context
 from app.stored_value.refunds import DESTINATIONS, Destination, StoredValueRefunds, refund_to
 from app.stores.models import Store
 
@@ -104,7 +105,8 @@ class StoredValueOrderPanelController(Controller):
             return await _render(request, db_session, order_id, errors=fields, form=data, status=422)
         await db_session.commit()
         await store.complete(me.store_id, scope, key, StoredResponse(200, {}, b""))
-        return await _render(request, db_session, order_id, notice=_said(result.parts, order.currency))
+        moved = result.refunded_minor > 0  # the badge, the timeline and the card's "up to" follow (out of band)
+        return await _render(request, db_session, order_id, notice=_said(result.parts, order.currency), moved=moved)
 
 
 def _said(parts: list[tuple[str, int]], currency: str) -> str:
@@ -131,10 +133,13 @@ async def _render(
     errors: dict[str, str] | None = None,
     form: FormData | None = None,
     status: int = 200,
+    moved: bool = False,
 ) -> Template:
     me = principal_of(request)
     order = await _order(session, me, order_id)
     context = {
+        **(await payment_panel_context(request, session, order_id) if moved else {}),
+        "sv_moved": moved,
         "me": me,
         "order": order,
         "form_key": form_key,

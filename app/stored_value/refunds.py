@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.audit import actor_label, record
@@ -24,8 +24,9 @@ from app.core.rbac import Principal
 from app.core.tenancy import bind_store
 from app.orders.models import Order
 from app.payments.models import PaymentIntent
+from app.payments.order_money import order_money, order_payment_axis
+from app.payments.services import order_payment_status
 from app.stored_value.ledger import Hold, Ledger, Refs
-from app.stored_value.models import StoredValueAccount, StoredValueEntry
 from app.stored_value.services import StoreCreditService
 from app.stores.services import StoreService
 
@@ -96,35 +97,14 @@ class StoredValueRefunds:
             raise NotFound("No such order.")
         holds = [h for h in await self.ledger.holds_of_order(order_id) if h.status == "captured"]
         spends = [await self._spend(h) for h in holds]
-        credited = int(
-            await self.session.scalar(
-                select(func.coalesce(func.sum(StoredValueEntry.delta_minor), 0))
-                .join(StoredValueAccount, StoredValueAccount.id == StoredValueEntry.account_id)
-                .where(
-                    StoredValueEntry.store_id == self.store_id,
-                    StoredValueEntry.order_id == order_id,
-                    StoredValueEntry.kind == "issue",
-                    StoredValueAccount.kind == "store_credit",
-                )
-            )
-            or 0
-        )
-        card_back = int(
-            await self.session.scalar(
-                select(func.coalesce(func.sum(PaymentIntent.refunded_minor), 0)).where(
-                    PaymentIntent.store_id == self.store_id, PaymentIntent.order_id == order_id
-                )
-            )
-            or 0
-        )
-        back = sum(s.back_minor for s in spends)
+        money = await order_money(self.session, self.store_id, order_id)  # card refunds (in flight too) included
         return OrderStoredValue(
             currency=order.currency,
             customer_id=order.customer_id,
             spends=spends,
             refundable_minor=sum(_value_left(h) for h in holds),
-            credited_minor=credited,
-            given_back_minor=card_back + back + credited,
+            credited_minor=money.credited_minor,
+            given_back_minor=money.given_back_minor,
             total_minor=order.total_minor,
         )
 
@@ -177,7 +157,7 @@ class StoredValueRefunds:
                 raise ValidationFailed(
                     "This order has no customer to credit.", fields={"destination": "Refund to the original instead."}
                 )
-            room = (await self.of_order(order_id)).creditable_minor
+            room = (await order_money(self.session, self.store_id, order_id)).room_minor  # under the order's lock
             if amount_minor > room:
                 raise ValidationFailed(
                     "More than is left of the order after what was given back already.",
@@ -225,7 +205,35 @@ class StoredValueRefunds:
             emit(self.session, "stored_value.refunded", aggregate_type="order", aggregate_id=order_id,
                  payload={"amount_minor": amount_minor - left, "destination": chosen, "parts": parts},
                  store_id=self.store_id)  # fmt: skip
+            if order.channel != "pos":  # a till's refund moves its order's payment axis itself (app/pos/refunds.py)
+                await self._follow_order(order, amount_minor - left, chosen)
         return RefundResult(amount_minor - left, left, chosen, parts)
+
+    async def _follow_order(self, order: Order, amount_minor: int, destination: Destination) -> None:
+        """The order's payment badge counts what went back outside the card ("partially refunded", "refunded"
+        once everything paid in any form went back; app/payments/order_money.py), with its event for the board and
+        the order pages. Its operation is ``stored_value_refund``: not a card refund (receipts and loyalty follow
+        ``stored_value.refunded`` for it)."""
+        intent = await self.session.scalar(
+            select(PaymentIntent)
+            .where(
+                PaymentIntent.store_id == self.store_id,
+                PaymentIntent.order_id == order.id,
+                PaymentIntent.status.not_in(("declined", "failed")),
+            )
+            .order_by(PaymentIntent.created_at.desc())
+            .limit(1)
+        )
+        card = order_payment_status(intent) if intent is not None else order.payment_status
+        before = order.payment_status
+        after = order_payment_axis(card, await order_money(self.session, self.store_id, order.id))
+        if after == before:
+            return
+        order.payment_status = after
+        emit(self.session, "order.payment_changed", aggregate_type="order", aggregate_id=order.id,
+             payload={"number": order.number, "operation": "stored_value_refund", "amount_minor": amount_minor,
+                      "currency": order.currency, "from": before, "to": after, "destination": destination},
+             store_id=self.store_id)  # fmt: skip
 
 
 async def set_refund_to(
