@@ -77,8 +77,8 @@ async def test_the_shift_report_counts_each_tender_kind_and_keeps_stored_value_o
                          ("refunds_gift_card", "€10.00"), ("refunds_store_credit", "€14.00"),
                          ("refunds_loyalty", "€0.00"), ("expected", "€55.00")):  # fmt: skip
         assert f'data-figure="{figure}">{text}<' in page.text, figure
-    assert "Paid by gift card" in page.text and "Given back to store credit" in page.text
-    assert "Paid by loyalty points" in page.text
+    assert "Paid by gift card" in page.text and "Paid by loyalty points" in page.text
+    assert "Refunds to store credit" in page.text and "Refunds in cash" in page.text
     assert "move their balances, not the cash in the drawer" in page.text
 
     download = await client.get(f"/pos/shifts/{till.shift_id}/report.csv", headers=till.headers)
