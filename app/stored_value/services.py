@@ -47,10 +47,12 @@ class CannotReplace(Conflict):
 
 # The old card, locked: a second replace of it (a double click, two managers) waits here, then finds it disabled.
 _LOCK_CARD = """
-    SELECT status, balance_minor, held_minor, expires_at
+    SELECT status, balance_minor, held_minor, expires_at, reveal_ciphertext IS NOT NULL AS unrevealed
     FROM stored_value_accounts WHERE store_id = $1 AND id = $2 AND kind = 'gift_card'
     FOR UPDATE
 """
+# A card bought on the storefront whose code its buyer has not seen yet: replaced, that code must not be shown.
+_FORGET_REVEAL = "UPDATE stored_value_accounts SET reveal_ciphertext = NULL WHERE store_id = $1 AND id = $2"
 
 
 def _amount(amount_minor: int) -> int:
@@ -182,6 +184,8 @@ class GiftCardService:
         code = codes.new_code()
         new4 = codes.last4(code)
         await self.ledger.set_status(account_id, "disabled")
+        if row["unrevealed"]:
+            await (await pg.writer(self.session)).execute(_FORGET_REVEAL, self.store_id, account_id)
         account = await self.ledger.open_account(
             "gift_card",
             old.unit,

@@ -63,8 +63,12 @@ async def test_a_manager_replaces_a_card_on_its_page_and_the_code_is_shown_once(
     install_keyring(settings)
     store = await world.store()
     old_id, old_code = await _card(sessions, store, 2500)
-    async with sessions() as session, session.begin():  # part of it spent already
+    async with sessions() as session, session.begin():  # part of it spent already; its code not yet revealed
         await Ledger(session, store.id).post(old_id, "adjust", -500, reason="spent", actor="test")
+        bind_store(session, store.id)
+        await session.execute(
+            update(StoredValueAccount).where(StoredValueAccount.id == old_id).values(reveal_ciphertext="sealed")
+        )
     await sign_in(client, (await world.staff(store, Role.MANAGER)).email)
     page = await client.get(f"{BASE}/{old_id}")
     assert 'data-testid="replace-form"' in page.text and "€20.00" in page.text
@@ -104,6 +108,7 @@ async def test_a_manager_replaces_a_card_on_its_page_and_the_code_is_shown_once(
         len(audit) == 1 and audit[0].details["amount_minor"] == 2000 and audit[0].details["new_last4"] == new_code[-4:]
     )
     assert new_code not in dump and codes.normalise(new_code) not in dump and new_code not in keys
+    assert '"reveal_ciphertext":"sealed"' not in dump  # the replaced card's code is never revealed now
 
     again = await client.post(f"{BASE}/{old_id}/replace", data={"replace_reason": "again", "_csrf_token": csrf})
     assert again.status_code == 409 and "This gift card is disabled, so it cannot be replaced" in again.text
