@@ -64,7 +64,7 @@ class OrderStoredValue:
     currency: str
     customer_id: uuid.UUID | None
     spends: list[Spend]
-    refundable_minor: int  # back to the original instruments
+    refundable_minor: int  # back to the original instruments: what they have left, at most what the order has left
     credited_minor: int  # already given to store credit as a refund of this order
     given_back_minor: int  # card refunds + stored value given back + store credit given, so far
     total_minor: int
@@ -102,7 +102,7 @@ class StoredValueRefunds:
             currency=order.currency,
             customer_id=order.customer_id,
             spends=spends,
-            refundable_minor=sum(_value_left(h) for h in holds),
+            refundable_minor=min(sum(_value_left(h) for h in holds), money.room_minor),
             credited_minor=money.credited_minor,
             given_back_minor=money.given_back_minor,
             total_minor=order.total_minor,
@@ -163,13 +163,17 @@ class StoredValueRefunds:
                     "More than is left of the order after what was given back already.",
                     fields={"amount_minor": f"At most {room}."},
                 )
-        elif whole:
-            room = await self.refundable(order_id)
-            if amount_minor > room:
+        else:  # back to what paid: never more than the order has left either (store credit given counts)
+            room = (await order_money(self.session, self.store_id, order_id)).room_minor  # under the order's lock
+            spends_left = await self.refundable(order_id) if whole else amount_minor
+            if whole and amount_minor > min(room, spends_left):
                 raise ValidationFailed(
-                    "More than the gift cards, store credit and points paid and have not had back.",
-                    fields={"amount_minor": f"At most {room}."},
+                    "More than the gift cards, store credit and points paid and have not had back."
+                    if spends_left <= room
+                    else "More than is left of the order after what was given back already.",
+                    fields={"amount_minor": f"At most {min(room, spends_left)}."},
                 )
+            left = min(amount_minor, room)  # what may go back to them; the rest is answered as left_minor
         if chosen == "store_credit":
             assert order.customer_id is not None
             await StoreCreditService(self.session, self.store_id).issue(
@@ -192,6 +196,7 @@ class StoredValueRefunds:
                 await self.ledger.refund(hold.id, units, reason=reason, actor=actor, refs=Refs(order_id=order_id))
                 parts.append((hold.instrument, value))
                 left -= value
+            left = amount_minor - sum(value for _, value in parts)
         record(
             self.session,
             principal,

@@ -224,8 +224,17 @@ async def _waiting_on_the_order(sessions: Sessions, count: int) -> None:
             )
             if int(waiting or 0) >= count:
                 return
+            await session.rollback()  # pg_stat_activity is read once per transaction: a new one sees the news
             await asyncio.sleep(0.01)
-    raise AssertionError("the two refunds never both waited for the order's lock")
+        seen = (
+            await session.execute(
+                text(
+                    "SELECT state, wait_event_type, left(query, 80) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        ).all()
+    raise AssertionError(f"the two refunds never both waited for the order's lock: {seen}")
 
 
 async def test_a_card_refund_and_a_store_credit_refund_racing_for_the_last_amount_one_wins(
@@ -271,3 +280,35 @@ async def test_a_card_refund_and_a_store_credit_refund_racing_for_the_last_amoun
     assert money.given_back_minor == 2800 == money.total_minor  # 10.00 + 18.00, never more than the order
     assert await _card_refunds(sessions, intent.id) == (0 if card in refused else 1)
     assert money.credited_minor == (1000 if store_credit in refused else 2800)
+
+
+async def test_back_to_the_gift_card_is_capped_by_what_the_order_has_left_after_store_credit(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    shop, order, _ = await _order_paid_by_gift_card_and_card(world, sessions, redis, settings)
+    auth = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    url = f"/api/v1/admin/orders/{order.id}/stored-value-refunds"
+    credit = await client.post(
+        url, json={"amount_minor": 2000, "reason": "late", "destination": "store_credit"}, headers=auth
+    )
+    assert credit.status_code == 201  # 8.00 of the order left, though the gift card paid 10.00
+    manager = await world.staff(shop.store, Role.MANAGER)
+    await sign_in(client, manager.email)
+    html = (await client.get(f"/staff/orders/{order.id}")).text
+    assert "Back to what paid (up to €8.00" in html
+    refused = await client.post(
+        SV_ACTION.format(order.id),
+        data={"amount": "9", "reason": "x", "destination": "original", "form_key": _key(html, order.id)},
+        headers={"HX-Request": "true", "x-csrftoken": csrf_from(html)},
+    )
+    assert refused.status_code == 422 and 'data-testid="sv-amount-error"' in refused.text
+    assert "More than is left of the order after what was given back already." in refused.text
+    capped = await client.post(
+        url, json={"amount_minor": 1000, "reason": "x", "destination": "original"}, headers=auth
+    )  # the API gives back what it can and answers the rest as left_minor
+    assert capped.status_code == 201 and (capped.json()["refunded_minor"], capped.json()["left_minor"]) == (800, 200)
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        money = await order_money(session, shop.store.id, order.id)
+    assert money.given_back_minor == money.total_minor == 2800
+    assert await _api_status(client, auth, order.id) == "refunded"
