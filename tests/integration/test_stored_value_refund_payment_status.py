@@ -312,3 +312,42 @@ async def test_back_to_the_gift_card_is_capped_by_what_the_order_has_left_after_
         money = await order_money(session, shop.store.id, order.id)
     assert money.given_back_minor == money.total_minor == 2800
     assert await _api_status(client, auth, order.id) == "refunded"
+
+
+async def test_cancelling_gives_the_card_back_only_what_the_order_has_left_after_store_credit(
+    client: AsyncTestClient[Litestar], world: World, sessions: Sessions, redis: Redis, settings: Settings
+) -> None:
+    from app.orders.cancellation import OrderCancellation
+    from app.stored_value.jobs import return_stored_value
+
+    shop, order, _ = await _order_paid_by_gift_card_and_card(world, sessions, redis, settings)
+    auth = bearer(await issue_token(world, shop.store, Role.MANAGER))
+    credit = await client.post(
+        f"/api/v1/admin/orders/{order.id}/stored-value-refunds",
+        json={"amount_minor": 2000, "reason": "late", "destination": "store_credit"},
+        headers=auth,
+    )
+    assert credit.status_code == 201
+    provider = provider_for(shop.store, redis, settings)
+    actor = Actor(Role.MANAGER, "Mia", "staff")
+    await OrderCancellation(sessions, shop.store.id, provider).cancel(order.id, actor=actor, reason="gone")
+    intent = await _intent(sessions, shop.store.id, order.id)
+    assert intent.refunded_minor == 800  # not the card's 18.00: 20.00 went to store credit already
+    async with sessions() as session:
+        system_scope(session)
+        rows = await session.scalars(
+            select(OutboxEvent).where(
+                OutboxEvent.aggregate_id == str(order.id), OutboxEvent.type == "order.status_changed"
+            )
+        )
+        events = [
+            {"id": r.id, "store_id": str(r.store_id), "type": r.type, "aggregate_id": r.aggregate_id,
+             "payload": r.payload}
+            for r in rows
+        ]  # fmt: skip
+    assert [await return_stored_value({"sessions": sessions}, event=e) for e in events] == ["returned 0"]
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        money = await order_money(session, shop.store.id, order.id)
+    assert money.given_back_minor == money.total_minor == 2800
+    assert await _api_status(client, auth, order.id) == "refunded"
