@@ -11,6 +11,7 @@ from typing import Any
 from app.cart.services import CartView, cart_view, content_hash, open_cart_token
 from app.checkout.models import CheckoutSnapshot
 from app.core import pg
+from app.core.db import detached
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.money import Money
 from app.customers.services import EMAIL, normalise_email
@@ -158,45 +159,48 @@ class QuoteService:
             + rate.amount.amount_minor
             + (0 if self.settings.prices_include_tax else tax_minor)
         )
-        snapshot = CheckoutSnapshot(
-            id=uuid.uuid4(),
-            store_id=self.store.id,
-            cart_id=cart.cart.id,
-            customer_id=request.customer_id,
-            email=email,
-            phone=request.phone.strip(),
-            currency=self.store.currency,
-            prices_include_tax=self.settings.prices_include_tax,
-            lines=lines,
-            discounts=[d.as_dict() for d in applied.discounts],
-            tax_lines=[
-                {
-                    "key": t.key,
-                    "name": t.name,
-                    "rate_bps": t.rate_bps,
-                    "taxable_minor": t.taxable.amount_minor,
-                    "tax_minor": t.tax.amount_minor,
-                }
-                for t in tax.lines
-            ],
-            shipping={
-                "code": rate.code,
-                "label": rate.label,
-                "method": rate.method,
-                "amount_minor": rate.amount.amount_minor,
-                **({"pickup_at": pickup_at.isoformat()} if pickup_at else {}),
-            },
-            address=address.as_dict() if address else None,
-            subtotal_minor=subtotal,
-            discount_minor=applied.total_minor,
-            shipping_minor=rate.amount.amount_minor,
-            tax_minor=tax_minor,
-            total_minor=total,
-            content_hash=content_hash([(line.variant_id, line.quantity, line.unit_price) for line in cart.lines]),
-            expires_at=now + self.settings.quote_ttl,
-            status="open",
-            created_at=now,
-            updated_at=now,
+        snapshot = detached(
+            CheckoutSnapshot,
+            dict(
+                id=uuid.uuid4(),
+                store_id=self.store.id,
+                cart_id=cart.cart.id,
+                customer_id=request.customer_id,
+                email=email,
+                phone=request.phone.strip(),
+                currency=self.store.currency,
+                prices_include_tax=self.settings.prices_include_tax,
+                lines=lines,
+                discounts=[d.as_dict() for d in applied.discounts],
+                tax_lines=[
+                    {
+                        "key": t.key,
+                        "name": t.name,
+                        "rate_bps": t.rate_bps,
+                        "taxable_minor": t.taxable.amount_minor,
+                        "tax_minor": t.tax.amount_minor,
+                    }
+                    for t in tax.lines
+                ],
+                shipping={
+                    "code": rate.code,
+                    "label": rate.label,
+                    "method": rate.method,
+                    "amount_minor": rate.amount.amount_minor,
+                    **({"pickup_at": pickup_at.isoformat()} if pickup_at else {}),
+                },
+                address=address.as_dict() if address else None,
+                subtotal_minor=subtotal,
+                discount_minor=applied.total_minor,
+                shipping_minor=rate.amount.amount_minor,
+                tax_minor=tax_minor,
+                total_minor=total,
+                content_hash=content_hash([(line.variant_id, line.quantity, line.unit_price) for line in cart.lines]),
+                expires_at=now + self.settings.quote_ttl,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            ),
         )
         await self.conn.execute(_INSERT_SNAPSHOT, *_snapshot_row(snapshot))
         return snapshot
@@ -278,4 +282,4 @@ def _snapshot_row(snapshot: CheckoutSnapshot) -> list[Any]:
 async def snapshot_by_id(conn: pg.Connection, store_id: uuid.UUID, snapshot_id: uuid.UUID) -> CheckoutSnapshot | None:
     """A snapshot as a detached model (read-only here: a snapshot never changes but for its status)."""
     row = await conn.fetchrow(_SELECT_SNAPSHOT, snapshot_id, store_id)
-    return CheckoutSnapshot(**dict(row)) if row is not None else None
+    return detached(CheckoutSnapshot, row) if row is not None else None

@@ -31,6 +31,7 @@ from app.cart.services import content_hash
 from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
 from app.checkout.quotes import snapshot_by_id
 from app.core import pg
+from app.core.db import detached
 from app.core.errors import Conflict, TillError, ValidationFailed
 from app.core.money import Money
 from app.core.tenancy import bind_store, system_scope
@@ -318,7 +319,7 @@ class CheckoutSaga:
             row = await conn.fetchrow(_SNAPSHOT_CART_AND_ATTEMPT, snapshot_id, store_id, idempotency_key)
             if row is None:
                 raise ValidationFailed("This checkout does not exist.", fields={"snapshot_id": "Unknown checkout."})
-            snapshot = CheckoutSnapshot(**{k: v for k, v in row.items() if k not in ("cart_lines", "existing")})
+            snapshot = detached(CheckoutSnapshot, {k: v for k, v in row.items() if k not in ("cart_lines", "existing")})
             claimed: uuid.UUID | None = None
             tenders: list[Tender] = []
             if row["existing"] is None:

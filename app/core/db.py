@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 from advanced_alchemy.base import UUIDv7AuditBase, orm_registry
 from advanced_alchemy.extensions.litestar import (
@@ -14,6 +16,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import class_mapper, instrumentation
 
 from app.core.pg import close_pool
 
@@ -23,6 +26,7 @@ __all__ = [
     "UUIDv7AuditBase",
     "alembic_config",
     "create_engine",
+    "detached",
     "dispose",
     "make_sqlalchemy_config",
     "metadata",
@@ -33,6 +37,20 @@ __all__ = [
 metadata = orm_registry.metadata
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 VERSION_TABLE = "alembic_versions"
+
+_Model = TypeVar("_Model")
+
+
+def detached(model: type[_Model], values: Mapping[str, Any]) -> _Model:
+    """A model instance holding ``values`` as a row read by the ORM would, without the instrumented constructor:
+    for the hot path's objects made from raw SQL rows or about to be written by raw SQL (ADR 0003). The
+    constructor fires an event and records history for every attribute: ~70 µs for a snapshot, this ~4 µs.
+    Reading and setting attributes work as usual; unlike the constructor it checks no names (the caller's
+    ``values`` are a row's columns), and the object belongs to no session."""
+    class_mapper(model)  # configures the mappers first if none has been used yet (the constructor's event would)
+    instance: _Model = instrumentation.manager_of_class(model).new_instance()
+    instance.__dict__.update(values)
+    return instance
 
 
 def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import noload, selectinload
 
 from app.checkout.models import CheckoutSnapshot
 from app.core import cursors, pg
+from app.core.db import detached
 from app.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.core.logging import current_correlation_id
 from app.core.money import amount_text
@@ -78,29 +79,32 @@ def _line_name(line: dict[str, Any]) -> str:
 def placing(snapshot: CheckoutSnapshot, *, payment_status: str, now: datetime) -> tuple[Order, dict[str, Any]]:
     """The order a paid snapshot becomes (detached; its number and customer come from the statement) and
     the parameters of PLACE_ORDER_CTES."""
-    order = Order(
-        id=uuid.uuid4(),
-        store_id=snapshot.store_id,
-        channel="web",
-        status="placed",
-        payment_status=payment_status,
-        fulfilment_status="unfulfilled",
-        fulfilment_method=FULFILMENT_BY_SHIPPING.get(snapshot.shipping.get("method", ""), "shipping"),
-        email=snapshot.email,
-        phone=snapshot.phone,
-        currency=snapshot.currency,
-        subtotal_minor=snapshot.subtotal_minor,
-        discount_minor=snapshot.discount_minor,
-        discounts=snapshot.discounts,  # each line's part is keyed by its position, as the order's lines are
-        shipping_minor=snapshot.shipping_minor,
-        tax_minor=snapshot.tax_minor,
-        total_minor=snapshot.total_minor,
-        prices_include_tax=snapshot.prices_include_tax,
-        shipping=snapshot.shipping,
-        address=snapshot.address,
-        snapshot_id=snapshot.id,
-        access_token=secrets.token_urlsafe(24),
-        placed_at=now,
+    order = detached(
+        Order,
+        dict(
+            id=uuid.uuid4(),
+            store_id=snapshot.store_id,
+            channel="web",
+            status="placed",
+            payment_status=payment_status,
+            fulfilment_status="unfulfilled",
+            fulfilment_method=FULFILMENT_BY_SHIPPING.get(snapshot.shipping.get("method", ""), "shipping"),
+            email=snapshot.email,
+            phone=snapshot.phone,
+            currency=snapshot.currency,
+            subtotal_minor=snapshot.subtotal_minor,
+            discount_minor=snapshot.discount_minor,
+            discounts=snapshot.discounts,  # each line's part is keyed by its position, as the order's lines are
+            shipping_minor=snapshot.shipping_minor,
+            tax_minor=snapshot.tax_minor,
+            total_minor=snapshot.total_minor,
+            prices_include_tax=snapshot.prices_include_tax,
+            shipping=snapshot.shipping,
+            address=snapshot.address,
+            snapshot_id=snapshot.id,
+            access_token=secrets.token_urlsafe(24),
+            placed_at=now,
+        ),
     )
     lines = [
         {

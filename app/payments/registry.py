@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
+import weakref
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +32,10 @@ def sandbox_webhook_secret(settings: Settings) -> str:
     return "whsec_" + hmac.new(settings.secret_key.encode(), b"sandbox-webhooks", hashlib.sha256).hexdigest()
 
 
+# The sandbox provider holds nothing per payment: one per (Redis client, store, secret) serves every checkout.
+_sandboxes: weakref.WeakKeyDictionary[Redis, dict[tuple[uuid.UUID, str], PaymentProvider]] = weakref.WeakKeyDictionary()
+
+
 def provider_for(
     store: Store, redis: Redis, settings: Settings, *, credentials: StripeCredentials | None = None
 ) -> PaymentProvider:
@@ -39,7 +45,14 @@ def provider_for(
 
     commerce = CommerceSettings.of(store.settings)
     if commerce.payment_provider == "sandbox":
-        return recorded_sandbox(redis, store.id, webhook_secret=sandbox_webhook_secret(settings))
+        secret = sandbox_webhook_secret(settings)
+        kept = _sandboxes.setdefault(redis, {})
+        provider = kept.get((store.id, secret))
+        if provider is None:
+            if len(kept) >= 1_000:
+                kept.clear()
+            provider = kept[(store.id, secret)] = recorded_sandbox(redis, store.id, webhook_secret=secret)
+        return provider
     if commerce.payment_provider == "stripe":
         if credentials is None:
             raise ProviderNotReady(

@@ -499,8 +499,24 @@ def pickup_slots(hours: Hours, now_utc: datetime, tz: str | ZoneInfo) -> list[da
     return list(_slots(hours, _aware(now_utc), _zone(tz)))
 
 
+# The first slot found, kept per (hours, zone) with when it was found: it stays the first slot until its preparation
+# time starts (``earliest`` only grows towards it, and no slot before it can open up), so every quote of a store
+# need not walk its week of openings again. Checked against ``now``, so a caller passing an earlier ``now`` recomputes.
+_first_slots: dict[tuple[Hours, str], tuple[datetime, datetime]] = {}
+
+
 def first_pickup_slot(hours: Hours, now_utc: datetime, tz: str | ZoneInfo) -> datetime | None:
-    return next(_slots(hours, _aware(now_utc), _zone(tz)), None)
+    now, zone = _aware(now_utc), _zone(tz)
+    key = (hours, str(zone))
+    kept = _first_slots.get(key)
+    if kept is not None and kept[0] <= now <= kept[1] - hours.lead_minutes * _MINUTE:
+        return kept[1]
+    first = next(_slots(hours, now, zone), None)
+    if first is not None:
+        if len(_first_slots) >= 256:
+            _first_slots.clear()
+        _first_slots[key] = (now, first)
+    return first
 
 
 def no_slots_message(hours: Hours) -> str:

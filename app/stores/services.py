@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.services import parse_price
 from app.core import audit, pg
+from app.core.db import detached
 from app.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from app.core.outbox import emit
 from app.core.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
@@ -183,7 +184,7 @@ async def bearer_row(conn: pg.Connection, raw_token: str) -> dict[str, Any] | No
 
 def caller_from_row(row: dict[str, Any]) -> BearerCaller:
     """A fresh caller (its own detached Store) from :func:`bearer_row`'s row."""
-    store = Store(**{column: row[column] for column in _STORE_COLUMNS})
+    store = detached(Store, {column: row[column] for column in _STORE_COLUMNS})
     principal = Principal(
         kind="token",
         store_id=store.id,

@@ -9,6 +9,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.idempotency import request_hash
 from tests.integration.conftest import World, bearer, issue_token
 from tests.integration.shop import make_shop
 
@@ -53,3 +54,18 @@ async def test_the_key_lives_in_the_attempt_and_a_reuse_with_another_request_is_
         orders = await conn.scalar(text("SELECT count(*) FROM orders WHERE store_id = :s"), {"s": shop.store.id})
     assert kept == 0  # no statement of the idempotency middleware on this path
     assert orders == 1
+
+    # The attempt's fingerprint holds the card only keyed (invariant 9): the hash of the same request with the
+    # card in plain, which anyone could recompute by trying the numbers of a BIN, is not what is stored.
+    async with engine.connect() as conn:
+        stored = await conn.scalar(text("SELECT request_hash FROM checkout_attempts WHERE idempotency_key = 'keys-1'"))
+    plain_card = str((VISA["number"], VISA["exp_month"], VISA["exp_year"], VISA["cvc"], ""))
+    for card_part in (plain_card, str(tuple(VISA.values()))):
+        plain = request_hash(
+            "POST",
+            "/api/v1/checkout/complete",
+            b"",
+            f"{quote['id']}:{quote['total_minor']}:[]:{card_part}:None:".encode(),
+        )
+        assert stored != plain
+    assert stored and VISA["number"] not in stored

@@ -471,3 +471,23 @@ def test_stored_and_form_shapes_round_trip(hours: Hours) -> None:
     assert h.parse_hours(stored) == stored
     assert h.hours_from(stored) == hours
     assert h.parse_hours_form(hours.form_values()) == stored
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weekly_hours(),
+    moments,
+    st.sampled_from(ZONES),
+    st.lists(st.integers(-3600, 4 * 3600), min_size=1, max_size=60),
+)
+def test_the_kept_first_slot_is_always_the_first_slot_walked_afresh(
+    hours: Hours, start: datetime, tz: str, steps: list[int]
+) -> None:
+    """first_pickup_slot keeps its answer per store's hours until the slot's preparation time starts: asked at
+    moments going forwards and back, it answers what walking the openings from scratch answers."""
+    h._first_slots.clear()
+    now = start
+    for step in steps:  # mostly forwards, now and then back: a moment before the kept one must not reuse it
+        now += timedelta(seconds=step)
+        fresh = next(iter(h.pickup_slots(hours, now, tz)), None)
+        assert h.first_pickup_slot(hours, now, tz) == fresh
