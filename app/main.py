@@ -22,6 +22,7 @@ from saq import Queue
 
 from app.catalog.controllers import CatalogAdminController
 from app.checkout.controllers import CheckoutApiController
+from app.checkout.fast_path import CheckoutFastPathMiddleware
 from app.config import ConfigError, Settings, load_settings
 from app.core.db import (
     create_engine,
@@ -241,6 +242,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             SecurityHeadersMiddleware(),
             StorefrontCacheMiddleware(),  # cached shop pages answer here (app/storefront/fast.py)
             prometheus.middleware,
+            CheckoutFastPathMiddleware(),  # checkout quote and complete answer here (app/checkout/fast_path.py)
             session_config.middleware,
             AccessMiddleware(),
             IdempotencyMiddleware(),

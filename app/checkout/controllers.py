@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cart.models import Cart
 from app.cart.services import CartService
 from app.checkout.factory import checkout_saga
+from app.checkout.fast_path import FAST_ANSWER, FastAnswer
 from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import Outcome, PaymentInput
 from app.checkout.schemas import (
@@ -74,6 +76,75 @@ def _attempt_out(outcome: Outcome) -> AttemptOut:
     )
 
 
+async def answer_quote(state: State, store: Store, data: QuoteIn, key: str | None) -> tuple[int, QuoteOut, None]:
+    """``POST /api/v1/checkout/quote``: the cart's prices frozen into a snapshot (one read, one insert)."""
+    address = {f: getattr(data.address, f) for f in data.address.__struct_fields__} if data.address else None
+    async with pg.connection(state.engine) as conn:  # one read, one insert: no transaction
+        snapshot = await QuoteService(conn, store).create(
+            QuoteRequest(
+                cart_token=data.cart_token,
+                email=data.email,
+                phone=data.phone,
+                shipping_code=data.shipping,
+                address=address,
+                pickup_at=data.pickup_at,
+                codes=(data.code,) if data.code else (),
+            )
+        )
+    return 201, QuoteOut.of(snapshot), None
+
+
+async def answer_complete(
+    state: State, store: Store, data: CompleteIn, key: str | None
+) -> tuple[int, AttemptOut, dict[str, str] | None]:
+    """``POST /api/v1/checkout/complete``: pays the quote and places the order, once per Idempotency-Key."""
+    if not key:
+        raise ValidationFailed("Completing a checkout needs an Idempotency-Key header.", fields={HEADER: "Required."})
+    # No request session here: the saga runs its own short statements and holds none across the provider call.
+    await kill_switches.ensure_payments_on(state.redis, store.id)  # 503 payments_off: nothing charged
+    saga = await checkout_saga(state, store)
+    if data.card is not None and data.payment_method_token is not None:
+        raise ValidationFailed("Pay with a card or a payment method token.", fields={"card": "Give exactly one."})
+    if data.card is None and data.payment_method_token is None and not data.stored_value:
+        raise ValidationFailed("Pay with a card or a payment method token.", fields={"card": "Give exactly one."})
+    tenders = tuple(TenderRequest(t.instrument, t.code, t.amount_minor, t.points) for t in data.stored_value)
+    unknown = [t.instrument for t in tenders if t.instrument not in registry()]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown payment instrument {unknown[0]!r}.",
+            fields={"stored_value": f"One of: {', '.join(sorted(registry()))}."},
+        )
+    card = (
+        CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
+        if data.card
+        else None
+    )
+    # The card goes into the attempt's fingerprint keyed (HMAC under SECRET_KEY): a plain hash of a card
+    # number can be reversed by trying every number of its BIN, and no card data is stored (invariant 9).
+    card_part = card_fingerprint(state.settings.secret_key, card) if card else ""
+    fingerprint = request_hash(  # the whole request, as the idempotency middleware's hash was (a card too)
+        "POST",
+        "/api/v1/checkout/complete",
+        b"",
+        f"{data.snapshot_id}:{data.amount_minor}:{[astuple(t) for t in tenders]}:{card_part}:"
+        f"{data.payment_method_token}:{data.return_url}".encode(),
+    )
+    outcome = await saga.complete(
+        data.snapshot_id,
+        key,
+        PaymentInput(
+            card=card,
+            payment_method_token=data.payment_method_token,
+            amount_minor=data.amount_minor,
+            return_url=data.return_url,
+            tenders=tenders,
+        ),
+        fingerprint=fingerprint,
+    )
+    status = {"completed": 201, "failed": 402}.get(outcome.state, 202)
+    return status, _attempt_out(outcome), {REPLAYED_HEADER: "true"} if outcome.replayed else None
+
+
 class CheckoutApiController(Controller):
     path = "/api/v1/checkout"
     guards = [require_role]
@@ -127,24 +198,16 @@ class CheckoutApiController(Controller):
         await service.remove(cart, variant_id)
         return CartOut.of(await service.view(token))
 
-    @post("/quote", summary="Freeze a quote (snapshot) for a cart", status_code=201)
+    @post(
+        "/quote",
+        summary="Freeze a quote (snapshot) for a cart",
+        status_code=201,
+        opt={FAST_ANSWER: FastAnswer(QuoteIn, answer_quote)},  # answered by app/checkout/fast_path.py; same function
+    )
     async def quote(self, request: Request[Any, Any, Any], data: JSONBody[QuoteIn]) -> QuoteOut:
         store = caller_store(request.scope)
         assert store is not None  # /api callers are bearer tokens, read with their store
-        address = {f: getattr(data.address, f) for f in data.address.__struct_fields__} if data.address else None
-        async with pg.connection(request.app.state.engine) as conn:  # one read, one insert: no transaction
-            snapshot = await QuoteService(conn, store).create(
-                QuoteRequest(
-                    cart_token=data.cart_token,
-                    email=data.email,
-                    phone=data.phone,
-                    shipping_code=data.shipping,
-                    address=address,
-                    pickup_at=data.pickup_at,
-                    codes=(data.code,) if data.code else (),
-                )
-            )
-        return QuoteOut.of(snapshot)
+        return (await answer_quote(request.app.state, store, data, None))[1]
 
     @get(
         "/pickup-times",
@@ -172,60 +235,15 @@ class CheckoutApiController(Controller):
         "The Idempotency-Key is kept with the checkout attempt: the same key and request again answer the "
         "attempt's outcome (Idempotent-Replayed: true; while the first still runs, once it is decided); the same "
         "key with another request is 422.",
-        opt={OWN_KEYS: True},  # the saga keeps the key in the attempt row: no idempotency_keys statements (ADR 0003)
+        # the saga keeps the key in the attempt row: no idempotency_keys statements (ADR 0003); answered by
+        # app/checkout/fast_path.py with the same function
+        opt={OWN_KEYS: True, FAST_ANSWER: FastAnswer(CompleteIn, answer_complete)},
     )
     async def complete(self, request: Request[Any, Any, Any], data: JSONBody[CompleteIn]) -> Response[AttemptOut]:
-        key = request.headers.get(HEADER)
-        if not key:
-            raise ValidationFailed(
-                "Completing a checkout needs an Idempotency-Key header.", fields={HEADER: "Required."}
-            )
-        # No request session here: the saga runs its own short statements and holds none across the provider call.
         store = caller_store(request.scope)
         assert store is not None  # /api callers are bearer tokens, read with their store
-        await kill_switches.ensure_payments_on(request.app.state.redis, store.id)  # 503 payments_off: nothing charged
-        saga = await checkout_saga(request.app.state, store)
-        if data.card is not None and data.payment_method_token is not None:
-            raise ValidationFailed("Pay with a card or a payment method token.", fields={"card": "Give exactly one."})
-        if data.card is None and data.payment_method_token is None and not data.stored_value:
-            raise ValidationFailed("Pay with a card or a payment method token.", fields={"card": "Give exactly one."})
-        tenders = tuple(TenderRequest(t.instrument, t.code, t.amount_minor, t.points) for t in data.stored_value)
-        unknown = [t.instrument for t in tenders if t.instrument not in registry()]
-        if unknown:
-            raise ValidationFailed(
-                f"Unknown payment instrument {unknown[0]!r}.",
-                fields={"stored_value": f"One of: {', '.join(sorted(registry()))}."},
-            )
-        card = (
-            CardDetails(data.card.number, data.card.exp_month, data.card.exp_year, data.card.cvc, data.card.holder)
-            if data.card
-            else None
-        )
-        # The card goes into the attempt's fingerprint keyed (HMAC under SECRET_KEY): a plain hash of a card
-        # number can be reversed by trying every number of its BIN, and no card data is stored (invariant 9).
-        card_part = card_fingerprint(request.app.state.settings.secret_key, card) if card else ""
-        fingerprint = request_hash(  # the whole request, as the idempotency middleware's hash was (a card too)
-            "POST",
-            "/api/v1/checkout/complete",
-            b"",
-            f"{data.snapshot_id}:{data.amount_minor}:{[astuple(t) for t in tenders]}:{card_part}:"
-            f"{data.payment_method_token}:{data.return_url}".encode(),
-        )
-        outcome = await saga.complete(
-            data.snapshot_id,
-            key,
-            PaymentInput(
-                card=card,
-                payment_method_token=data.payment_method_token,
-                amount_minor=data.amount_minor,
-                return_url=data.return_url,
-                tenders=tenders,
-            ),
-            fingerprint=fingerprint,
-        )
-        status = {"completed": 201, "failed": 402}.get(outcome.state, 202)
-        headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
-        return Response(_attempt_out(outcome), status_code=status, headers=headers)
+        status, attempt, headers = await answer_complete(request.app.state, store, data, request.headers.get(HEADER))
+        return Response(attempt, status_code=status, headers=headers)
 
     @get("/attempts/{attempt_id:uuid}", summary="Where a checkout attempt stands")
     async def attempt(

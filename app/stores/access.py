@@ -30,7 +30,7 @@ def caller_store(scope: Scope) -> Store | None:
     return store if isinstance(store, Store) else None
 
 
-def _bearer(scope: Scope) -> str | None:
+def bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             scheme, _, credentials = value.decode("latin-1").partition(" ")
@@ -44,6 +44,21 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+async def resolve_bearer(scope: Scope, raw: str) -> Principal | None:
+    """The principal of an API token (None for an unknown or revoked one); keeps its store in the scope's state."""
+    state = scope["app"].state
+    tokens: TokenCache | None = state.get("token_cache")
+    if tokens is not None:  # a verified token kept for a few seconds, revocations honoured (token_cache)
+        caller = await tokens.caller(state.engine, state.redis, raw)
+    else:
+        async with pg.connection(state.engine) as conn:
+            caller = await caller_for_token(conn, raw)
+    if caller is None:
+        return None
+    scope.setdefault("state", {})[CALLER_STORE] = caller.store
+    return caller.principal
 
 
 class AccessMiddleware(ASGIMiddleware):
@@ -65,20 +80,10 @@ class AccessMiddleware(ASGIMiddleware):
     async def _resolve(self, scope: Scope) -> Principal | None:
         sessions: async_sessionmaker[AsyncSession] = scope["app"].state.sessions
         if scope["path"].startswith("/api/"):
-            raw = _bearer(scope)
+            raw = bearer(scope)
             if raw is None:
                 return None
-            state = scope["app"].state
-            tokens: TokenCache | None = state.get("token_cache")
-            if tokens is not None:  # a verified token kept for a few seconds, revocations honoured (token_cache)
-                caller = await tokens.caller(state.engine, state.redis, raw)
-            else:
-                async with pg.connection(state.engine) as conn:
-                    caller = await caller_for_token(conn, raw)
-            if caller is None:
-                return None
-            scope.setdefault("state", {})[CALLER_STORE] = caller.store
-            return caller.principal
+            return await resolve_bearer(scope, raw)
         cookie_session = scope.get("session")
         if not isinstance(cookie_session, dict):
             return None
