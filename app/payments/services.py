@@ -246,7 +246,8 @@ RECORD_PAYMENT_CTES = """
         UPDATE payment_intents i
         SET status = :pay_status, captured_minor = :pay_captured, refunded_minor = :pay_refunded,
             order_id = :order_id, version = i.version + 1, updated_at = now()
-        FROM go WHERE i.id = go.intent_id AND i.store_id = :store_id
+        -- by primary key: written as a join with go, the plan read every intent of the store on each checkout
+        WHERE i.id = (SELECT intent_id FROM go) AND i.store_id = :store_id
         RETURNING i.id
     ), payment_recorded AS (
         INSERT INTO payment_transactions (id, store_id, intent_id, kind, status, amount_minor, currency, provider_ref,
