@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -170,8 +171,6 @@ def _process_tree(root: int) -> list[int]:
 
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of ``pids`` so far (processes that ended since are skipped)."""
-    import os
-
     total = 0
     for pid in pids:
         try:
@@ -179,6 +178,76 @@ def _cpu_seconds(pids: list[int]) -> float:
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _listener_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` on this machine (Linux /proc): the Redis or Valkey server."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # state LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(str(fd.readlink()) in inodes for fd in (entry / "fd").iterdir()):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def _redis_pid(serve_pid: int) -> int | None:
+    """The Redis (Valkey) server the web processes use: REDIS_URL from `till serve`'s environment."""
+    from urllib.parse import urlsplit
+
+    try:
+        environ = Path(f"/proc/{serve_pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    url = next((v[len(b"REDIS_URL=") :].decode() for v in environ if v.startswith(b"REDIS_URL=")), None)
+    port = urlsplit(url).port if url else None
+    return _listener_pid(port) if port else None
+
+
+def _machine_seconds() -> tuple[float, float, float]:
+    """(busy, steal, all) CPU seconds of every CPU so far (/proc/stat): what the whole machine spent, kernel
+    included, and how much of it the hypervisor gave to other guests (steal)."""
+    import os
+
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    steal = fields[7] if len(fields) > 7 else 0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle - steal) / tick, steal / tick, sum(fields[:8]) / tick
+
+
+def _postgres_seconds() -> float:
+    """CPU seconds of all of PostgreSQL on this machine so far: every live ``postgres`` process, and the postmaster's
+    reaped children (backends and autovacuum workers that came and went; ``cutime``/``cstime`` of /proc stat)."""
+    import os
+
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        parent = Path(f"/proc/{fields[1]}/comm")
+        if not parent.exists() or parent.read_text().strip() != "postgres":  # the postmaster
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime: its children that have ended
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -277,13 +346,29 @@ def main() -> None:
         for concurrency in levels:
             # CPU per checkout of the web processes and of PostgreSQL's backends for this database: a figure that
             # other load on a shared machine disturbs far less than completions/s (it is what a checkout costs).
+            # With all of PostgreSQL, the Redis server and this load generator, what a checkout costs the machine;
+            # the machine's own count (kernel included) says what is left over, and whether it was full.
             web = _process_tree(serve_pid) if serve_pid else []
             backends = asyncio.run(_backend_pids(database_url))
-            web_cpu, pg_cpu = _cpu_seconds(web), _cpu_seconds(backends)
+            redis = [pid] if serve_pid and (pid := _redis_pid(serve_pid)) else []
+            if not redis:
+                print("the Redis server's process was not found: its CPU is counted as the machine's", file=sys.stderr)
+            web_cpu, pg_cpu, redis_cpu = _cpu_seconds(web), _cpu_seconds(backends), _cpu_seconds(redis)
+            postgres_cpu, client_cpu, machine = _postgres_seconds(), time.process_time(), _machine_seconds()
             row = asyncio.run(level(url, secret, carts, concurrency, args.seconds))
             done = max(row["completions"], 1)
+            opened = [pid for pid in asyncio.run(_backend_pids(database_url)) if pid not in backends]
             row["web_cpu_ms"] = round((_cpu_seconds(web) - web_cpu) * 1000 / done, 2)
-            row["pg_cpu_ms"] = round((_cpu_seconds(backends) - pg_cpu) * 1000 / done, 2)
+            # the bench database's backends, with those the pools opened during the level (all of their CPU)
+            row["pg_cpu_ms"] = round((_cpu_seconds(backends) - pg_cpu + _cpu_seconds(opened)) * 1000 / done, 2)
+            all_pg_ms = (_postgres_seconds() - postgres_cpu) * 1000 / done
+            row["pg_own_cpu_ms"] = round(max(all_pg_ms - row["pg_cpu_ms"], 0.0), 2)  # WAL writer, autovacuum, ...
+            row["redis_cpu_ms"] = round((_cpu_seconds(redis) - redis_cpu) * 1000 / done, 2)
+            row["client_cpu_ms"] = round((time.process_time() - client_cpu) * 1000 / done, 2)
+            busy, steal, elapsed = (now - then for now, then in zip(_machine_seconds(), machine, strict=True))
+            row["machine_cpu_ms"] = round(busy * 1000 / done, 2)
+            row["machine_busy_pct"] = round(100 * busy / max(elapsed, 1e-9), 1)
+            row["steal_pct"] = round(100 * steal / max(elapsed, 1e-9), 1)
             results.append(row)
             if args.promo:
                 promo_results.append(asyncio.run(level(url, secret, carts, concurrency, args.seconds, PROMO_CODE)))
@@ -299,14 +384,29 @@ def main() -> None:
     print(f"quote + complete, sandbox provider, {args.workers} web process(es), {args.seconds:.0f} s per level")
     print(
         f"{'':>8} {'shoppers':>8} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"
-        f" {'web CPU ms/checkout':>20} {'pg CPU ms/checkout':>19}"
+        "   CPU ms per checkout: web    pg pg-own redis bench  rest   all   busy % steal %"
     )
+    parts = ("web_cpu_ms", "pg_cpu_ms", "pg_own_cpu_ms", "redis_cpu_ms", "client_cpu_ms")
     for i, r in enumerate(results):
         rows = [("plain", r)] + ([(PROMO_CODE, promo_results[i])] if args.promo else [])
         for label, row in rows:
             cells = [label, row["concurrency"], row["completions_per_s"], row["p50_ms"], row["p95_ms"], row["p99_ms"]]
-            cpu = f" {row.get('web_cpu_ms', ''):>20} {row.get('pg_cpu_ms', ''):>19}" if label == "plain" else ""
+            cpu = ""
+            if label == "plain":
+                costs = [row[part] for part in parts]
+                rest = round(row["machine_cpu_ms"] - sum(costs), 2)  # the kernel's own, and anything else running
+                cpu = f" {'':>20}" + "".join(f" {c:>5}" for c in [*costs, rest, row["machine_cpu_ms"]])
+                cpu += f" {row['machine_busy_pct']:>8} {row['steal_pct']:>7}"
             print(" ".join(f"{c:>8}" for c in cells), f"{row['errors']:>7}{cpu}")
+    cores = os.cpu_count() or 1
+    for r in results:  # what the measured cost allows on this machine, were all of it spent on checkouts
+        if r["machine_cpu_ms"]:
+            ceiling = cores * 1000 / r["machine_cpu_ms"]
+            print(
+                f"{r['concurrency']} shoppers: the machine spent {r['machine_cpu_ms']:.2f} ms of CPU per checkout",
+                end="",
+            )
+            print(f" (at most {ceiling:.0f}/s on {cores} cores)")
     by_level = {r["concurrency"]: r for r in results}
     if 20 in by_level and 50 in by_level:  # issue 20's targets, on a quiet machine
         met = by_level[50]["completions_per_s"] >= 400 and by_level[20]["p99_ms"] < 250
