@@ -59,8 +59,8 @@ RESERVE_CHECK_CTES = """
         SELECT unnest(:reserve_variant_ids::uuid[]) AS variant_id, unnest(:reserve_quantities::int[]) AS quantity
     ), locked AS (
         SELECT s.id, s.variant_id, s.location_id, s.on_hand - s.reserved AS free
-        FROM stock_levels s JOIN wanted w ON w.variant_id = s.variant_id
-        WHERE s.store_id = :store_id
+        FROM stock_levels s  -- by variant: joined with wanted, the plan read every stock row of the store
+        WHERE s.variant_id = ANY(:reserve_variant_ids::uuid[]) AND s.store_id = :store_id
           AND s.location_id = (SELECT id FROM locations WHERE store_id = :store_id AND is_default LIMIT 1)
         ORDER BY s.variant_id FOR UPDATE OF s
     ), short AS (
@@ -132,8 +132,8 @@ SELL_CHECK_CTES = """
         SELECT unnest(:sell_variant_ids::uuid[]) AS variant_id, unnest(:sell_quantities::int[]) AS quantity
     ), stock_to_sell AS (
         SELECT s.id, s.variant_id, s.location_id, s.on_hand - s.reserved AS free
-        FROM stock_levels s JOIN stock_wanted w ON w.variant_id = s.variant_id
-        WHERE s.store_id = :store_id
+        FROM stock_levels s  -- by variant, as in RESERVE_CHECK_CTES
+        WHERE s.variant_id = ANY(:sell_variant_ids::uuid[]) AND s.store_id = :store_id
           AND s.location_id = (SELECT id FROM locations WHERE store_id = :store_id AND is_default LIMIT 1)
         ORDER BY s.variant_id FOR UPDATE OF s
     ), stock_short AS (
