@@ -7,9 +7,10 @@ database with the demo store and plenty of stock, and an API token. Carts of 3 l
 straight into the database before the run (so the server spends its time on what is measured).
 A warm-up (--warmup seconds, 10 shoppers, not measured) gives the store an order history, then
 ANALYZE; each shopper iteration takes the next cart and times quote + complete with the sandbox provider.
-Prints completions/s and p50/p95/p99 of quote+complete per concurrency level, and the CPU time per checkout of the
-web processes and of PostgreSQL's backends for the bench database (from /proc: on a machine shared with other load
-this moves far less than completions/s); writes bench/results/checkout.json.
+Prints completions/s and p50/p95/p99 of quote+complete per concurrency level, and the CPU time per checkout (from
+/proc) of the web processes, PostgreSQL's backends for the bench database and its own processes, the Redis server,
+this load generator and the rest of the machine, with the rate that cost allows on this machine's cores (on a
+machine shared with other load the cost moves far less than completions/s); writes bench/results/checkout.json.
 
 --promo: every level runs twice on the same server, plain and then with a promotion code on every quote (BENCH10:
 10 % off with a usage limit and a per-shopper limit, so each completion locks and counts the promotion's row and the
@@ -169,15 +170,21 @@ def _process_tree(root: int) -> list[int]:
     return found
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (None once the process has ended): ppid is [1],
+    utime and stime [11] and [12], the reaped children's cutime and cstime [13] and [14]."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of ``pids`` so far (processes that ended since are skipped)."""
     total = 0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        if (fields := _stat(pid)) is not None:
+            total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -220,8 +227,6 @@ def _redis_pid(serve_pid: int) -> int | None:
 def _machine_seconds() -> tuple[float, float, float]:
     """(busy, steal, all) CPU seconds of every CPU so far (/proc/stat): what the whole machine spent, kernel
     included, and how much of it the hypervisor gave to other guests (steal)."""
-    import os
-
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle, iowait
     steal = fields[7] if len(fields) > 7 else 0
@@ -231,24 +236,23 @@ def _machine_seconds() -> tuple[float, float, float]:
 
 def _postgres_seconds() -> float:
     """CPU seconds of all of PostgreSQL on this machine so far: every live ``postgres`` process, and the postmaster's
-    reaped children (backends and autovacuum workers that came and went; ``cutime``/``cstime`` of /proc stat)."""
-    import os
-
+    reaped children (backends and autovacuum workers that came and went)."""
+    postgres = {int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _comm(e) == "postgres"}
     total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for pid in postgres:
+        if (fields := _stat(pid)) is None:
             continue
-        try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-        parent = Path(f"/proc/{fields[1]}/comm")
-        if not parent.exists() or parent.read_text().strip() != "postgres":  # the postmaster
-            total += int(fields[13]) + int(fields[14])  # cutime, cstime: its children that have ended
+        total += int(fields[11]) + int(fields[12])
+        if int(fields[1]) not in postgres:  # the postmaster: with the children it has reaped
+            total += int(fields[13]) + int(fields[14])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _comm(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _serve_pid(url: str) -> int | None:
@@ -344,10 +348,9 @@ def main() -> None:
         asyncio.run(analyze(database_url))
         serve_pid = _serve_pid(url)
         for concurrency in levels:
-            # CPU per checkout of the web processes and of PostgreSQL's backends for this database: a figure that
-            # other load on a shared machine disturbs far less than completions/s (it is what a checkout costs).
-            # With all of PostgreSQL, the Redis server and this load generator, what a checkout costs the machine;
-            # the machine's own count (kernel included) says what is left over, and whether it was full.
+            # What a checkout costs, process by process and for the whole machine (kernel included): a figure that
+            # other load on a shared machine disturbs far less than completions/s. The machine's busy share says
+            # whether it was full.
             web = _process_tree(serve_pid) if serve_pid else []
             backends = asyncio.run(_backend_pids(database_url))
             redis = [pid] if serve_pid and (pid := _redis_pid(serve_pid)) else []
@@ -402,11 +405,8 @@ def main() -> None:
     for r in results:  # what the measured cost allows on this machine, were all of it spent on checkouts
         if r["machine_cpu_ms"]:
             ceiling = cores * 1000 / r["machine_cpu_ms"]
-            print(
-                f"{r['concurrency']} shoppers: the machine spent {r['machine_cpu_ms']:.2f} ms of CPU per checkout",
-                end="",
-            )
-            print(f" (at most {ceiling:.0f}/s on {cores} cores)")
+            spent = f"the machine spent {r['machine_cpu_ms']:.2f} ms of CPU per checkout"
+            print(f"{r['concurrency']} shoppers: {spent} (at most {ceiling:.0f}/s on {cores} cores)")
     by_level = {r["concurrency"]: r for r in results}
     if 20 in by_level and 50 in by_level:  # issue 20's targets, on a quiet machine
         met = by_level[50]["completions_per_s"] >= 400 and by_level[20]["p99_ms"] < 250
