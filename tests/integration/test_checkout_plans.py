@@ -14,11 +14,13 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.catalog.services import CatalogService, ProductInput, VariantInput
 from app.checkout.saga import CheckoutSaga, PaymentInput
 from app.config import Settings
+from app.core import pg
+from app.inventory.services import MOVE_RESERVED_CTES, stock_move_params
 from app.payments.provider import CardDetails
 from app.payments.registry import provider_for
 from tests.integration.conftest import World
@@ -106,3 +108,70 @@ async def test_completing_a_checkout_reads_one_payment_intent_and_the_carts_vari
         or (table == "stock_levels" and rows > 6)
     ]
     assert not too_many, too_many
+
+
+_RESERVATIONS_OF_OTHERS = """
+    INSERT INTO stock_reservations (id, store_id, holder_id, variant_id, location_id, quantity, status, expires_at,
+                                    created_at, updated_at)
+    SELECT gen_random_uuid(), s.store_id, CASE WHEN n <= 3 THEN :holder ELSE gen_random_uuid() END, s.variant_id,
+           s.location_id, 1, 'active', now() + interval '15 minutes', now(), now()
+    FROM generate_series(1, :count) AS n
+    JOIN LATERAL (SELECT * FROM stock_levels WHERE store_id = :store_id ORDER BY id OFFSET n % 3 LIMIT 1) s ON true
+"""
+
+
+def _reads(node: dict[str, Any], table: str) -> Iterator[tuple[str, int]]:
+    """(node, rows or index entries read in all its loops) of every scan of ``table`` or of one of its indexes."""
+    if node.get("Relation Name") == table or str(node.get("Index Name", "")).startswith(("ix_" + table, "pk_" + table)):
+        yield node["Node Type"], node["Actual Rows"] * node["Actual Loops"]
+    for child in node.get("Plans", []):
+        yield from _reads(child, table)
+
+
+async def test_moving_a_holders_reservations_reads_only_them_after_a_rush_of_other_checkouts(
+    world: World, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A rush leaves the partial index of active reservations full of entries for rows that are no longer active
+    until vacuum; the completion's generic plan (the one a pooled connection's prepared statement settles on)
+    must find the holder's three reservations without reading those (with an index on holder_id alone, the
+    planner combined it with the partial index and read every entry: 13 % of PostgreSQL's CPU under a crowd)."""
+    shop = await make_shop(world)
+    holder = uuid.uuid4()
+    async with sessions() as session, session.begin():
+        others = {"holder": holder, "count": 3000, "store_id": shop.store.id}
+        await session.execute(text(_RESERVATIONS_OF_OTHERS), others)
+    async with sessions() as session:  # statistics taken in the rush, then the others complete
+        await session.execute(text("ANALYZE stock_reservations"))
+    async with sessions() as session, session.begin():
+        completed = "UPDATE stock_reservations SET status = 'committed' WHERE holder_id <> :h"
+        await session.execute(text(completed), {"h": holder})
+        await session.execute(  # what the holder's reservations hold
+            text(
+                "UPDATE stock_levels s SET reserved = (SELECT count(*) FROM stock_reservations r"
+                " WHERE r.variant_id = s.variant_id AND r.holder_id = :h) WHERE s.store_id = :store_id"
+            ),
+            {"h": holder, "store_id": shop.store.id},
+        )
+
+    sql, args = pg.named(
+        f"WITH {MOVE_RESERVED_CTES} SELECT count(*) FROM stock_moved",
+        {"store_id": shop.store.id, **stock_move_params(holder, sold=True)},
+    )
+    async with pg.connection(engine) as conn:
+        types = await conn.prepare(sql)
+        params = ", ".join(t.name for t in types.get_parameters())
+        literals = ", ".join(str(a).lower() if isinstance(a, bool) else f"'{a}'" for a in args)  # uuids, words
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                await conn.execute(f"PREPARE moving ({params}) AS {sql}")
+                explain = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE moving ({literals})")
+                raise _RolledBack
+        except _RolledBack:
+            pass
+        finally:
+            await conn.execute("DEALLOCATE ALL")
+    plan = (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]
+    reads = list(_reads(plan, "stock_reservations"))
+    assert reads, plan  # the plan was read
+    assert all(rows <= 3 for _, rows in reads), reads
