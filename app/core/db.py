@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import class_mapper, instrumentation
 
-from app.core.pg import close_pool
+from app.core.pg import SERVER_SETTINGS, close_pool
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -62,7 +62,7 @@ def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=10,
         pool_pre_ping=False,
-        connect_args={"timeout": 5, "server_settings": {"application_name": "till"}},
+        connect_args={"timeout": 5, "server_settings": SERVER_SETTINGS},
     )
 
 

@@ -70,6 +70,12 @@ def jsonb(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
+# Every connection Till opens (both pools). random_page_cost 1.1, not PostgreSQL's 4 (a spinning disk's): on SSD
+# or cached data an index probe costs about what a sequential page does, and with 4 the generic plans of the
+# checkout's statements updated a store's stock rows through a scan of all of them once the store had a few hundred
+# (issue 20; tests/integration/test_checkout_plans.py). PostgreSQL's documentation suggests lowering it for SSDs.
+SERVER_SETTINGS = {"application_name": "till", "random_page_cost": "1.1"}
+
 # One asyncpg pool per engine, made on first use: the same database, without SQLAlchemy's connection
 # wrapper (checking a connection out of SQLAlchemy's pool and back cost ~0.2 ms of CPU, measured).
 _pools: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Task[asyncpg.Pool]] = weakref.WeakKeyDictionary()
@@ -97,7 +103,7 @@ async def _create_pool(engine: AsyncEngine) -> asyncpg.Pool:
         init=_init_connection,
         reset=_reset,
         timeout=5,
-        server_settings={"application_name": "till"},
+        server_settings=SERVER_SETTINGS,
     )
 
 
