@@ -285,6 +285,30 @@ async def _backend_pids(database_url: str) -> list[int]:
         await engine.dispose()
 
 
+async def _database_work(database_url: str) -> tuple[int, int]:
+    """(shared buffers touched, rows scanned or fetched) by the bench database's backends so far, from
+    pg_stat_database: work that does not change with the machine's speed. Backends report at the end of each
+    transaction at most once a second, so a level's counts may shift by that second's share."""
+    from sqlalchemy import text
+
+    from app.core.db import create_engine
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT blks_hit + blks_read, tup_returned + tup_fetched FROM pg_stat_database"
+                        " WHERE datname = current_database()"
+                    )
+                )
+            ).one()
+            return int(row[0]), int(row[1])
+    finally:
+        await engine.dispose()
+
+
 async def analyze(database_url: str) -> None:
     from sqlalchemy import text
 
@@ -357,9 +381,13 @@ def main() -> None:
             if not redis:
                 print("the Redis server's process was not found: its CPU is counted as the machine's", file=sys.stderr)
             web_cpu, pg_cpu, redis_cpu = _cpu_seconds(web), _cpu_seconds(backends), _cpu_seconds(redis)
+            work = asyncio.run(_database_work(database_url))
             postgres_cpu, client_cpu, machine = _postgres_seconds(), time.process_time(), _machine_seconds()
             row = asyncio.run(level(url, secret, carts, concurrency, args.seconds))
             done = max(row["completions"], 1)
+            after = asyncio.run(_database_work(database_url))
+            buffers, rows_read = (now - then for now, then in zip(after, work, strict=True))
+            row["buffers"], row["rows_read"] = round(buffers / done), round(rows_read / done)
             opened = [pid for pid in asyncio.run(_backend_pids(database_url)) if pid not in backends]
             row["web_cpu_ms"] = round((_cpu_seconds(web) - web_cpu) * 1000 / done, 2)
             # the bench database's backends, with those the pools opened during the level (all of their CPU)
@@ -402,6 +430,9 @@ def main() -> None:
                 cpu += f" {row['machine_busy_pct']:>8} {row['steal_pct']:>7}"
             print(" ".join(f"{c:>8}" for c in cells), f"{row['errors']:>7}{cpu}")
     cores = os.cpu_count() or 1
+    for r in results:  # what PostgreSQL did per checkout: the same on a fast or a slow machine
+        done_by_pg = f"PostgreSQL touched {r['buffers']} buffers and read {r['rows_read']} rows per checkout"
+        print(f"{r['concurrency']} shoppers: {done_by_pg}")
     for r in results:  # what the measured cost allows on this machine, were all of it spent on checkouts
         if r["machine_cpu_ms"]:
             ceiling = cores * 1000 / r["machine_cpu_ms"]
