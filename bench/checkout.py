@@ -318,6 +318,7 @@ async def analyze(database_url: str) -> None:
     try:
         async with engine.connect() as conn:
             await conn.execute(text("ANALYZE"))
+            await conn.commit()  # the statistics are rows of pg_statistic: rolled back with the transaction
     finally:
         await engine.dispose()
 

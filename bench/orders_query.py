@@ -65,6 +65,7 @@ async def seed(database_url: str, orders: int) -> str:
             await conn.execute(text(SEED), {"store": store_id, "orders": orders})
             await conn.commit()
             await conn.execute(text("ANALYZE"))
+            await conn.commit()  # the statistics are rows of pg_statistic: rolled back with the transaction
         async with session_maker(engine)() as session, session.begin():
             _, secret = await ApiTokenService.for_store(session, store_id).issue(
                 name="bench", role=Role.OWNER, created_by=None

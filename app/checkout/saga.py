@@ -157,9 +157,12 @@ _SNAPSHOT_CART_AND_ATTEMPT = """
            -- each line's price by the variant's primary key: as a join, the planner scanned every variant of the
            -- store and probed the cart's lines once per variant (254 buffers for a 3-line cart of an 83-variant
            -- store, growing with the catalog). A variant gone from the store prices its line NULL: the cart's
-           -- hash no longer matches the quote's, as when the line is gone.
+           -- hash no longer matches the quote's, as when the line is gone. The store is checked as a filter
+           -- (IS NOT DISTINCT FROM is no index condition; store_id is never NULL): as an index condition, a
+           -- catalog not yet analyzed had the planner walk the store's (store_id, sku) index, every variant per line.
            (SELECT COALESCE(jsonb_agg(jsonb_build_array(l.variant_id, l.quantity,
-                       (SELECT v.price_minor FROM variants v WHERE v.id = l.variant_id AND v.store_id = $2))),
+                       (SELECT v.price_minor FROM variants v
+                        WHERE v.id = l.variant_id AND v.store_id IS NOT DISTINCT FROM $2))),
                    '[]'::jsonb)
             FROM cart_lines l WHERE l.cart_id = s.cart_id AND l.store_id = $2) AS cart_lines,
            -- this key's attempt first, else the checkout's live one: two index lookups (one OR across the two
