@@ -157,12 +157,9 @@ _SNAPSHOT_CART_AND_ATTEMPT = """
            -- each line's price by the variant's primary key: as a join, the planner scanned every variant of the
            -- store and probed the cart's lines once per variant (254 buffers for a 3-line cart of an 83-variant
            -- store, growing with the catalog). A variant gone from the store prices its line NULL: the cart's
-           -- hash no longer matches the quote's, as when the line is gone. The store is checked as a filter
-           -- (IS NOT DISTINCT FROM is no index condition; store_id is never NULL): as an index condition, a
-           -- catalog not yet analyzed had the planner walk the store's (store_id, sku) index, every variant per line.
+           -- hash no longer matches the quote's, as when the line is gone.
            (SELECT COALESCE(jsonb_agg(jsonb_build_array(l.variant_id, l.quantity,
-                       (SELECT v.price_minor FROM variants v
-                        WHERE v.id = l.variant_id AND v.store_id IS NOT DISTINCT FROM $2))),
+                       (SELECT v.price_minor FROM variants v WHERE v.id = l.variant_id AND v.store_id = $2))),
                    '[]'::jsonb)
             FROM cart_lines l WHERE l.cart_id = s.cart_id AND l.store_id = $2) AS cart_lines,
            -- this key's attempt first, else the checkout's live one: two index lookups (one OR across the two
@@ -251,10 +248,13 @@ _PLACE_TEMPLATE = """
         SET state = 'completed', order_id = :order_id,
             payment_intent_id = COALESCE(o.payment_intent_id, :intent_new_id),
             card_brand = :pay_brand, card_last4 = :pay_last4, updated_at = now()
-        FROM (SELECT id, payment_intent_id FROM checkout_attempts
+        FROM (SELECT id, payment_intent_id, state FROM checkout_attempts
               WHERE id = :attempt_id AND store_id = :store_id AND EXISTS (SELECT 1 FROM stock_locked){SV_GATE}
-              FOR UPDATE) o
-        WHERE a.id = o.id AND a.state NOT IN ('completed', 'failed')
+              LIMIT 1 FOR UPDATE) o
+        -- the state of the row just locked (LIMIT 1 keeps this test out of the subquery's scan): asked of ``a``
+        -- or of the subquery's scan, it let the planner walk the partial index of open attempts, every checkout
+        -- in flight, when the statistics said few were open
+        WHERE a.id = o.id AND o.state NOT IN ('completed', 'failed')
         RETURNING o.payment_intent_id AS intent_id
     ),
     {GUEST_CUSTOMER_CTE},

@@ -44,10 +44,9 @@ class Reservation(TenantMixin, UUIDv7AuditBase):
     __tablename__ = "stock_reservations"
     __store_index__ = False
     __table_args__ = (
-        Index("ix_stock_reservations_active_expiry", "expires_at", postgresql_where=text("status = 'active'")),
-        # a holder's active reservations by one index (migration 0025): combined with the partial index above,
-        # the planner read every reservation that had been active since the last vacuum
-        Index("ix_stock_reservations_holder_status", "holder_id", "status"),
+        # the reservations in flight, by holder (completing a checkout) and expiry (the sweeper reads them all):
+        # the only index of active ones, so the planner cannot walk one while looking for a holder (migration 0025)
+        Index("ix_stock_reservations_active", "holder_id", "expires_at", postgresql_where=text("status = 'active'")),
         CheckConstraint("quantity > 0", name="quantity_positive"),
     )
 

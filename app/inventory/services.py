@@ -47,18 +47,6 @@ class Availability:
         return max(self.on_hand - self.reserved, 0)
 
 
-# The stock row of each wanted variant (alias ``w``) at the store's default location, locked: one probe of the
-# unique (variant, location) key per variant, in variant order (the outer rows are sorted, a nested loop keeps
-# their order). LIMIT 1 (the row is unique anyway) keeps the planner from flattening the probe into a join; as a
-# join, or as ``variant_id = ANY(…)``, the generic plan a pooled connection settles on read every stock row of the
-# store, twice per checkout (issue 20; tests/integration/test_checkout_plans.py).
-_WANTED_STOCK_ROW = """
-        SELECT s.id, s.variant_id, s.location_id, s.on_hand - s.reserved AS free
-        FROM stock_levels s
-        WHERE s.variant_id = w.variant_id AND s.store_id = :store_id
-          AND s.location_id = (SELECT id FROM locations WHERE store_id = :store_id AND is_default LIMIT 1)
-        LIMIT 1 FOR UPDATE OF s
-"""
 # Raw SQL (ADR 0003): checkout reserves and commits stock on every order. Each runs as one statement in
 # autocommit, so hot stock rows are locked while the server executes it, never across a client round trip.
 # Reserving is two fragments of the holder's claim statement (as the checkout composes it with promotions):
@@ -66,18 +54,20 @@ _WANTED_STOCK_ROW = """
 # every variant that does not fit; the caller's CTE ``holder`` (a data-modifying CTE that RETURNs its holder
 # id, gated on ``NOT EXISTS (SELECT 1 FROM short)``) claims the holder; RESERVE_CTES then reserves every line
 # for it, or nothing when it inserted no row. Parameters: :store_id and ``reserve_params``.
-RESERVE_CHECK_CTES = f"""
+RESERVE_CHECK_CTES = """
     wanted AS (
         SELECT unnest(:reserve_variant_ids::uuid[]) AS variant_id, unnest(:reserve_quantities::int[]) AS quantity
     ), locked AS (
-        SELECT s.id, s.variant_id, s.location_id, s.free
-        FROM (SELECT variant_id FROM wanted ORDER BY variant_id) w
-        CROSS JOIN LATERAL ({_WANTED_STOCK_ROW}) s
+        SELECT s.id, s.variant_id, s.location_id, s.on_hand - s.reserved AS free
+        FROM stock_levels s  -- by variant: joined with wanted, the plan read every stock row of the store
+        WHERE s.variant_id = ANY(:reserve_variant_ids::uuid[]) AND s.store_id = :store_id
+          AND s.location_id = (SELECT id FROM locations WHERE store_id = :store_id AND is_default LIMIT 1)
+        ORDER BY s.variant_id FOR UPDATE OF s
     ), short AS (
         SELECT w.variant_id FROM wanted w LEFT JOIN locked l ON l.variant_id = w.variant_id
         WHERE l.free IS NULL OR l.free < w.quantity
     )
-"""  # noqa: S608 (constant fragments)
+"""
 RESERVE_CTES = """
     reserved AS (
         UPDATE stock_levels s SET reserved = s.reserved + w.quantity, updated_at = now()
@@ -118,14 +108,11 @@ MOVE_RESERVED_CTES = """
         UPDATE stock_reservations SET status = :stock_new_status, updated_at = now()
         WHERE holder_id = :stock_holder_id AND status = 'active' AND store_id = :store_id
         RETURNING variant_id, location_id, quantity
-    ), stock_locked AS (  -- a probe of each held row's stock row in variant order, as _WANTED_STOCK_ROW
-        SELECT s.id, h.quantity
-        FROM (SELECT variant_id, location_id, quantity FROM stock_held ORDER BY variant_id) h
-        CROSS JOIN LATERAL (
-            SELECT s.id FROM stock_levels s
-            WHERE s.variant_id = h.variant_id AND s.location_id = h.location_id AND s.store_id = :store_id
-            LIMIT 1 FOR UPDATE OF s
-        ) s
+    ), stock_locked AS (
+        SELECT s.id, h.quantity FROM stock_levels s
+        JOIN stock_held h ON h.variant_id = s.variant_id AND h.location_id = s.location_id
+        WHERE s.store_id = :store_id
+        ORDER BY s.variant_id FOR UPDATE OF s
     ), stock_moved AS (
         UPDATE stock_levels s
         SET reserved = s.reserved - l.quantity,
@@ -140,19 +127,21 @@ MOVE_RESERVED_CTES = """
 # CTE ``go`` runs only when none falls short. SELL_CTES then takes the units off the shelf and records each
 # as a 'sale' movement. On hand never goes below what is free: a short line sells nothing at all.
 # Parameters: :store_id and ``sell_params``.
-SELL_CHECK_CTES = f"""
+SELL_CHECK_CTES = """
     stock_wanted AS (
         SELECT unnest(:sell_variant_ids::uuid[]) AS variant_id, unnest(:sell_quantities::int[]) AS quantity
     ), stock_to_sell AS (
-        SELECT s.id, s.variant_id, s.location_id, s.free
-        FROM (SELECT variant_id FROM stock_wanted ORDER BY variant_id) w
-        CROSS JOIN LATERAL ({_WANTED_STOCK_ROW}) s
+        SELECT s.id, s.variant_id, s.location_id, s.on_hand - s.reserved AS free
+        FROM stock_levels s  -- by variant, as in RESERVE_CHECK_CTES
+        WHERE s.variant_id = ANY(:sell_variant_ids::uuid[]) AND s.store_id = :store_id
+          AND s.location_id = (SELECT id FROM locations WHERE store_id = :store_id AND is_default LIMIT 1)
+        ORDER BY s.variant_id FOR UPDATE OF s
     ), stock_short AS (
         SELECT w.variant_id, w.quantity, COALESCE(l.free, 0) AS free
         FROM stock_wanted w LEFT JOIN stock_to_sell l ON l.variant_id = w.variant_id
         WHERE l.free IS NULL OR l.free < w.quantity
     )
-"""  # noqa: S608 (constant fragments)
+"""
 _SELL_TEMPLATE = """
     stock_sold AS (
         UPDATE stock_levels s SET on_hand = s.on_hand - {taken}, updated_at = now()
