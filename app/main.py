@@ -38,6 +38,7 @@ from app.core.http_errors import exception_handlers
 from app.core.idempotency import IdempotencyMiddleware, IdempotencyStore
 from app.core.live import Hub
 from app.core.logging import CorrelationIdMiddleware, configure_logging
+from app.core.request_metrics import RequestMetricsMiddleware
 from app.core.security_headers import SecurityHeadersMiddleware
 from app.core.sessions import LazySessionConfig
 from app.core.templating import make_template_config
@@ -136,7 +137,13 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     )
     # Request metrics for every route but /metrics and the provider webhooks (hot path, answered on their own);
     # the tablet's gift card lookup is on the hot path too, and counted like any other request.
-    prometheus = PrometheusConfig(app_name="till", prefix="till", group_path=True, exclude=["/metrics", "^/webhooks/"])
+    prometheus = PrometheusConfig(
+        app_name="till",
+        prefix="till",
+        group_path=True,
+        exclude=["/metrics", "^/webhooks/"],
+        middleware_class=RequestMetricsMiddleware,  # Litestar's metrics, each series looked up once
+    )
 
     async def on_startup(app: Litestar) -> None:
         if check_migrations:
