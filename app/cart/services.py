@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,24 +91,35 @@ async def open_cart_token(conn: pg.Connection, store_id: uuid.UUID, cart_id: uui
     return token
 
 
-# One statement for the whole view (the quote reads it on every checkout, ADR 0003).
-_CART_VIEW = """
+# One statement for the whole view (the quote reads it on every checkout, ADR 0003), and a fragment: the quote
+# reads its offers in the same statement (app/promotions/pricing.py). Parameters :cart_token and :store_id; a
+# statement that uses it orders by CART_VIEW_ORDER.
+CART_VIEW_SQL = """
     SELECT c.id AS cart_id, c.token, l.variant_id, l.quantity, v.sku, v.options, v.price_minor, v.weight_grams,
-           (v.is_active AND p.is_active) AS on_sale, p.name, p.tax_class,
+           (v.is_active AND p.is_active) AS on_sale, p.name, p.tax_class, v.product_id, p.category_id,
            (SELECT COALESCE(sum(GREATEST(sl.on_hand - sl.reserved, 0)), 0) FROM stock_levels sl
-            WHERE sl.variant_id = l.variant_id AND sl.store_id = $2) AS available
+            WHERE sl.variant_id = l.variant_id AND sl.store_id = :store_id) AS available,
+           l.created_at AS line_created_at, l.id AS line_id
     FROM carts c
-    LEFT JOIN cart_lines l ON l.cart_id = c.id AND l.store_id = $2
-    LEFT JOIN variants v ON v.id = l.variant_id AND v.store_id = $2
-    LEFT JOIN products p ON p.id = v.product_id AND p.store_id = $2
-    WHERE c.token = $1 AND c.store_id = $2 AND c.status = 'open'
-    ORDER BY l.created_at, l.id
+    LEFT JOIN cart_lines l ON l.cart_id = c.id AND l.store_id = :store_id
+    LEFT JOIN variants v ON v.id = l.variant_id AND v.store_id = :store_id
+    LEFT JOIN products p ON p.id = v.product_id AND p.store_id = :store_id
+    WHERE c.token = :cart_token AND c.store_id = :store_id AND c.status = 'open'
 """
+CART_VIEW_ORDER = "ORDER BY line_created_at, line_id"
+_CART_VIEW = f"{CART_VIEW_SQL} {CART_VIEW_ORDER}"
 
 
 async def cart_view(conn: pg.Connection, store_id: uuid.UUID, currency: str, token: str | None) -> CartView:
     """The open cart behind ``token`` with stock-aware lines; ``cart`` is None when there is no such cart."""
-    rows = await conn.fetch(_CART_VIEW, token, store_id) if token else []
+    if not token:
+        return CartView(None, currency, [])
+    sql, args = pg.named(_CART_VIEW, {"cart_token": token, "store_id": store_id})
+    return cart_of_rows(await conn.fetch(sql, *args), currency)
+
+
+def cart_of_rows(rows: Sequence[Mapping[str, Any]], currency: str) -> CartView:
+    """The view from CART_VIEW_SQL's rows (none: no such cart)."""
     if not rows:
         return CartView(None, currency, [])
     lines = [

@@ -15,9 +15,9 @@ from app.core.db import detached
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.money import Money
 from app.customers.services import EMAIL, normalise_email
-from app.promotions.claims import ensure_customer_uses
+from app.promotions.claims import OfferContext, ensure_customer_uses
 from app.promotions.engine import Applied
-from app.promotions.pricing import price_cart
+from app.promotions.pricing import cart_with_offers, price_cart
 from app.shipping.addresses import Address, parse_address
 from app.shipping.providers import BuiltinShipping, ShipmentItem, ShippingRate
 from app.stores.commerce import CommerceSettings
@@ -60,7 +60,11 @@ class QuoteService:
         now = now or datetime.now(UTC)
         if not self.settings.live:
             raise Conflict(f"{self.store.name} is not open yet: it takes orders once it goes live.")
-        cart = await cart_view(self.conn, self.store.id, self.store.currency, request.cart_token)
+        email = normalise_email(request.email)
+        # The cart and the offers it may get: one statement (the engine prices it below, once shipping is known).
+        cart, offers = await cart_with_offers(
+            self.conn, self.store, request.cart_token, codes=request.codes, email=email, customer_id=request.customer_id
+        )
         if cart.cart is None or not cart.lines:
             raise ValidationFailed("Your cart is empty.", fields={"cart": "Your cart is empty."})
         if cart.has_problems:
@@ -70,7 +74,6 @@ class QuoteService:
                 fields={"cart": "; ".join(f"{line.name}: {line.problem}" for line in cart.lines if line.problem)}
                 | problems,
             )
-        email = normalise_email(request.email)
         fields: dict[str, str] = {}
         if not EMAIL.match(email):
             fields["email"] = "Enter a valid e-mail address."
@@ -106,7 +109,7 @@ class QuoteService:
         else:
             rate = self.shipping().rate(rate_code, destination=address, items=items, subtotal=cart.subtotal)
 
-        applied = await self.promotions(cart, request, email, rate.amount.amount_minor, now)
+        applied = await self.promotions(cart, request, email, rate.amount.amount_minor, now, offers)
         country = address.country if address else self.settings.country
         region = address.region if address else ""
         # Tax is on what the shopper pays: each line after its discounts (app/promotions), shipping after free shipping.
@@ -206,7 +209,13 @@ class QuoteService:
         return snapshot
 
     async def promotions(
-        self, cart: CartView, request: QuoteRequest, email: str, shipping_minor: int, now: datetime
+        self,
+        cart: CartView,
+        request: QuoteRequest,
+        email: str,
+        shipping_minor: int,
+        now: datetime,
+        offers: OfferContext | None = None,
     ) -> Applied:
         """The promotions on this cart (app/promotions): automatic ones that qualify and the codes given. A code
         that does not apply refuses the quote with its reason (field ``code``): nothing is written. Makes the
@@ -220,6 +229,7 @@ class QuoteService:
             customer_id=request.customer_id,
             shipping_minor=shipping_minor,
             now=now,
+            context=offers,
         )
         if applied.rejected:
             code, reason = next(iter(applied.rejected.items()))

@@ -22,24 +22,29 @@ from app.promotions.engine import Offer, PricedLine, Shopper
 # ---- what a quote reads: one statement --------------------------------------------------------------------
 
 # The store's live automatic promotions and the promotions behind the codes given (any status: a paused or
-# expired code gets its reason), each variant's product and category, whether the shopper ordered before (only
-# asked when a first-order promotion is among them), and the shopper's uses per promotion.
-_OFFERS = """
-    SELECT
+# expired code gets its reason), whether the shopper ordered before (only asked when a first-order promotion is
+# among them), and the shopper's uses per promotion: columns for a SELECT, also the quote's statement that reads
+# the cart and its offers at once (app/promotions/pricing.py). Parameters :store_id and ``offer_params``.
+OFFERS_COLUMNS = """
       (SELECT COALESCE(jsonb_agg(to_jsonb(p)), '[]'::jsonb) FROM promotions p
-       WHERE p.store_id = $1 AND p.deleted_at IS NULL
-         AND ((p.code IS NULL AND p.status = 'active') OR p.code = ANY($2::text[]))) AS offers,
-      (SELECT COALESCE(jsonb_object_agg(v.id::text, jsonb_build_array(v.product_id, pr.category_id)), '{}'::jsonb)
-       FROM variants v JOIN products pr ON pr.id = v.product_id AND pr.store_id = $1
-       WHERE v.store_id = $1 AND v.id = ANY($3::uuid[])) AS variants,
-      CASE WHEN ($4 <> '' OR $5::uuid IS NOT NULL) AND EXISTS (
-             SELECT 1 FROM promotions p WHERE p.store_id = $1 AND p.deleted_at IS NULL AND p.first_order_only
-               AND ((p.code IS NULL AND p.status = 'active') OR p.code = ANY($2::text[])))
-           THEN EXISTS (SELECT 1 FROM orders o WHERE o.store_id = $1 AND o.status <> 'cancelled'
-                          AND (o.email = $4 OR o.customer_id = $5::uuid)) END AS ordered_before,
+       WHERE p.store_id = :store_id AND p.deleted_at IS NULL
+         AND ((p.code IS NULL AND p.status = 'active') OR p.code = ANY(:offer_codes::text[]))) AS offers,
+      CASE WHEN (:offer_customer_key <> '' OR :offer_customer_id::uuid IS NOT NULL) AND EXISTS (
+             SELECT 1 FROM promotions p WHERE p.store_id = :store_id AND p.deleted_at IS NULL AND p.first_order_only
+               AND ((p.code IS NULL AND p.status = 'active') OR p.code = ANY(:offer_codes::text[])))
+           THEN EXISTS (SELECT 1 FROM orders o WHERE o.store_id = :store_id AND o.status <> 'cancelled'
+                          AND (o.email = :offer_customer_key OR o.customer_id = :offer_customer_id::uuid)) END
+        AS ordered_before,
       (SELECT COALESCE(jsonb_object_agg(u.promotion_id::text, u.uses), '{}'::jsonb) FROM promotion_customer_uses u
-       WHERE u.store_id = $1 AND u.customer_key = $4 AND $4 <> '') AS uses
+       WHERE u.store_id = :store_id AND u.customer_key = :offer_customer_key AND :offer_customer_key <> '') AS uses
 """
+# With each variant's product and category (the quote has them from the cart's rows).
+_OFFERS = f"""
+    SELECT {OFFERS_COLUMNS},
+      (SELECT COALESCE(jsonb_object_agg(v.id::text, jsonb_build_array(v.product_id, pr.category_id)), '{{}}'::jsonb)
+       FROM variants v JOIN products pr ON pr.id = v.product_id AND pr.store_id = :store_id
+       WHERE v.store_id = :store_id AND v.id = ANY(:offer_variant_ids::uuid[])) AS variants
+"""  # noqa: S608 (constant fragments)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,24 @@ def customer_key(email: str) -> str:
     return email.strip().lower()
 
 
+def offer_params(codes: Iterable[str], email: str, customer_id: uuid.UUID | None) -> dict[str, Any]:
+    """OFFERS_COLUMNS' parameters but :store_id (and the variants)."""
+    return {"offer_codes": list(codes), "offer_customer_key": customer_key(email), "offer_customer_id": customer_id}
+
+
+def offer_context(
+    row: Mapping[str, Any], customer_id: uuid.UUID | None, catalog: Mapping[str, tuple[str, str]]
+) -> OfferContext:
+    """The context from a row with OFFERS_COLUMNS and the cart's ``catalog`` (variant id → (product, category))."""
+    ordered_before = row["ordered_before"]
+    shopper = Shopper(
+        signed_in=customer_id is not None,
+        first_order=None if ordered_before is None else not ordered_before,
+        uses={str(k): int(v) for k, v in row["uses"].items()},
+    )
+    return OfferContext(tuple(Offer.of(o) for o in row["offers"]), catalog, shopper)
+
+
 async def load_offers(
     conn: pg.Connection,
     store_id: uuid.UUID,
@@ -69,21 +92,17 @@ async def load_offers(
     email: str = "",
     customer_id: uuid.UUID | None = None,
 ) -> OfferContext:
-    """One statement: the offers a cart may get, with what their conditions need to know (see ``_OFFERS``)."""
-    key = customer_key(email)
-    row = await conn.fetchrow(
-        _OFFERS, store_id, list(codes), [uuid.UUID(str(v)) for v in variant_ids], key, customer_id
-    )
+    """One statement: the offers a cart may get, with what their conditions need to know (see ``OFFERS_COLUMNS``)."""
+    params = offer_params(codes, email, customer_id) | {
+        "store_id": store_id,
+        "offer_variant_ids": [uuid.UUID(str(v)) for v in variant_ids],
+    }
+    sql, args = pg.named(_OFFERS, params)
+    row = await conn.fetchrow(sql, *args)
     catalog = {
         variant: (str(product or ""), str(category or "")) for variant, (product, category) in row["variants"].items()
     }
-    ordered_before = row["ordered_before"]
-    shopper = Shopper(
-        signed_in=customer_id is not None,
-        first_order=None if ordered_before is None else not ordered_before,
-        uses={str(k): int(v) for k, v in row["uses"].items()},
-    )
-    return OfferContext(tuple(Offer.of(o) for o in row["offers"]), catalog, shopper)
+    return offer_context(row, customer_id, catalog)
 
 
 _ENSURE_CUSTOMER_USES = """

@@ -15,8 +15,10 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.cart.services import CartService
 from app.catalog.models import Variant
 from app.checkout.models import CheckoutAttempt, CheckoutSnapshot
+from app.checkout.quotes import QuoteRequest, QuoteService
 from app.checkout.saga import CheckoutSaga, PaymentInput, PromotionUnavailable
 from app.config import Settings
 from app.core import pg
@@ -313,6 +315,42 @@ async def test_completing_with_a_limited_code_stays_within_the_sql_budget(
     assert outcome.state == "completed"
     assert len(statements) == 3, "\n".join(statements)
     assert "promo_claimed" in statements[1] and "promo_used" in statements[2]
+
+
+async def test_a_quote_reads_its_cart_and_offers_in_one_statement(
+    world: World, sessions: Sessions, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quote is one read (the cart with the offers its variants may get: issue 20) and the snapshot's insert; a
+    code with a per-customer limit adds the shopper's use-count row before the insert."""
+    shop = await make_shop(world)
+    async with sessions() as session:
+        bind_store(session, shop.store.id)
+        product_id = await session.scalar(select(Variant.product_id).where(Variant.id == shop.variants["MUG-1"]))
+    await make_promotion(
+        sessions, shop.store, name="Mug week", code=None, percent_bps=2000, applies_to="products", combinable=True,
+        product_ids=(str(product_id),),
+    )  # fmt: skip
+    await make_promotion(sessions, shop.store, code="ONCE", per_customer_limit=1, combinable=True)
+    tokens = []
+    for _ in range(2):
+        async with sessions() as session, session.begin():
+            carts = CartService(session, shop.store.id, shop.store.currency)
+            cart = await carts.get_or_create(None)
+            await carts.add(cart, shop.variants["BEAN-1"], 1)
+            await carts.add(cart, shop.variants["MUG-1"], 1)
+            tokens.append(cart.token)
+    async with pg.connection(engine) as conn:
+        service = QuoteService(conn, shop.store)
+        with counted(engine, monkeypatch) as statements:
+            plain = await service.create(QuoteRequest(cart_token=tokens[0], email="ann@example.com"))
+        with counted(engine, monkeypatch) as limited_statements:
+            limited = await service.create(QuoteRequest(cart_token=tokens[1], email="ann@example.com", codes=("once",)))
+    assert len(statements) == 2, "\n".join(statements)
+    assert "cart_rows" in statements[0] and statements[1].lstrip().startswith("INSERT INTO checkout_snapshots")
+    assert [line["discount_minor"] for line in plain.lines] == [0, 280]  # the product's offer, read with the cart
+    assert len(limited_statements) == 3, "\n".join(limited_statements)
+    assert "promotion_customer_uses" in limited_statements[1]
+    assert {d["code"] for d in limited.discounts} == {"", "ONCE"}  # the automatic offer and the code
 
 
 # ---- limits under parallel checkouts over real HTTP --------------------------------------------------------------
