@@ -215,11 +215,12 @@ class QuoteService:
         email: str,
         shipping_minor: int,
         now: datetime,
-        offers: OfferContext | None = None,
+        offers: OfferContext,
     ) -> Applied:
         """The promotions on this cart (app/promotions): automatic ones that qualify and the codes given. A code
         that does not apply refuses the quote with its reason (field ``code``): nothing is written. Makes the
-        shopper's use-count rows of per-customer-limited promotions, for the claim at payment to lock."""
+        shopper's use-count rows of per-customer-limited promotions, for the claim at payment to lock. ``offers``:
+        what ``cart_with_offers`` read with the cart."""
         applied, context = await price_cart(
             self.conn,
             self.store,
