@@ -5,8 +5,9 @@
 Starts its own `till serve` (TEST_DATABASE_URL / TEST_REDIS_URL, or embedded servers) on a fresh
 database with the demo store and plenty of stock, and an API token. Carts of 3 lines are written straight into the
 database before the run, enough for the run at 1,000/s (so the server spends its time on what is measured).
-A warm-up (--warmup seconds, 10 shoppers, not measured) gives the store an order history, then
-ANALYZE; each shopper iteration takes the next cart and times quote + complete with the sandbox provider.
+A warm-up (--warmup seconds, 10 shoppers, not measured) gives the store an order history; each level starts after
+an ANALYZE (as autovacuum would have run one). Each shopper iteration takes the next cart and times quote + complete
+with the sandbox provider.
 Prints completions/s and p50/p95/p99 of quote+complete per concurrency level, and the CPU time per checkout (from
 /proc) of the web processes, PostgreSQL's backends for the bench database and its own processes, the Redis server,
 this load generator and the rest of the machine, with the rate that cost allows on this machine's cores (on a
@@ -378,9 +379,11 @@ def main() -> None:
         # their statistics say so (starting from empty tables, the planner keeps choosing sequential scans
         # for lookups, foreign-key checks included, while the tables grow under the run).
         asyncio.run(level(url, secret, carts, 10, args.warmup))
-        asyncio.run(analyze(database_url))
         serve_pid = _serve_pid(url)
         for concurrency in levels:
+            # Statistics as fresh as autovacuum keeps them on a production database (this machine's runs with
+            # autovacuum off); ANALYZE also makes the pooled connections plan their prepared statements again.
+            asyncio.run(analyze(database_url))
             # What a checkout costs, process by process and for the whole machine (kernel included): a figure that
             # other load on a shared machine disturbs far less than completions/s. The machine's busy share says
             # whether it was full.
@@ -411,6 +414,7 @@ def main() -> None:
             row["steal_pct"] = round(100 * steal / max(elapsed, 1e-9), 1)
             results.append(row)
             if args.promo:
+                asyncio.run(analyze(database_url))
                 promo_results.append(asyncio.run(level(url, secret, carts, concurrency, args.seconds, PROMO_CODE)))
             if not carts:  # the level's shoppers stopped early: its rate and costs would be wrong
                 sys.exit(f"ran out of the {cart_count:,} prepared carts in the {concurrency}-shopper level: --carts")
