@@ -23,8 +23,9 @@ from app.promotions.engine import Offer, PricedLine, Shopper
 
 # The store's live automatic promotions and the promotions behind the codes given (any status: a paused or
 # expired code gets its reason), whether the shopper ordered before (only asked when a first-order promotion is
-# among them), and the shopper's uses per promotion: columns for a SELECT, also the quote's statement that reads
-# the cart and its offers at once (app/promotions/pricing.py). Parameters :store_id and ``offer_params``.
+# among them), and the shopper's uses of those with a per-customer limit (found by promotion and shopper, the
+# uses' unique key: not by scanning every shopper's uses): columns for a SELECT, also the quote's statement that
+# reads the cart and its offers at once (app/promotions/pricing.py). Parameters :store_id and ``offer_params``.
 OFFERS_COLUMNS = """
       (SELECT COALESCE(jsonb_agg(to_jsonb(p)), '[]'::jsonb) FROM promotions p
        WHERE p.store_id = :store_id AND p.deleted_at IS NULL
@@ -35,8 +36,12 @@ OFFERS_COLUMNS = """
            THEN EXISTS (SELECT 1 FROM orders o WHERE o.store_id = :store_id AND o.status <> 'cancelled'
                           AND (o.email = :offer_customer_key OR o.customer_id = :offer_customer_id::uuid)) END
         AS ordered_before,
-      (SELECT COALESCE(jsonb_object_agg(u.promotion_id::text, u.uses), '{}'::jsonb) FROM promotion_customer_uses u
-       WHERE u.store_id = :store_id AND u.customer_key = :offer_customer_key AND :offer_customer_key <> '') AS uses
+      (SELECT COALESCE(jsonb_object_agg(u.promotion_id::text, u.uses), '{}'::jsonb)
+       FROM promotions p JOIN promotion_customer_uses u
+         ON u.promotion_id = p.id AND u.customer_key = :offer_customer_key AND u.store_id = :store_id
+       WHERE p.store_id = :store_id AND p.deleted_at IS NULL AND p.per_customer_limit IS NOT NULL
+         AND ((p.code IS NULL AND p.status = 'active') OR p.code = ANY(:offer_codes::text[]))
+         AND :offer_customer_key <> '') AS uses
 """
 # With each variant's product and category (the quote has them from the cart's rows).
 _OFFERS = f"""

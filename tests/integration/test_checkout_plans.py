@@ -22,10 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.catalog.services import CatalogService, ProductInput, VariantInput
 from app.checkout.saga import CheckoutSaga, PaymentInput
 from app.config import Settings
+from app.core.tenancy import bind_store
 from app.payments.provider import CardDetails
 from app.payments.registry import provider_for
+from app.promotions.models import Promotion
 from tests.integration.conftest import World
-from tests.integration.shop import make_shop, place_order
+from tests.integration.shop import Shop, make_shop, place_order
 from tests.integration.test_checkout_saga import _quote
 
 VISA = CardDetails("4242424242424242", 12, 2034, "123")
@@ -103,7 +105,7 @@ async def _generic_plan(conn: asyncpg.Connection, execute: Any, query: str, args
         async with conn.transaction():
             await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             await conn.execute(f"PREPARE generic AS {query}")
-            explained = f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE generic ({', '.join(literals)})"
+            explained = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE generic ({', '.join(literals)})"
             explain = (await execute(conn, explained, [], 0, None))[0][0]
             raise _RolledBack
     except _RolledBack:
@@ -113,27 +115,31 @@ async def _generic_plan(conn: asyncpg.Connection, execute: Any, query: str, args
     return (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]  # type: ignore[no-any-return]
 
 
-def _scans(node: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
+def _scans(node: dict[str, Any]) -> Iterator[tuple[str, str, int, int]]:
     """(table, or index for a bitmap index scan; node type; rows or index entries read in all its loops: those
-    returned and those a filter or recheck removed) of every scan in a plan."""
+    returned and those a filter or recheck removed; shared buffers it touched, its own, in all its loops) of every
+    scan in a plan. An index scan whose condition is not on the index's leading columns walks the whole index
+    without removing anything: only its buffers show it."""
     name = node.get("Relation Name") or (node.get("Index Name") if node["Node Type"] == "Bitmap Index Scan" else None)
     if name and "Scan" in node["Node Type"]:
         removed = node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
         read = node["Actual Rows"] + removed
-        yield name, node["Node Type"], read * node["Actual Loops"]
+        buffers = _buffers(node) - sum(_buffers(child) for child in node.get("Plans", []))
+        yield name, node["Node Type"], read * node["Actual Loops"], buffers
     for child in node.get("Plans", []):
         yield from _scans(child)
 
 
-async def test_completing_a_checkout_reads_one_payment_intent_and_the_carts_variants_and_stock_only(
-    world: World,
-    sessions: async_sessionmaker[AsyncSession],
-    redis: Redis,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+def _buffers(node: dict[str, Any]) -> int:
+    """Shared buffers a plan node touched, its children's included (EXPLAIN's BUFFERS)."""
+    return int(node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0))
+
+
+async def _a_store_that_has_traded(
+    sessions: async_sessionmaker[AsyncSession], shop: Shop, redis: Redis, settings: Settings
 ) -> None:
-    shop = await make_shop(world)
-    # a catalog far larger than the cart, every item in stock, and a payment history far longer than one checkout
+    """A catalog far larger than a cart, every item in stock, a payment history far longer than one checkout,
+    orders placed through the checkout, and statistics of it all."""
     async with sessions() as session, session.begin():
         catalog = CatalogService(session, shop.store.id)
         for n in range(CATALOG):
@@ -147,10 +153,21 @@ async def test_completing_a_checkout_reads_one_payment_intent_and_the_carts_vari
         await session.execute(text(_STOCK_EVERYWHERE), {"store_id": shop.store.id})
         await session.execute(text(_PAYMENT_HISTORY), {"store_id": shop.store.id, "count": HISTORY})
         await session.execute(text(_RESERVATION_HISTORY), {"store_id": shop.store.id, "count": HISTORY})
-    for _ in range(5):  # and orders placed through the checkout before this one
+    for _ in range(5):
         await place_order(sessions, shop, redis, settings)
-    async with sessions() as session, session.begin():  # statistics, as in a store that has traded (committed:
-        await session.execute(text("ANALYZE"))  # pg_statistic's rows go with the transaction)
+    async with sessions() as session, session.begin():  # committed: pg_statistic's rows go with the transaction
+        await session.execute(text("ANALYZE"))
+
+
+async def test_completing_a_checkout_reads_one_payment_intent_and_the_carts_variants_and_stock_only(
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop = await make_shop(world)
+    await _a_store_that_has_traded(sessions, shop, redis, settings)
     snapshot = await _quote(sessions, shop, {"BEAN-1": 1, "MUG-1": 1, "CRO-1": 1})
     async with sessions() as session, session.begin():  # a crowd: checkouts in flight the statistics do not know of
         await session.execute(text(_CHECKOUTS_IN_FLIGHT), {"snapshot_id": snapshot.id, "count": IN_FLIGHT})
@@ -163,7 +180,8 @@ async def test_completing_a_checkout_reads_one_payment_intent_and_the_carts_vari
         if query.lstrip().upper().startswith(("SELECT", "WITH", "INSERT", "UPDATE")):
             try:
                 async with self.transaction():
-                    rows = await raw_execute(self, f"EXPLAIN (ANALYZE, FORMAT JSON) {query}", args, *rest, **kwargs)
+                    explain_query = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}"
+                    rows = await raw_execute(self, explain_query, args, *rest, **kwargs)
                     explain = rows[0][0]
                     plans.append((query, (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]))
                     raise _RolledBack
@@ -183,7 +201,7 @@ async def test_completing_a_checkout_reads_one_payment_intent_and_the_carts_vari
         (table, kind, rows, query.split()[:4], which)
         for which, explained_plans in (("custom", plans), ("generic", generic))
         for query, plan in explained_plans
-        for table, kind, rows in _scans(plan)
+        for table, kind, rows, _ in _scans(plan)
         # one intent (the one this checkout opens or follows); the three lines' variants; their stock rows, twice
         # at most (the place statement locks them, then moves them); the three reservations this checkout holds;
         # its attempt, whatever other checkouts are in flight
@@ -194,3 +212,78 @@ async def test_completing_a_checkout_reads_one_payment_intent_and_the_carts_vari
         or (table == "checkout_attempts" and rows > 1)
     ]
     assert not too_many, too_many
+
+
+SHOPPERS = 2000
+_PROMOTION_USES = """
+    INSERT INTO promotion_customer_uses (id, store_id, promotion_id, customer_key, uses, created_at, updated_at)
+    SELECT gen_random_uuid(), :store_id, :promotion_id, 'shopper-' || n || '@example.com', 1, now(), now()
+    FROM generate_series(1, :count) AS n
+"""
+_OTHER_CARTS = """
+    WITH carts AS (
+        INSERT INTO carts (id, store_id, token, currency, status, created_at, updated_at)
+        SELECT gen_random_uuid(), :store_id, 'other-' || n, 'EUR', 'open', now(), now()
+        FROM generate_series(1, :count) AS n
+        RETURNING id, store_id
+    )
+    INSERT INTO cart_lines (id, store_id, cart_id, variant_id, quantity, created_at, updated_at)
+    SELECT gen_random_uuid(), c.store_id, c.id, v.id, 1, now(), now()
+    FROM carts c CROSS JOIN LATERAL (SELECT id FROM variants WHERE store_id = c.store_id LIMIT 3) v
+"""
+
+
+async def test_a_quote_reads_its_cart_and_the_shoppers_own_promotion_uses(
+    world: World,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop = await make_shop(world)
+    async with sessions() as session, session.begin():  # a once-per-shopper code that 2,000 shoppers have used,
+        bind_store(session, shop.store.id)  # and a first-order offer (the quote asks whether the shopper ordered)
+        once = Promotion(name="Once", code="ONCE", kind="percentage", percent_bps=1000, per_customer_limit=1)
+        session.add_all([once, Promotion(name="Welcome", kind="percentage", percent_bps=500, first_order_only=True)])
+        await session.flush()
+        await session.execute(
+            text(_PROMOTION_USES), {"store_id": shop.store.id, "promotion_id": once.id, "count": SHOPPERS}
+        )
+        await session.execute(text(_OTHER_CARTS), {"store_id": shop.store.id, "count": SHOPPERS})
+    await _a_store_that_has_traded(sessions, shop, redis, settings)
+
+    plans: list[tuple[str, dict[str, Any]]] = []
+    raw_execute = asyncpg.Connection._execute
+
+    async def explained(self: asyncpg.Connection, query: str, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        if query.lstrip().upper().startswith(("SELECT", "WITH")):
+            try:
+                async with self.transaction():
+                    explain_query = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}"
+                    explain = (await raw_execute(self, explain_query, args, *rest, **kwargs))[0][0]
+                    plans.append(("custom", (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]))
+                    raise _RolledBack
+            except _RolledBack:
+                pass
+            plans.append(("generic", await _generic_plan(self, raw_execute, query, args)))
+        return await raw_execute(self, query, args, *rest, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "_execute", explained)
+    snapshot = await _quote(sessions, shop, {"BEAN-1": 1, "MUG-1": 1, "CRO-1": 1}, email="Shopper-7@example.com")
+    monkeypatch.undo()
+
+    assert len(snapshot.lines) == 3
+    assert [which for which, _ in plans] == ["custom", "generic"]  # the quote's one read (and its insert)
+    reads = [(which, *read) for which, plan in plans for read in _scans(plan)]
+    too_many = [
+        (which, table, kind, rows, buffers)
+        for which, table, kind, rows, buffers in reads
+        # the store's two promotions; the shopper's one use, not the 2,000 others'; the cart, not the 2,000 others,
+        # and its three lines, their variants, products and stock rows, not the store's 300 items (a few loops of
+        # one row by index). The first-order check reads the store's 5 orders whole: too few to need an index.
+        if (table == "promotions" and rows > 2)
+        or (table == "promotion_customer_uses" and (rows > 1 or buffers > 3))
+        or (table == "carts" and (rows > 1 or buffers > 3))
+        or (table in ("cart_lines", "variants", "products", "stock_levels") and (rows > 4 or buffers > 12))
+    ]
+    assert not too_many, (too_many, reads)
