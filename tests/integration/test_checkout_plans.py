@@ -115,6 +115,33 @@ async def _generic_plan(conn: asyncpg.Connection, execute: Any, query: str, args
     return (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]  # type: ignore[no-any-return]
 
 
+def _explain_each_statement(
+    monkeypatch: pytest.MonkeyPatch, kinds: tuple[str, ...]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """From now until ``monkeypatch.undo()``, each statement sent through asyncpg that starts with one of ``kinds``
+    runs first under EXPLAIN (ANALYZE, BUFFERS) for its custom plan and then for the generic one, both rolled back,
+    then for real. Returns the list that ("custom" or "generic", statement, plan) go to, in that order."""
+    plans: list[tuple[str, str, dict[str, Any]]] = []
+    raw_execute = asyncpg.Connection._execute
+
+    async def explained(self: asyncpg.Connection, query: str, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        if query.lstrip().upper().startswith(kinds):
+            try:
+                async with self.transaction():
+                    explain_query = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}"
+                    explain = (await raw_execute(self, explain_query, args, *rest, **kwargs))[0][0]
+                    plan = (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]
+                    plans.append(("custom", query, plan))
+                    raise _RolledBack
+            except _RolledBack:
+                pass
+            plans.append(("generic", query, await _generic_plan(self, raw_execute, query, args)))
+        return await raw_execute(self, query, args, *rest, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "_execute", explained)
+    return plans
+
+
 def _scans(node: dict[str, Any]) -> Iterator[tuple[str, str, int, int]]:
     """(table, or index for a bitmap index scan; node type; rows or index entries read in all its loops: those
     returned and those a filter or recheck removed; shared buffers it touched, its own, in all its loops) of every
@@ -172,35 +199,17 @@ async def test_completing_a_checkout_reads_one_payment_intent_and_the_carts_vari
     async with sessions() as session, session.begin():  # a crowd: checkouts in flight the statistics do not know of
         await session.execute(text(_CHECKOUTS_IN_FLIGHT), {"snapshot_id": snapshot.id, "count": IN_FLIGHT})
 
-    plans: list[tuple[str, dict[str, Any]]] = []
-    generic: list[tuple[str, dict[str, Any]]] = []
-    raw_execute = asyncpg.Connection._execute
-
-    async def explained(self: asyncpg.Connection, query: str, args: Any, *rest: Any, **kwargs: Any) -> Any:
-        if query.lstrip().upper().startswith(("SELECT", "WITH", "INSERT", "UPDATE")):
-            try:
-                async with self.transaction():
-                    explain_query = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}"
-                    rows = await raw_execute(self, explain_query, args, *rest, **kwargs)
-                    explain = rows[0][0]
-                    plans.append((query, (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]))
-                    raise _RolledBack
-            except _RolledBack:
-                pass
-            generic.append((query, await _generic_plan(self, raw_execute, query, args)))
-        return await raw_execute(self, query, args, *rest, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Connection, "_execute", explained)
+    plans = _explain_each_statement(monkeypatch, ("SELECT", "WITH", "INSERT", "UPDATE"))
     saga = CheckoutSaga(sessions, shop.store, provider_for(shop.store, redis, settings))
     outcome = await saga.complete(snapshot.id, uuid.uuid4().hex, PaymentInput(card=VISA), fingerprint="f")
     monkeypatch.undo()
 
     assert outcome.state == "completed"
-    assert len(plans) == len(generic) == 3  # snapshot read, claim + reserve, place (ADR 0003's budget)
+    # snapshot read, claim + reserve, place (ADR 0003's budget), each custom then generic
+    assert [which for which, _, _ in plans] == ["custom", "generic"] * 3
     too_many = [
         (table, kind, rows, query.split()[:4], which)
-        for which, explained_plans in (("custom", plans), ("generic", generic))
-        for query, plan in explained_plans
+        for which, query, plan in plans
         for table, kind, rows, _ in _scans(plan)
         # one intent (the one this checkout opens or follows); the three lines' variants; their stock rows, twice
         # at most (the place statement locks them, then moves them); the three reservations this checkout holds;
@@ -252,29 +261,13 @@ async def test_a_quote_reads_its_cart_and_the_shoppers_own_promotion_uses(
         await session.execute(text(_OTHER_CARTS), {"store_id": shop.store.id, "count": SHOPPERS})
     await _a_store_that_has_traded(sessions, shop, redis, settings)
 
-    plans: list[tuple[str, dict[str, Any]]] = []
-    raw_execute = asyncpg.Connection._execute
-
-    async def explained(self: asyncpg.Connection, query: str, args: Any, *rest: Any, **kwargs: Any) -> Any:
-        if query.lstrip().upper().startswith(("SELECT", "WITH")):
-            try:
-                async with self.transaction():
-                    explain_query = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}"
-                    explain = (await raw_execute(self, explain_query, args, *rest, **kwargs))[0][0]
-                    plans.append(("custom", (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]))
-                    raise _RolledBack
-            except _RolledBack:
-                pass
-            plans.append(("generic", await _generic_plan(self, raw_execute, query, args)))
-        return await raw_execute(self, query, args, *rest, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Connection, "_execute", explained)
+    plans = _explain_each_statement(monkeypatch, ("SELECT", "WITH"))
     snapshot = await _quote(sessions, shop, {"BEAN-1": 1, "MUG-1": 1, "CRO-1": 1}, email="Shopper-7@example.com")
     monkeypatch.undo()
 
     assert len(snapshot.lines) == 3
-    assert [which for which, _ in plans] == ["custom", "generic"]  # the quote's one read (and its insert)
-    reads = [(which, *read) for which, plan in plans for read in _scans(plan)]
+    assert [which for which, _, _ in plans] == ["custom", "generic"]  # the quote's one read (and its insert)
+    reads = [(which, *read) for which, _, plan in plans for read in _scans(plan)]
     too_many = [
         (which, table, kind, rows, buffers)
         for which, table, kind, rows, buffers in reads
